@@ -1,0 +1,32 @@
+# Two set-up commands: `make demo` and `make test`. Both create .venv when it is missing.
+# CPU machines without CUDA use the default TORCH_SPEC; on a GPU machine pick the wheel for your CUDA, e.g.
+#   make test TORCH_SPEC="torch torchvision --index-url https://download.pytorch.org/whl/cu124"
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= demo_data
+DEMO_SIZE ?= 1.0
+
+.PHONY: env demo test bench clean
+
+env: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH_SPEC)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m monai_ext.data.demo --out $(DEMO_DIR) --size $(DEMO_SIZE) --summary
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+bench: $(STAMP)
+	@echo "no benchmarks yet: they arrive with the bundles"
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

@@ -1,0 +1,21 @@
+# Copyright (c) 2026 robust-medical-bundles contributors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""MONAI extensions for learning from noisy, imbalanced, diverse-quality medical images.
+
+Subpackages are imported on first access so that ``import monai_ext`` stays cheap and bundle configs can write
+``"$monai_ext.data.cxr.nih_datalist(@dataset_dir)"`` after a plain ``"$import monai_ext"``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+__all__ = ["data", "engines", "handlers", "losses", "metrics", "networks", "samplers", "transforms", "__version__"]
+
+
+def __getattr__(name: str):
+    if name in __all__ and name != "__version__":
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,20 @@
+# Copyright (c) 2026 robust-medical-bundles contributors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""Readers that turn each public dataset's real on-disk layout into MONAI datalists.
+
+Submodules (import the one you need): ``datalist`` (shared checks and helpers), ``cxr`` (NIH ChestX-ray14,
+CheXpert, OpenI, PadChest, MIMIC-CXR-LT, VinDr-CXR and NVUM label alignment), ``deeplesion``, ``covid_ct``,
+``rop`` and ``demo`` (writes small datasets in every layout).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = ["datalist", "cxr", "deeplesion", "covid_ct", "rop", "demo"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

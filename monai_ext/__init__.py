@@ -12,7 +12,19 @@ import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["data", "engines", "handlers", "losses", "metrics", "networks", "samplers", "transforms", "__version__"]
+__all__ = [
+    "bundle",
+    "data",
+    "engines",
+    "handlers",
+    "losses",
+    "metrics",
+    "networks",
+    "samplers",
+    "transforms",
+    "utils",
+    "__version__",
+]
 
 
 def __getattr__(name: str):

@@ -1,0 +1,81 @@
+# Copyright (c) 2026 robust-medical-bundles contributors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""Gathering ``(index, value)`` pairs from every rank, so that all ranks hold the same full per-sample state.
+
+Under ``torchrun`` each rank sees its own share of every batch; per-sample state (NVUM memory, soft labels, MoMBS
+scores, :class:`monai_ext.handlers.per_sample.PerSampleRecorder`) is kept identical everywhere by applying the
+gathered pairs of all ranks, in rank order, on every rank.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["all_gather_indexed"]
+
+
+def _communication_device(reference: torch.device, group: dist.ProcessGroup | None) -> torch.device:
+    backend = str(dist.get_backend(group)).lower()
+    if backend == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    if backend == "gloo":
+        return torch.device("cpu")
+    return reference
+
+
+def all_gather_indexed(
+    index: torch.Tensor, values: torch.Tensor, group: dist.ProcessGroup | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Concatenate ``(index, values)`` of all ranks, in rank order, on every rank.
+
+    Ranks may hold different batch sizes (the last batch of an epoch, samplers with uneven shares): the sizes are
+    gathered first, every rank pads to the largest, and the padding is trimmed off. Tensors travel on the device
+    the backend needs (CUDA for ``nccl``, CPU for ``gloo``) and come back on ``index``'s and ``values``' devices.
+    Without an initialised process group (or with one rank) this returns detached copies. With one, it is a
+    collective call: every rank of ``group`` must make it, the same number of times.
+
+    Example: rank 0 holds ``index=[4, 1]``, ``values=[0.5, 0.2]`` and rank 1 ``index=[7]``, ``values=[0.9]``;
+    both ranks get ``([4, 1, 7], [0.5, 0.2, 0.9])``.
+
+    Args:
+        index: ``B`` integer dataset indices of this rank's samples (``B`` may be 0 and differ across ranks).
+        values: ``B ...`` values of these samples; the trailing shape and dtype must be the same on every rank.
+        group: process group, default the global group.
+
+    Returns:
+        ``(sum B,)`` indices and ``(sum B, ...)`` values, detached.
+
+    Raises:
+        ValueError: ``index`` is not 1-D or ``values`` does not have ``B`` rows.
+    """
+    if index.ndim != 1:
+        raise ValueError(f"index must have shape (B,), got {tuple(index.shape)}.")
+    if values.ndim == 0 or values.shape[0] != index.shape[0]:
+        raise ValueError(
+            f"values must have one row per index (shape ({index.shape[0]}, ...)), got {tuple(values.shape)}."
+        )
+    index, values = index.detach(), values.detach()
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size(group) == 1:
+        return index.clone(), values.clone()
+
+    world = dist.get_world_size(group)
+    comm = _communication_device(values.device, group)
+    size = torch.tensor([index.shape[0]], dtype=torch.long, device=comm)
+    sizes = [torch.zeros_like(size) for _ in range(world)]
+    dist.all_gather(sizes, size, group=group)
+    counts = [int(s.item()) for s in sizes]
+    longest = max(counts)
+
+    padded_index = torch.zeros(longest, dtype=index.dtype, device=comm)
+    padded_index[: index.shape[0]] = index.to(comm)
+    padded_values = torch.zeros((longest, *values.shape[1:]), dtype=values.dtype, device=comm)
+    padded_values[: values.shape[0]] = values.to(comm)
+    all_index = [torch.empty_like(padded_index) for _ in range(world)]
+    all_values = [torch.empty_like(padded_values) for _ in range(world)]
+    dist.all_gather(all_index, padded_index, group=group)
+    dist.all_gather(all_values, padded_values, group=group)
+
+    gathered_index = torch.cat([t[:n] for t, n in zip(all_index, counts)])
+    gathered_values = torch.cat([t[:n] for t, n in zip(all_values, counts)])
+    return gathered_index.to(index.device), gathered_values.to(values.device)

@@ -1,0 +1,573 @@
+# Copyright (c) 2026 robust-medical-bundles contributors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""COVID-19 CT infection segmentation readers: NIfTI volumes + masks -> one 2D item per axial slice.
+
+Two public releases are read in their own layouts (``layout="medseg"`` or ``"ma"``):
+
+* MedSeg "COVID-19 CT segmentation dataset" (medicalsegmentation.com/covid19): Dataset 1 = 100 axial slices from
+  more than 40 patients (``tr_im.nii.gz``, 512 x 512 x 100, HU) with ``tr_mask.nii.gz`` (0 background, 1 ground-glass,
+  2 consolidation, 3 pleural effusion); Dataset 2 = 9 Radiopaedia volumes (``rp_im/<k>.nii.gz`` with ``rp_msk/``,
+  same labels).
+* Ma et al., "COVID-19 CT Lung and Infection Segmentation Dataset" (Zenodo 10.5281/zenodo.3757476, CC BY-NC-SA;
+  benchmark: Ma et al., "Towards Efficient COVID-19 CT Annotation: A Benchmark for Lung and Infection Segmentation",
+  arXiv:2004.12537): 20 volumes (10 Coronacases in HU, 10 Radiopaedia windowed to [-1250, 250] HU and rescaled to
+  [0, 255]) with ``Infection_Mask`` (0/1), ``Lung_Mask`` (1 left, 2 right lung) and ``Lung_and_Infection_Mask``
+  (1 left lung, 2 right lung, 3 infection).
+
+Loading a whole volume for every 2D sample would be wasteful, so every axial slice is written once as a 2D NIfTI
+image/label pair under ``slice_dir`` (nibabel, with the volume's affine moved to that slice) and reused while the
+source files and options are unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from enum import Enum
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from monai.utils import look_up_option
+from monai.utils.enums import StrEnum
+
+from monai_ext.data.datalist import DatasetLayoutError, assign_indices
+
+__all__ = [
+    "CovidLayout",
+    "MaMaskSource",
+    "CovidSplit",
+    "EmptySlicePolicy",
+    "EmptyVolumePolicy",
+    "IntensityPolicy",
+    "MEDSEG_LABELS",
+    "MA_CASES",
+    "MA_FOLDERS",
+    "ma_case_name",
+    "covid_ct_datalist",
+]
+
+logger = logging.getLogger(__name__)
+
+#: MedSeg mask values.
+MEDSEG_LABELS = {"ggo": 1, "consolidation": 2, "effusion": 3}
+
+#: case names of the Zenodo 3757476 release; every folder holds ``<case>.nii.gz`` under the same name.
+MA_CASES = tuple(f"coronacases_{i:03d}" for i in range(1, 11)) + (
+    "radiopaedia_4_85506_1",
+    "radiopaedia_7_85703_0",
+    "radiopaedia_10_85902_1",
+    "radiopaedia_10_85902_3",
+    "radiopaedia_14_85914_0",
+    "radiopaedia_27_86410_0",
+    "radiopaedia_29_86490_1",
+    "radiopaedia_29_86491_1",
+    "radiopaedia_36_86526_0",
+    "radiopaedia_40_86625_0",
+)
+
+#: Ma et al. folders: images, and the mask folder of each mask source.
+MA_FOLDERS = {
+    "image": "COVID-19-CT-Seg_20cases",
+    "infection": "Infection_Mask",
+    "lung": "Lung_Mask",
+    "lung_and_infection": "Lung_and_Infection_Mask",
+}
+
+_MEDSEG_LAYOUT = (
+    "Expected MedSeg layout: <dataset_dir>/tr_im.nii.gz + tr_mask.nii.gz (Dataset 1) and "
+    "<dataset_dir>/rp_im/<k>.nii.gz + rp_msk/<k>.nii.gz (Dataset 2); choose with medseg_sets."
+)
+_MA_LAYOUT = (
+    "Expected Ma et al. (Zenodo 3757476) layout: <dataset_dir>/COVID-19-CT-Seg_20cases/<case>.nii.gz with "
+    "<dataset_dir>/Infection_Mask/<case>.nii.gz or Lung_and_Infection_Mask/<case>.nii.gz, e.g. case "
+    "'coronacases_001' or 'radiopaedia_4_85506_1'."
+)
+_NIFTI_SUFFIXES = (".nii.gz", ".nii")
+_CACHE_VERSION = 1
+
+
+class CovidLayout(StrEnum):
+    """Which release's on-disk layout and label convention to read."""
+
+    MEDSEG = "medseg"
+    MA = "ma"
+
+
+class MaMaskSource(StrEnum):
+    """Ma et al. mask folder: ``Infection_Mask`` (values 0/1) or ``Lung_and_Infection_Mask`` (0-3)."""
+
+    INFECTION = "infection"
+    LUNG_AND_INFECTION = "lung_and_infection"
+
+
+class CovidSplit(StrEnum):
+    """Split selected by :func:`covid_ct_datalist`."""
+
+    TRAIN = "train"
+    VAL = "val"
+    TEST = "test"
+    ALL = "all"
+
+
+class EmptySlicePolicy(StrEnum):
+    """What to do with slices whose mapped mask is empty: keep them (``has_lesion`` False) or drop them."""
+
+    KEEP = "keep"
+    DROP = "drop"
+
+
+class EmptyVolumePolicy(StrEnum):
+    """What to do with a volume whose whole mapped mask is empty: keep or drop it with a warning, or raise."""
+
+    KEEP = "keep"
+    DROP = "drop"
+    ERROR = "error"
+
+
+class IntensityPolicy(StrEnum):
+    """Volumes stored in [0, 255] (Ma's Radiopaedia cases): map back to HU, or keep the stored values."""
+
+    TO_HU = "to_hu"
+    KEEP = "keep"
+
+
+def _stem(file_name: str) -> str:
+    return next((file_name[: -len(s)] for s in _NIFTI_SUFFIXES if file_name.endswith(s)), file_name)
+
+
+def ma_case_name(file_name: str) -> str:
+    """Case name of a Ma et al. image or mask file.
+
+    The Zenodo release names every file ``<case>.nii.gz``; the Kaggle mirror ("COVID-19 CT scans") names the images
+    ``coronacases_org_001.nii`` and ``radiopaedia_org_covid-19-pneumonia-4_85506_1-dcm.nii``, which map to the
+    cases ``coronacases_001`` and ``radiopaedia_4_85506_1``.
+    """
+    stem = _stem(file_name).replace("coronacases_org_", "coronacases_")
+    match = re.fullmatch(r"radiopaedia_org_covid-19-pneumonia-(\d+_\d+_\d+)-dcm", stem)
+    return f"radiopaedia_{match.group(1)}" if match else stem
+
+
+def _ma_patient(case: str) -> str:
+    """Radiopaedia cases ``<case>_<study>_<series>`` of the same case number come from the same patient."""
+    match = re.fullmatch(r"radiopaedia_(\d+)_\d+_\d+", case)
+    return f"radiopaedia_{match.group(1)}" if match else case
+
+
+def _opt(value: str | Enum) -> str:
+    return value.value if isinstance(value, Enum) else value
+
+
+def _find_nifti(folder: Path, stem: str) -> Path:
+    for suffix in _NIFTI_SUFFIXES:
+        if (folder / f"{stem}{suffix}").is_file():
+            return folder / f"{stem}{suffix}"
+    return folder / f"{stem}.nii.gz"
+
+
+def _resolve_label_map(label_map: Mapping[str, int | Sequence[int]], allowed: set[int], where: str) -> list:
+    if not label_map:
+        raise ValueError("label_map must map at least one class name to mask value(s).")
+    resolved, seen = [], {}
+    for name, values in label_map.items():
+        vals = [int(values)] if isinstance(values, (int, np.integer)) else [int(v) for v in values]
+        for v in vals:
+            if v not in allowed:
+                raise ValueError(f"label_map[{name!r}] uses mask value {v}, but {where} masks hold {sorted(allowed)}.")
+            if v in seen:
+                raise ValueError(f"mask value {v} is mapped to both {seen[v]!r} and {name!r} in label_map.")
+            seen[v] = name
+        resolved.append([str(name), sorted(vals)])
+    return resolved
+
+
+def _stat(path: Path) -> list:
+    st = path.stat()
+    return [str(path), st.st_size, st.st_mtime_ns]
+
+
+def _spatial_shape(path: Path) -> tuple[int, ...]:
+    shape = tuple(int(s) for s in nib.load(str(path)).shape)
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    return shape
+
+
+def _slice_affine(affine: np.ndarray, z: int) -> np.ndarray:
+    out = np.array(affine, dtype=np.float64, copy=True)
+    out[:3, 3] = affine[:3, :3] @ np.array([0.0, 0.0, float(z)]) + affine[:3, 3]
+    return out
+
+
+def _write_slices(vol: dict, out_dir: Path, options: dict) -> dict:
+    """Read one volume + mask, map the labels, write every axial slice as 2D NIfTI, return the manifest."""
+    image_path, mask_path = vol["image"], vol["mask"]
+    img_shape, msk_shape = _spatial_shape(image_path), _spatial_shape(mask_path)
+    if img_shape != msk_shape:
+        raise DatasetLayoutError(
+            f"mask '{mask_path}' has shape {msk_shape} but its image '{image_path}' has shape {img_shape}."
+        )
+    if len(img_shape) != 3:
+        raise DatasetLayoutError(f"'{image_path}' has shape {img_shape}; expected a 3D volume (X, Y, Z).")
+    nii = nib.load(str(image_path))
+    image = np.asanyarray(nii.dataobj).reshape(img_shape).astype(np.float32)
+    raw = np.asanyarray(nib.load(str(mask_path)).dataobj).reshape(msk_shape)
+    mask = (np.rint(raw) if raw.dtype.kind == "f" else raw).astype(np.int16)
+    found = set(np.unique(mask).tolist())
+    if not found <= options["allowed"] | {0}:
+        raise DatasetLayoutError(
+            f"mask '{mask_path}' holds values {sorted(found)}; expected a subset of {sorted(options['allowed'] | {0})}."
+        )
+    target = np.where(mask == 0, 0, options["unmapped_value"]).astype(np.uint8)
+    for k, (_, values) in enumerate(options["label_map"], start=1):
+        target[np.isin(mask, values)] = k
+    num_classes = len(options["label_map"])
+    windowed = bool(image.min() >= 0 and image.max() <= 255)
+    if windowed and options["intensity"] == IntensityPolicy.TO_HU:
+        lo, hi = options["windowed_range_hu"]
+        image = lo + image / 255.0 * (hi - lo)
+    image_out = (
+        np.clip(np.rint(image), -32768, 32767).astype(np.int16)
+        if options["intensity"] == IntensityPolicy.TO_HU
+        else image
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    slices = []
+    for z in range(img_shape[2]):
+        affine = _slice_affine(nii.affine, z)
+        nib.save(nib.Nifti1Image(image_out[:, :, z], affine), str(out_dir / f"image_z{z:04d}.nii.gz"))
+        nib.save(nib.Nifti1Image(target[:, :, z], affine), str(out_dir / f"label_z{z:04d}.nii.gz"))
+        counts = np.bincount(target[:, :, z].ravel(), minlength=max(num_classes + 1, 1))
+        class_pixels = [int(c) for c in counts[1 : num_classes + 1]]
+        slices.append({"z": z, "class_pixels": class_pixels})
+    manifest = {
+        "version": _CACHE_VERSION,
+        "sources": [_stat(image_path), _stat(mask_path)],
+        "options": options["key"],
+        "shape": list(img_shape),
+        "intensity_source": "window_0_255" if windowed else "hu",
+        "slices": slices,
+    }
+    tmp = out_dir / "manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest))
+    os.replace(tmp, out_dir / "manifest.json")
+    return manifest
+
+
+def _cache_dir(vol: dict, slice_root: Path, options: dict) -> Path:
+    """``<slice_root>/<layout>_<volume>-<hash of mask folder and output options>``."""
+    digest = hashlib.sha1(json.dumps([vol["mask"].parent.name, options["key"]]).encode()).hexdigest()[:8]
+    return slice_root / f"{vol['volume_id'].replace('/', '_')}-{digest}"
+
+
+def _num_slices(vol: dict, slice_root: Path, options: dict) -> int:
+    """Number of axial slices, from the NIfTI header, else from an existing slice cache."""
+    if vol["image"].is_file():
+        return _spatial_shape(vol["image"])[-1]
+    manifest = _cache_dir(vol, slice_root, options) / "manifest.json"
+    if manifest.is_file():
+        return int(json.loads(manifest.read_text())["shape"][-1])
+    raise FileNotFoundError(f"COVID CT volume '{vol['image']}' is missing and has no slice cache. {vol['hint']}")
+
+
+def _load_or_write(vol: dict, slice_root: Path, options: dict, check_files: bool) -> tuple[Path, dict]:
+    out_dir = _cache_dir(vol, slice_root, options)
+    manifest_path = out_dir / "manifest.json"
+    if manifest_path.is_file():
+        manifest = json.loads(manifest_path.read_text())
+        sources_present = vol["image"].is_file() and vol["mask"].is_file()
+        fresh = manifest.get("version") == _CACHE_VERSION and manifest.get("options") == options["key"]
+        if sources_present:
+            fresh = fresh and manifest.get("sources") == [_stat(vol["image"]), _stat(vol["mask"])]
+        elif check_files:
+            fresh = False
+        files_ok = all(
+            (out_dir / f"{kind}_z{s['z']:04d}.nii.gz").is_file()
+            for s in manifest["slices"]
+            for kind in ("image", "label")
+        )
+        if fresh and files_ok:
+            return out_dir, manifest
+    if not (vol["image"].is_file() and vol["mask"].is_file()):
+        raise FileNotFoundError(
+            f"COVID CT volume '{vol['image']}' or mask '{vol['mask']}' is missing and no slice cache exists under "
+            f"'{out_dir}'. {vol['hint']}"
+        )
+    logger.info("writing axial slices of %s to %s", vol["image"], out_dir)
+    return out_dir, _write_slices(vol, out_dir, options)
+
+
+def _medseg_volumes(root: Path, sets: Sequence[str]) -> list[dict]:
+    vols = []
+    for s in sets:
+        if s == "tr":
+            vols.append({"volume_id": "medseg/tr", "image": root / "tr_im.nii.gz", "mask": root / "tr_mask.nii.gz"})
+            vols[-1]["units"] = "slice"
+        elif s == "rp":
+            folder = root / "rp_im"
+            if not folder.is_dir():
+                raise FileNotFoundError(f"MedSeg Dataset 2 folder not found: '{folder}'. {_MEDSEG_LAYOUT}")
+            stems = {_stem(p.name) for p in folder.iterdir() if p.name.endswith(_NIFTI_SUFFIXES)}
+            stems = sorted(stems, key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k))
+            for k in stems:
+                vols.append(
+                    {
+                        "volume_id": f"medseg/rp_{k}",
+                        "image": _find_nifti(folder, k),
+                        "mask": _find_nifti(root / "rp_msk", k),
+                        "patient_id": f"medseg_rp_{k}",
+                        "units": "volume",
+                    }
+                )
+        else:
+            raise ValueError(f"medseg_sets entries must be 'tr' or 'rp', got {s!r}.")
+    for v in vols:
+        v["hint"] = _MEDSEG_LAYOUT
+    return vols
+
+
+def _ma_volumes(root: Path, mask_source: MaMaskSource) -> list[dict]:
+    folder = root / MA_FOLDERS["image"]
+    if not folder.is_dir():
+        raise FileNotFoundError(f"Ma et al. image folder not found: '{folder}'. {_MA_LAYOUT}")
+    files = sorted(p for p in folder.iterdir() if p.name.endswith(_NIFTI_SUFFIXES))
+    if not files:
+        raise FileNotFoundError(f"no NIfTI volume in '{folder}'. {_MA_LAYOUT}")
+    mask_dir = root / MA_FOLDERS[mask_source.value]
+    vols = []
+    for path in files:
+        case = ma_case_name(path.name)
+        vols.append(
+            {
+                "volume_id": f"ma/{case}",
+                "image": path,
+                "mask": _find_nifti(mask_dir, case),
+                "patient_id": _ma_patient(case),
+                "units": "volume",
+                "hint": _MA_LAYOUT,
+            }
+        )
+    return sorted(vols, key=lambda v: v["volume_id"])
+
+
+def _assign_splits(groups: list[str], num_folds: int, fold: int, val_fold: int, train_fraction: float, seed: int):
+    """Shuffle patient groups with ``seed``, deal them round-robin into folds; keep a prefix of the training order."""
+    order = [groups[i] for i in np.random.default_rng(seed).permutation(len(groups))]
+    split_of = {}
+    train = []
+    for pos, g in enumerate(order):
+        f = pos % num_folds
+        split_of[g] = "test" if f == fold else "val" if f == val_fold else "train"
+        if split_of[g] == "train":
+            train.append(g)
+    keep = math.ceil(train_fraction * len(train) - 1e-9)
+    for g in train[max(keep, 1 if train else 0) :]:
+        split_of[g] = None  # left out of the reduced training set
+    return split_of
+
+
+def covid_ct_datalist(
+    dataset_dir: str | os.PathLike,
+    layout: str | CovidLayout = CovidLayout.MEDSEG,
+    label_map: Mapping[str, int | Sequence[int]] | None = None,
+    slice_dir: str | os.PathLike | None = None,
+    split: str | CovidSplit = CovidSplit.TRAIN,
+    num_folds: int = 5,
+    fold: int = 0,
+    val_fold: int | None = None,
+    train_fraction: float = 1.0,
+    seed: int = 0,
+    medseg_sets: Sequence[str] = ("tr", "rp"),
+    ma_mask: str | MaMaskSource = MaMaskSource.INFECTION,
+    empty_slices: str | EmptySlicePolicy = EmptySlicePolicy.KEEP,
+    empty_volume: str | EmptyVolumePolicy = EmptyVolumePolicy.KEEP,
+    intensity: str | IntensityPolicy = IntensityPolicy.TO_HU,
+    windowed_range_hu: tuple[float, float] = (-1250.0, 250.0),
+    unmapped_value: int = 0,
+    check_files: bool = True,
+) -> list[dict]:
+    """Read a COVID-19 CT segmentation release into a datalist of 2D axial slices.
+
+    Layouts (``layout``)::
+
+        medseg: <dataset_dir>/tr_im.nii.gz, tr_mask.nii.gz                    Dataset 1, 512 x 512 x 100, HU
+                <dataset_dir>/rp_im/<k>.nii.gz, rp_msk/<k>.nii.gz            Dataset 2, 9 volumes
+                (tr_lungmasks_updated.nii.gz, rp_lung_msk/, val_im.nii.gz are not read)
+        ma:     <dataset_dir>/COVID-19-CT-Seg_20cases/<case>.nii.gz           20 volumes, see MA_CASES
+                <dataset_dir>/Infection_Mask/<case>.nii.gz                    0/1        (ma_mask="infection")
+                <dataset_dir>/Lung_and_Infection_Mask/<case>.nii.gz           0/1/2/3    (ma_mask="lung_and_infection")
+
+    Ma image files named as in the Kaggle mirror (``coronacases_org_001.nii``,
+    ``radiopaedia_org_covid-19-pneumonia-4_85506_1-dcm.nii``) are accepted too, see :func:`ma_case_name`.
+
+    Labels: ``label_map`` maps output class names, in order, to source mask value(s); class ``k`` (1-based, in
+    mapping order) is written as ``k``, background 0 stays 0, and any other non-zero source value becomes
+    ``unmapped_value``. Defaults: MedSeg ``{"ggo": 1, "consolidation": 2}`` (multi-class; pleural effusion 3 ->
+    background), Ma ``{"infection": 1}`` on ``Infection_Mask`` or ``{"infection": 3}`` on
+    ``Lung_and_Infection_Mask``. A binary infection target from MedSeg is ``{"infection": (1, 2)}``.
+
+    Slices: each volume is cut into axial slices ``[:, :, z]`` (array order as stored, no reorientation) written
+    once to ``<slice_dir>/<layout>_<volume>-<hash>/image_z####.nii.gz`` and ``label_z####.nii.gz`` (uint8) with a
+    ``manifest.json``; the hash covers the options that change the output, and a slice set is rewritten when its
+    source file size or modification time changes. Images are stored as int16 HU (nearest HU) with
+    ``intensity="to_hu"``, float32 as read with ``"keep"``. A volume whose values all lie in [0, 255] (Ma's
+    Radiopaedia cases) is taken as windowed to ``windowed_range_hu`` and rescaled: ``"to_hu"`` maps it back with
+    ``HU = lo + v / 255 * (hi - lo)`` (Ma's README gives [-1250, 250]); items record ``intensity_source``
+    (``"hu"`` or ``"window_0_255"``) either way.
+
+    Splits are patient-level: patient groups are shuffled with ``numpy.random.default_rng(seed)`` and dealt
+    round-robin into ``num_folds`` folds; fold ``fold`` is the test set, fold ``val_fold`` (default
+    ``(fold + 1) % num_folds``) the validation set, the rest training. ``train_fraction`` keeps the first
+    ``ceil(fraction * n)`` (at least 1) training groups in shuffled order, so 10 % of the training set is a subset
+    of 50 %, which is a subset of 100 %. Groups: MedSeg Dataset 1 has no patient ids (100 slices from more than 40
+    patients), so **each of its slices is its own group: the split is slice-level and slices of one patient can
+    land in train and test**; MedSeg Dataset 2 volumes and Ma Coronacases are one patient each; Ma Radiopaedia
+    cases sharing the case number (``radiopaedia_29_86490_1`` / ``_86491_1``, ``radiopaedia_10_85902_1`` /
+    ``_3``) form one patient. The Ma benchmark's own 5-fold protocol (train on one fold, test on four) is not
+    built in. Items are ordered by volume (MedSeg ``tr`` then ``rp`` by number; Ma by case name) and then ``z``.
+
+    Args:
+        dataset_dir: dataset root (``covid_medseg/`` or ``covid_ma/`` in the demo data).
+        layout: ``"medseg"`` (default) or ``"ma"``.
+        label_map: class name -> source mask value(s); ``None`` (default) gives the layout's default above.
+        slice_dir: where the 2D slices are written; default ``<dataset_dir>/slices_2d``.
+        split: ``"train"`` (default), ``"val"``, ``"test"`` or ``"all"`` (every item, ``train_fraction`` ignored).
+        num_folds: number of folds (>= 3). Default 5.
+        fold: test fold in ``[0, num_folds)``. Default 0.
+        val_fold: validation fold, ``None`` (default) for ``(fold + 1) % num_folds``; must differ from ``fold``.
+        train_fraction: fraction in (0, 1] of the training groups to keep. Default 1.0.
+        seed: seed of the patient shuffle. Default 0.
+        medseg_sets: MedSeg parts to read, subset of ``("tr", "rp")``. Default both.
+        ma_mask: Ma mask folder, ``"infection"`` (default) or ``"lung_and_infection"``.
+        empty_slices: ``"keep"`` (default; items carry ``has_lesion`` False) or ``"drop"``.
+        empty_volume: volume whose mapped mask is empty everywhere: ``"keep"`` (default, with a warning),
+            ``"drop"`` (with a warning) or ``"error"``.
+        intensity: ``"to_hu"`` (default) or ``"keep"`` for [0, 255] volumes, see above.
+        windowed_range_hu: (low, high) HU window of the [0, 255] volumes. Default (-1250, 250).
+        unmapped_value: output value of non-zero source values absent from ``label_map``. Default 0 (background);
+            e.g. 255 to mark them for an ignore index.
+        check_files: ``True`` (default) requires every source volume and mask and rewrites stale slices; ``False``
+            uses an existing slice cache even when its sources are gone.
+
+    Returns:
+        list of dicts: ``image`` / ``label`` (absolute paths of the 2D NIfTI slice and its uint8 mask, X x Y),
+        ``has_lesion`` (bool), ``lesion_pixels`` (int), ``class_pixels`` (pixels per class, in ``label_map``
+        order), ``class_names``, ``z``, ``num_z``, ``volume_id``, ``source_image``, ``source_label``,
+        ``intensity_source``, ``patient_id``, ``split`` and ``index``.
+
+    Raises:
+        FileNotFoundError: a source volume or mask is missing (the message counts them and lists the first few).
+        DatasetLayoutError: a mask whose shape differs from its image (both files and shapes named), a mask with
+            values outside the layout's label set, or (``empty_volume="error"``) an empty mask.
+        ValueError: an unknown option, a label map using values the masks cannot hold, bad fold settings.
+    """
+    layout = look_up_option(_opt(layout), CovidLayout)
+    split = look_up_option(_opt(split), CovidSplit)
+    ma_mask = look_up_option(_opt(ma_mask), MaMaskSource)
+    empty_slices = look_up_option(_opt(empty_slices), EmptySlicePolicy)
+    empty_volume = look_up_option(_opt(empty_volume), EmptyVolumePolicy)
+    intensity = look_up_option(_opt(intensity), IntensityPolicy)
+    if num_folds < 3:
+        raise ValueError(f"num_folds must be at least 3 (train, val and test folds), got {num_folds}.")
+    val_fold = (fold + 1) % num_folds if val_fold is None else val_fold
+    if not (0 <= fold < num_folds and 0 <= val_fold < num_folds) or val_fold == fold:
+        raise ValueError(f"fold={fold} and val_fold={val_fold} must be distinct folds in [0, {num_folds}).")
+    if not 0 < train_fraction <= 1:
+        raise ValueError(f"train_fraction must lie in (0, 1], got {train_fraction}.")
+    lo, hi = (float(v) for v in windowed_range_hu)
+    if not hi > lo:
+        raise ValueError(f"windowed_range_hu must be (low, high) with low < high, got {windowed_range_hu}.")
+
+    if not 0 <= int(unmapped_value) <= 255:
+        raise ValueError(f"unmapped_value must fit in uint8 [0, 255], got {unmapped_value}.")
+    if layout == CovidLayout.MEDSEG:
+        allowed, where, default_map = set(MEDSEG_LABELS.values()), "MedSeg", {"ggo": 1, "consolidation": 2}
+    elif ma_mask == MaMaskSource.INFECTION:
+        allowed, where, default_map = {1}, f"Ma et al. {MA_FOLDERS['infection']}", {"infection": 1}
+    else:
+        allowed, where, default_map = {1, 2, 3}, f"Ma et al. {MA_FOLDERS['lung_and_infection']}", {"infection": 3}
+    resolved = _resolve_label_map(default_map if label_map is None else label_map, allowed, where)
+    cache_key = {"label_map": resolved, "unmapped_value": int(unmapped_value), "intensity": intensity.value}
+    cache_key["windowed_range_hu"] = [lo, hi]
+    options = {"allowed": allowed, "label_map": resolved, "unmapped_value": int(unmapped_value), "key": cache_key}
+    options.update({"intensity": intensity, "windowed_range_hu": (lo, hi)})
+
+    root = Path(dataset_dir).absolute()
+    volumes = _medseg_volumes(root, medseg_sets) if layout == CovidLayout.MEDSEG else _ma_volumes(root, ma_mask)
+    if check_files:
+        missing = [str(p) for v in volumes for p in (v["image"], v["mask"]) if not p.is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"{len(missing)} COVID CT file(s) are missing, e.g. {missing[:3]}. {volumes[0]['hint']}"
+            )
+
+    # splitting units (volume position, z or None, patient group); MedSeg Dataset 1 is split by slice
+    slice_root = Path(slice_dir).absolute() if slice_dir is not None else root / "slices_2d"
+    units = []
+    for pos, v in enumerate(volumes):
+        if v["units"] == "slice":
+            units += [(pos, z, f"medseg_tr_{z:03d}") for z in range(_num_slices(v, slice_root, options))]
+        else:
+            units.append((pos, None, v["patient_id"]))
+    split_of = _assign_splits(sorted({u[2] for u in units}), num_folds, fold, val_fold, train_fraction, seed)
+    if split != CovidSplit.ALL and split.value not in split_of.values():
+        warnings.warn(
+            f"the {split.value!r} split is empty: {len(split_of)} patient group(s) dealt into {num_folds} folds "
+            f"(fold={fold}, val_fold={val_fold}); use fewer folds or more cases.",
+            stacklevel=2,
+        )
+
+    names = [name for name, _ in resolved]
+    items = []
+    for pos, v in enumerate(volumes):
+        wanted = {u[1]: split_of[u[2]] for u in units if u[0] == pos}
+        if split != CovidSplit.ALL:
+            wanted = {z: s for z, s in wanted.items() if s == split.value}
+        if not wanted:
+            continue
+        out_dir, manifest = _load_or_write(v, slice_root, options, check_files)
+        total = sum(sum(s["class_pixels"]) for s in manifest["slices"])
+        if total == 0:
+            if empty_volume == EmptyVolumePolicy.ERROR:
+                raise DatasetLayoutError(f"mask '{v['mask']}' holds no pixel of the classes {names}.")
+            action = "kept" if empty_volume == EmptyVolumePolicy.KEEP else "dropped"
+            warnings.warn(
+                f"mask '{v['mask']}' holds no pixel of the classes {names}; volume {action} "
+                f"(empty_volume={empty_volume.value!r}).",
+                stacklevel=2,
+            )
+            if empty_volume == EmptyVolumePolicy.DROP:
+                continue
+        for s in manifest["slices"]:
+            z = s["z"]
+            unit = z if v["units"] == "slice" else None
+            if unit not in wanted:
+                continue
+            lesion = sum(s["class_pixels"])
+            if lesion == 0 and empty_slices == EmptySlicePolicy.DROP:
+                continue
+            items.append(
+                {
+                    "image": str(out_dir / f"image_z{z:04d}.nii.gz"),
+                    "label": str(out_dir / f"label_z{z:04d}.nii.gz"),
+                    "has_lesion": lesion > 0,
+                    "lesion_pixels": lesion,
+                    "class_pixels": list(s["class_pixels"]),
+                    "class_names": list(names),
+                    "z": z,
+                    "num_z": manifest["shape"][2],
+                    "volume_id": v["volume_id"],
+                    "source_image": str(v["image"]),
+                    "source_label": str(v["mask"]),
+                    "intensity_source": manifest["intensity_source"],
+                    "patient_id": f"medseg_tr_{z:03d}" if v["units"] == "slice" else v["patient_id"],
+                    "split": wanted[unit] or "train",
+                }
+            )
+    return assign_indices(items)

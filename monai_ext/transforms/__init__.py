@@ -1,2 +1,28 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""MONAI transforms shared by the bundles: radiograph normalisation from DICOM (:mod:`.dicom`) and CT multi-window
+stacking (:mod:`.windowing`)."""
+
+from __future__ import annotations
+
+from .dicom import (
+    DEEPLESION_HU_OFFSET,
+    DicomHeaderSource,
+    LoadedPolarity,
+    NormalizeRadiograph,
+    NormalizeRadiographd,
+    RadiographVOI,
+)
+from .windowing import MOMBS_COVID_WINDOWS, MultiWindow, MultiWindowd
+
+__all__ = [
+    "DEEPLESION_HU_OFFSET",
+    "DicomHeaderSource",
+    "LoadedPolarity",
+    "NormalizeRadiograph",
+    "NormalizeRadiographd",
+    "RadiographVOI",
+    "MOMBS_COVID_WINDOWS",
+    "MultiWindow",
+    "MultiWindowd",
+]

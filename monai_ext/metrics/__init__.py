@@ -1,2 +1,62 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""Evaluation metrics: multi-label AUROC / mAP / F1 per class with unknown labels masked (and their MONAI cumulative
+metrics and ignite handlers), FROC for box detection, and PNG curve plots."""
+
+from __future__ import annotations
+
+from monai_ext.metrics.froc import (
+    DEEPLESION_FP_RATES,
+    FROCInterpolation,
+    FROCMatch,
+    FROCSensitivity,
+    compute_detection_froc,
+    froc_curve,
+    match_detections,
+)
+from monai_ext.metrics.multilabel import (
+    ClassAverage,
+    MultiLabelAPMetric,
+    MultiLabelAUC,
+    MultiLabelAUCMetric,
+    MultiLabelAveragePrecision,
+    MultiLabelF1,
+    MultiLabelF1Metric,
+    ScoreActivation,
+    frequency_groups,
+    metrics_table,
+    multilabel_metrics,
+    per_class_auroc,
+    per_class_average_precision,
+    per_class_f1,
+    write_metrics_table,
+)
+from monai_ext.metrics.plots import save_froc_png, save_pr_curves_png, save_roc_curves_png
+
+__all__ = [
+    "DEEPLESION_FP_RATES",
+    "FROCInterpolation",
+    "FROCMatch",
+    "FROCSensitivity",
+    "compute_detection_froc",
+    "froc_curve",
+    "match_detections",
+    "ClassAverage",
+    "ScoreActivation",
+    "per_class_auroc",
+    "per_class_average_precision",
+    "per_class_f1",
+    "multilabel_metrics",
+    "metrics_table",
+    "write_metrics_table",
+    "frequency_groups",
+    "MultiLabelAUCMetric",
+    "MultiLabelAPMetric",
+    "MultiLabelF1Metric",
+    "MultiLabelAUC",
+    "MultiLabelAveragePrecision",
+    "MultiLabelF1",
+    "save_roc_curves_png",
+    "save_pr_curves_png",
+    "save_froc_png",
+]

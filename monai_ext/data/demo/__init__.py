@@ -24,9 +24,9 @@ DEMO_WRITERS: dict[str, tuple[str, str]] = {
     "padchest": ("monai_ext.data.demo.cxr", "write_padchest_demo"),
     "mimic_cxr_lt": ("monai_ext.data.demo.cxr", "write_mimic_cxr_lt_demo"),
     "vindr": ("monai_ext.data.demo.cxr", "write_vindr_demo"),
-    "deeplesion": ("monai_ext.data.demo.ct", "write_deeplesion_demo"),
-    "covid_medseg": ("monai_ext.data.demo.ct", "write_covid_medseg_demo"),
-    "covid_ma": ("monai_ext.data.demo.ct", "write_covid_ma_demo"),
+    "deeplesion": ("monai_ext.data.demo.deeplesion", "write_deeplesion_demo"),
+    "covid_medseg": ("monai_ext.data.demo.covid_ct", "write_covid_medseg_demo"),
+    "covid_ma": ("monai_ext.data.demo.covid_ct", "write_covid_ma_demo"),
     "rop": ("monai_ext.data.demo.rop", "write_rop_demo"),
 }
 

@@ -10,6 +10,8 @@ from monai_ext.engines.per_sample import (
     batch_filenames,
     batch_index,
     loss_accepts_index,
+    loss_extra_inputs,
+    loss_keyword_parameters,
     per_sample_loss,
 )
 
@@ -19,5 +21,7 @@ __all__ = [
     "batch_filenames",
     "batch_index",
     "loss_accepts_index",
+    "loss_extra_inputs",
+    "loss_keyword_parameters",
     "per_sample_loss",
 ]

@@ -6,8 +6,12 @@ Every training datalist item carries an integer ``"index"`` (its position in the
 :func:`monai_ext.data.datalist.assign_indices`). :class:`PerSampleTrainer` hands ``batch["index"]`` to a loss that
 asks for it (NVUM's per-sample memory, meta soft labels) and puts the per-sample losses and indices into
 ``engine.state.output`` so that handlers (:class:`monai_ext.handlers.per_sample.PerSampleRecorder`, MoMBS) can
-record them. The pieces are plain functions (:func:`batch_index`, :func:`batch_filenames`,
-:func:`per_sample_loss`) so that trainers with a different step (the meta soft-label virtual SGD step) reuse them.
+record them. Besides ``index``, a loss receives every entry that a handler put into ``engine.state.output`` during
+``FORWARD_COMPLETED`` under the name of one of its ``forward`` parameters (e.g. ``memory_logits``, the EMA teacher's
+logits that :class:`monai_ext.handlers.ema.EMATeacher` supplies to :class:`monai_ext.losses.NVUMLoss`), so that extra
+per-sample inputs reach the loss without a second per-sample path. The pieces are plain functions
+(:func:`batch_index`, :func:`batch_filenames`, :func:`per_sample_loss`) so that trainers with a different step (the
+meta soft-label virtual SGD step) reuse them.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from monai.utils.enums import StrEnum
 
 __all__ = [
     "PerSampleKeys",
+    "loss_keyword_parameters",
     "loss_accepts_index",
+    "loss_extra_inputs",
     "batch_index",
     "batch_filenames",
     "per_sample_loss",
@@ -42,45 +48,93 @@ class PerSampleKeys(StrEnum):
 
     - ``INDEX``: ``"index"``, dataset index of every sample in the batch, ``B`` int64.
     - ``LOSS_PER_SAMPLE``: ``"loss_per_sample"``, the loss of every sample, ``B`` float, detached.
+    - ``MEMORY_LOGITS``: ``"memory_logits"``, logits that feed a per-sample memory instead of the network's own
+      (the EMA teacher's, ``B C``, detached), written by :class:`monai_ext.handlers.ema.EMATeacher`.
     """
 
     INDEX = "index"
     LOSS_PER_SAMPLE = "loss_per_sample"
+    MEMORY_LOGITS = "memory_logits"
+
+
+# output entries the trainer itself fills or passes explicitly; never forwarded as extra loss inputs
+_RESERVED_KEYS = frozenset(
+    {Keys.IMAGE.value, Keys.LABEL.value, Keys.PRED.value, Keys.LOSS.value, "index", "loss_per_sample"}
+)
+_KEYWORD_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
 
 @functools.lru_cache(maxsize=256)
-def _callable_takes_index(fn: Callable) -> bool:
+def _keyword_names(fn: Callable) -> frozenset[str]:
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):  # builtins and C extensions without a signature
-        return False
-    p = params.get(PerSampleKeys.INDEX.value)
-    return p is not None and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        return frozenset()
+    return frozenset(name for name, p in params.items() if p.kind in _KEYWORD_KINDS)
+
+
+def _signature_target(loss_function: Callable) -> Callable:
+    if isinstance(loss_function, torch.nn.Module):
+        if "forward" in vars(loss_function):  # forward replaced on the instance
+            return loss_function.forward
+        return type(loss_function).forward
+    if (
+        inspect.isfunction(loss_function)
+        or inspect.ismethod(loss_function)
+        or isinstance(loss_function, functools.partial)
+    ):
+        return loss_function
+    return type(loss_function).__call__
+
+
+def loss_keyword_parameters(loss_function: Callable) -> frozenset[str]:
+    """Names of the parameters that ``loss_function`` takes by keyword.
+
+    Decided by signature inspection of ``forward`` for a ``torch.nn.Module`` (of the class, so every instance of
+    one loss class is inspected once) and of the callable itself otherwise; the answer is cached. Only explicit
+    parameters count (positional-or-keyword and keyword-only): a ``**kwargs`` catch-all does not.
+
+    Args:
+        loss_function: a loss module or function.
+
+    Returns:
+        the parameter names (for a module class's ``forward`` this includes ``self``); empty when the callable has
+        no inspectable signature.
+    """
+    return _keyword_names(_signature_target(loss_function))
 
 
 def loss_accepts_index(loss_function: Callable) -> bool:
     """Whether ``loss_function`` takes the batch's dataset indices as a keyword argument ``index``.
 
-    Decided by signature inspection of ``forward`` for a ``torch.nn.Module`` (of the class, so every instance of
-    one loss class is inspected once) and of the callable itself otherwise; the answer is cached. Only an explicit
-    parameter named ``index`` counts: a ``**kwargs`` catch-all does not.
+    See :func:`loss_keyword_parameters`: only an explicit parameter named ``index`` counts, not ``**kwargs``.
 
     Args:
         loss_function: a loss module or function called as ``loss_function(pred, target[, index=index])``.
     """
-    if isinstance(loss_function, torch.nn.Module):
-        target = type(loss_function).forward
-        if "forward" in vars(loss_function):  # forward replaced on the instance
-            target = loss_function.forward
-    elif (
-        inspect.isfunction(loss_function)
-        or inspect.ismethod(loss_function)
-        or isinstance(loss_function, functools.partial)
-    ):
-        target = loss_function
-    else:
-        target = type(loss_function).__call__
-    return _callable_takes_index(target)
+    return PerSampleKeys.INDEX.value in loss_keyword_parameters(loss_function)
+
+
+def loss_extra_inputs(loss_function: Callable, output: Any) -> dict[str, Any]:
+    """The entries of an engine output that ``loss_function`` asks for by name, besides ``pred``/``target``/``index``.
+
+    An entry is passed when its key is an explicit keyword parameter of the loss (:func:`loss_keyword_parameters`)
+    and not one of the keys the trainer fills itself (``image``, ``label``, ``pred``, ``loss``, ``index``,
+    ``loss_per_sample``). This is how a handler attached to ``IterationEvents.FORWARD_COMPLETED`` hands extra
+    per-sample inputs to the loss: e.g. :class:`monai_ext.handlers.ema.EMATeacher` writes ``"memory_logits"`` and
+    :class:`monai_ext.losses.NVUMLoss.forward` takes ``memory_logits``.
+
+    Args:
+        loss_function: the loss.
+        output: ``engine.state.output`` at ``FORWARD_COMPLETED`` (a dictionary; anything else gives no entries).
+
+    Returns:
+        ``{key: output[key]}`` for every matching key, in the output's order.
+    """
+    if not isinstance(output, Mapping):
+        return {}
+    names = loss_keyword_parameters(loss_function)
+    return {str(k): v for k, v in output.items() if str(k) in names and str(k) not in _RESERVED_KEYS}
 
 
 def batch_index(batchdata: Any, device: str | torch.device | None = None, non_blocking: bool = False) -> torch.Tensor:
@@ -178,11 +232,14 @@ def per_sample_loss(
     target: Any,
     index: torch.Tensor | None = None,
     filenames: Sequence[str] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> torch.Tensor:
     """Loss of every sample of a batch, shape ``B``.
 
-    Calls ``loss_function(pred, target, index=index)`` when the loss takes ``index`` (see
-    :func:`loss_accepts_index`) and ``index`` is given, else ``loss_function(pred, target)``. The loss must keep
+    Calls ``loss_function(pred, target, index=index, **extra)``: ``index`` only when the loss takes it (see
+    :func:`loss_accepts_index`) and it is given, and each ``extra`` entry only when the loss has an explicit
+    parameter of that name (see :func:`loss_extra_inputs`; others are left out silently, as the trainer offers
+    every output entry). The loss must keep
     the batch dimension (``reduction="none"``): a ``B`` result is used as is, a ``B ...`` result (e.g. ``B C`` or
     ``B C H W``) is averaged over its non-batch dimensions.
 
@@ -193,6 +250,7 @@ def per_sample_loss(
         index: ``B`` int64 dataset indices of the samples (see :func:`batch_index`); used for messages and passed
             to losses that take it.
         filenames: one file name per sample (see :func:`batch_filenames`), only used in error messages.
+        extra: further keyword inputs offered to the loss, e.g. ``{"memory_logits": teacher_logits}``; default none.
 
     Returns:
         ``B`` tensor with the autograd graph kept; its mean is the usual mean-reduced loss.
@@ -202,10 +260,10 @@ def per_sample_loss(
         FloatingPointError: some per-sample losses are NaN or infinite; the message names their dataset indices
             and file names and what to try.
     """
+    kwargs = loss_extra_inputs(loss_function, extra) if extra else {}
     if index is not None and loss_accepts_index(loss_function):
-        loss = loss_function(pred, target, index=index)
-    else:
-        loss = loss_function(pred, target)
+        kwargs[PerSampleKeys.INDEX.value] = index
+    loss = loss_function(pred, target, **kwargs)
     name = _loss_name(loss_function)
     if not isinstance(loss, torch.Tensor) or loss.ndim == 0:
         raise ValueError(
@@ -233,7 +291,10 @@ class PerSampleTrainer(SupervisedTrainer):
 
     - every batch must hold ``"index"`` (ints from :func:`monai_ext.data.datalist.assign_indices`);
     - ``loss_function`` must be configured with ``reduction="none"``; it receives ``index=`` (``B`` int64 on the
-      engine device) when its ``forward`` takes an ``index`` argument (e.g. NVUM's memory update);
+      engine device) when its ``forward`` takes an ``index`` argument (e.g. NVUM's memory update), and every
+      entry that a ``FORWARD_COMPLETED`` handler added to ``engine.state.output`` under the name of one of its
+      ``forward`` parameters (see :func:`loss_extra_inputs`; e.g. ``memory_logits`` from
+      :class:`monai_ext.handlers.ema.EMATeacher`);
     - ``engine.state.output`` holds, besides ``image``/``label``/``pred``/``loss`` (``loss`` = mean of the
       per-sample losses, the value that is back-propagated), ``"index"`` (``B`` int64) and ``"loss_per_sample"``
       (``B``, detached) for handlers such as :class:`monai_ext.handlers.per_sample.PerSampleRecorder`.
@@ -290,7 +351,14 @@ class PerSampleTrainer(SupervisedTrainer):
         def _compute_pred_loss():
             engine.state.output[Keys.PRED] = engine.inferer(inputs, engine.network, *args, **kwargs)
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
-            losses = per_sample_loss(engine.loss_function, engine.state.output[Keys.PRED], targets, index, filenames)
+            losses = per_sample_loss(
+                engine.loss_function,
+                engine.state.output[Keys.PRED],
+                targets,
+                index,
+                filenames,
+                extra=engine.state.output,
+            )
             engine.state.output[Keys.LOSS] = losses.mean()
             engine.state.output[PerSampleKeys.LOSS_PER_SAMPLE] = losses.detach()
             engine.fire_event(IterationEvents.LOSS_COMPLETED)

@@ -1,2 +1,9 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""Losses: NVUM's memory-regularised BCE (``nvum``)."""
+
+from __future__ import annotations
+
+from monai_ext.losses.nvum import NVUMLoss, NVUMMemorySource, NVUMMode, NVUMRegulariser, PriorConvention, nvum_prior
+
+__all__ = ["NVUMLoss", "NVUMMemorySource", "NVUMMode", "NVUMRegulariser", "PriorConvention", "nvum_prior"]

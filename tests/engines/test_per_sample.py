@@ -21,6 +21,8 @@ from monai_ext.engines.per_sample import (
     batch_filenames,
     batch_index,
     loss_accepts_index,
+    loss_extra_inputs,
+    loss_keyword_parameters,
     per_sample_loss,
 )
 
@@ -292,3 +294,70 @@ def test_trainer_gradient_accumulation_steps_like_supervised_trainer():
     _trainer(SupervisedTrainer, datalist, net_b, torch.nn.BCEWithLogitsLoss(), batch_size=NUM_ITEMS).run()
     for pa, pb in zip(net_a.parameters(), net_b.parameters()):
         assert torch.allclose(pa, pb, atol=1e-6)
+
+
+# ---- extra loss inputs from engine.state.output ----------------------------------------------------------------
+
+
+class MemoryLogitsLoss(torch.nn.Module):
+    """BCE per element that records the index and memory_logits it receives."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[tuple] = []
+
+    def forward(self, input, target, index=None, memory_logits=None):
+        self.seen.append((None if index is None else index.tolist(), memory_logits))
+        return F.binary_cross_entropy_with_logits(input, target, reduction="none")
+
+
+@pytest.mark.parametrize(
+    "loss, expected",
+    [
+        (MemoryLogitsLoss(), {"self", "input", "target", "index", "memory_logits"}),
+        (KwargsLoss(), {"self", "input", "target"}),
+        (KeywordOnlyLoss(), {"self", "input", "target", "index"}),
+        (_fn_with_index, {"pred", "target", "index"}),
+    ],
+)
+def test_loss_keyword_parameters(loss, expected):
+    assert loss_keyword_parameters(loss) == expected
+
+
+def test_loss_extra_inputs_passes_only_named_non_reserved_entries():
+    output = {"image": 1, "label": 2, "pred": 3, "loss": 4, "index": 5, "memory_logits": 6, "other": 7}
+    assert loss_extra_inputs(MemoryLogitsLoss(), output) == {"memory_logits": 6}
+    assert loss_extra_inputs(KwargsLoss(), output) == {}  # **kwargs does not ask for anything
+    assert loss_extra_inputs(MemoryLogitsLoss(), [output]) == {}
+
+
+def test_per_sample_loss_passes_extra_only_when_the_loss_takes_it():
+    pred, target = torch.zeros(2, 3), torch.ones(2, 3)
+    loss = MemoryLogitsLoss()
+    teacher = torch.full((2, 3), 0.5)
+    per_sample_loss(loss, pred, target, index=torch.tensor([4, 2]), extra={"memory_logits": teacher, "x": 1})
+    assert loss.seen[0][0] == [4, 2] and loss.seen[0][1] is teacher
+    out = per_sample_loss(
+        torch.nn.BCEWithLogitsLoss(reduction="none"), pred, target, extra={"memory_logits": teacher}
+    )
+    assert torch.allclose(out, torch.full((2,), math.log(2.0)))
+
+
+def test_trainer_forwards_a_handler_output_entry_to_the_loss():
+    loss = MemoryLogitsLoss()
+    trainer = _trainer(PerSampleTrainer, _datalist(), _network(), loss, decollate=False)
+    written = []
+
+    def _teacher(engine):  # what monai_ext.handlers.ema.EMATeacher does at FORWARD_COMPLETED
+        logits = engine.state.output["pred"].detach() * 2
+        engine.state.output["memory_logits"] = logits
+        written.append(logits)
+
+    trainer.add_event_handler(IterationEvents.FORWARD_COMPLETED, _teacher)
+    trainer.run()
+    assert [s[0] for s in loss.seen] == [[0, 1, 2], [3, 4, 5]]
+    assert all(s[1] is w for s, w in zip(loss.seen, written))
+    # without the handler the loss gets its default
+    plain = MemoryLogitsLoss()
+    _trainer(PerSampleTrainer, _datalist(), _network(), plain).run()
+    assert [s[1] for s in plain.seen] == [None, None]

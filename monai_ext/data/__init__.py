@@ -2,9 +2,11 @@
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Readers that turn each public dataset's real on-disk layout into MONAI datalists.
 
-Submodules (import the one you need): ``datalist`` (shared checks and helpers), ``cxr`` (NIH ChestX-ray14,
-CheXpert, OpenI, PadChest, MIMIC-CXR-LT, VinDr-CXR and NVUM label alignment), ``deeplesion``, ``covid_ct``,
-``rop`` and ``demo`` (writes small datasets in every layout).
+Submodules (import the one you need): ``datalist`` (shared checks and helpers), ``cxr`` (the public entry for
+NIH ChestX-ray14, CheXpert, OpenI, PadChest, MIMIC-CXR-LT, VinDr-CXR and NVUM label alignment; one ``cxr_<dataset>``
+module per reader, ``cxr_labels`` for class lists and label rules, ``cxr_nvum`` for NVUM's sets), ``deeplesion``,
+``covid_ct``, ``rop``, ``inference`` (folders/lists of DICOM/PNG/JPEG for batch inference) and ``demo`` (writes
+small datasets in every layout).
 """
 
 from __future__ import annotations

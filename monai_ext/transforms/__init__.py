@@ -1,7 +1,7 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """MONAI transforms shared by the bundles: radiograph normalisation from DICOM (:mod:`.dicom`) and CT multi-window
-stacking (:mod:`.windowing`)."""
+stacking (:mod:`.windowing`), grey/RGB(A) radiographs to one channel (:mod:`.channels`)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from .dicom import (
     NormalizeRadiographd,
     RadiographVOI,
 )
+from .channels import LUMA_WEIGHTS, ToGrayscale, ToGrayscaled
 from .windowing import MOMBS_COVID_WINDOWS, MultiWindow, MultiWindowd
 
 __all__ = [
@@ -25,4 +26,7 @@ __all__ = [
     "MOMBS_COVID_WINDOWS",
     "MultiWindow",
     "MultiWindowd",
+    "LUMA_WEIGHTS",
+    "ToGrayscale",
+    "ToGrayscaled",
 ]

@@ -1,7 +1,8 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Evaluation metrics: multi-label AUROC / mAP / F1 per class with unknown labels masked (and their MONAI cumulative
-metrics and ignite handlers), FROC for box detection, and PNG curve plots."""
+metrics; the ignite handlers are in :mod:`monai_ext.handlers.multilabel_metrics`), FROC for box detection, and PNG
+curve plots."""
 
 from __future__ import annotations
 
@@ -17,12 +18,10 @@ from monai_ext.metrics.froc import (
 from monai_ext.metrics.multilabel import (
     ClassAverage,
     MultiLabelAPMetric,
-    MultiLabelAUC,
     MultiLabelAUCMetric,
-    MultiLabelAveragePrecision,
-    MultiLabelF1,
     MultiLabelF1Metric,
     ScoreActivation,
+    check_multilabel_inputs,
     frequency_groups,
     metrics_table,
     multilabel_metrics,
@@ -43,6 +42,7 @@ __all__ = [
     "match_detections",
     "ClassAverage",
     "ScoreActivation",
+    "check_multilabel_inputs",
     "per_class_auroc",
     "per_class_average_precision",
     "per_class_f1",
@@ -53,9 +53,6 @@ __all__ = [
     "MultiLabelAUCMetric",
     "MultiLabelAPMetric",
     "MultiLabelF1Metric",
-    "MultiLabelAUC",
-    "MultiLabelAveragePrecision",
-    "MultiLabelF1",
     "save_roc_curves_png",
     "save_pr_curves_png",
     "save_froc_png",

@@ -16,6 +16,8 @@ Why not :class:`monai.metrics.ROCAUCMetric`: MONAI 1.6.1 returns ``NaN`` for a c
 then takes ``np.mean`` over all classes, so one such class turns the macro AUROC into ``NaN``; a ``NaN`` (unknown) label
 makes the whole class ``NaN`` ("y values must be 0 or 1"); its warning does not name the class. The classes below mask
 per class, skip by name and average the rest; the per-class numbers come from scikit-learn.
+
+Their ignite wrappers for MONAI engines (``key_val_metric``) are in :mod:`monai_ext.handlers.multilabel_metrics`.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from monai.handlers import IgniteMetricHandler
 from monai.metrics import CumulativeIterationMetric
 from monai.utils import look_up_option
 from monai.utils.enums import StrEnum
@@ -40,6 +41,7 @@ from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 __all__ = [
     "ScoreActivation",
     "ClassAverage",
+    "check_multilabel_inputs",
     "per_class_auroc",
     "per_class_average_precision",
     "per_class_f1",
@@ -50,9 +52,6 @@ __all__ = [
     "MultiLabelAUCMetric",
     "MultiLabelAPMetric",
     "MultiLabelF1Metric",
-    "MultiLabelAUC",
-    "MultiLabelAveragePrecision",
-    "MultiLabelF1",
 ]
 
 
@@ -79,10 +78,31 @@ def _to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
-def _check_inputs(
-    y_pred: Any, y: Any, class_names: Sequence[str] | None, activation: ScoreActivation | str = ScoreActivation.NONE
+def check_multilabel_inputs(
+    y_pred: Any,
+    y: Any,
+    class_names: Sequence[str] | None = None,
+    activation: ScoreActivation | str = ScoreActivation.NONE,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Validate and convert ``y_pred``/``y`` (``B C``) to float64 arrays; returns them and the class names."""
+    """Validate multi-label scores and labels and convert them to float64 arrays.
+
+    The one input check shared by every function of this module and by :mod:`monai_ext.metrics.plots`.
+
+    Args:
+        y_pred: ``B C`` scores (tensor, array or nested list): probabilities in [0, 1], or logits with
+            ``activation="sigmoid"``; must be finite.
+        y: ``B C`` labels in {0, 1}, ``NaN`` = unknown.
+        class_names: ``C`` names; defaults to None (``"class 0"``, ``"class 1"``, ...).
+        activation: {``"none"``, ``"sigmoid"``}, see :class:`ScoreActivation`; with ``"sigmoid"`` the returned scores
+            are ``sigmoid(y_pred)``. Defaults to ``"none"``.
+
+    Returns:
+        ``(scores, labels, names)``: two ``B C`` float64 arrays (scores after the activation) and the ``C`` names.
+
+    Raises:
+        ValueError: shapes differ or are not ``B C``, ``y_pred`` is not finite, ``y`` holds a value other than 0, 1,
+            NaN, the number of class names differs from ``C``, or ``activation`` is not an allowed value.
+    """
     scores, labels = _to_numpy(y_pred), _to_numpy(y)
     if scores.ndim != 2:
         raise ValueError(f"y_pred must have shape B C (batch, classes), got shape {tuple(scores.shape)}.")
@@ -169,7 +189,7 @@ def per_class_auroc(y_pred: Any, y: Any, class_names: Sequence[str] | None = Non
         ValueError: shapes differ or are not ``B C``, ``y_pred`` is not finite, ``y`` holds a value other than 0, 1,
             NaN, or the number of class names differs from ``C``.
     """
-    scores, labels, names = _check_inputs(y_pred, y, class_names)
+    scores, labels, names = check_multilabel_inputs(y_pred, y, class_names)
     return _per_class(scores, labels, names, "auroc", roc_auc_score)
 
 
@@ -180,7 +200,7 @@ def per_class_average_precision(y_pred: Any, y: Any, class_names: Sequence[str] 
     rows of each class. Arguments, return value and errors as :func:`per_class_auroc`; a class is skipped (``NaN``)
     when its known labels hold no positive.
     """
-    scores, labels, names = _check_inputs(y_pred, y, class_names)
+    scores, labels, names = check_multilabel_inputs(y_pred, y, class_names)
     return _per_class(scores, labels, names, "ap", average_precision_score)
 
 
@@ -209,7 +229,7 @@ def per_class_f1(
         ValueError: as :func:`per_class_auroc`; also when ``threshold`` is outside [0, 1] or, with
             ``activation="none"``, ``y_pred`` is outside [0, 1].
     """
-    scores, labels, names = _check_inputs(y_pred, y, class_names, activation)
+    scores, labels, names = check_multilabel_inputs(y_pred, y, class_names, activation)
     _check_threshold(scores, threshold)
     return _per_class(scores, labels, names, "f1", _f1_at(threshold))
 
@@ -252,7 +272,7 @@ def multilabel_metrics(
         >>> r["map"], r["per_class"]["a"]["auroc"]
         (1.0, 1.0)
     """
-    scores, labels, names = _check_inputs(y_pred, y, class_names, activation)
+    scores, labels, names = check_multilabel_inputs(y_pred, y, class_names, activation)
     _check_threshold(scores, threshold)
     values = {
         "auroc": _per_class(scores, labels, names, "auroc", roc_auc_score),
@@ -466,82 +486,3 @@ class MultiLabelF1Metric(_MaskedMultiLabelMetric):
 
     def _per_class_values(self, y_pred: torch.Tensor, y: torch.Tensor) -> np.ndarray:
         return per_class_f1(y_pred, y, self.class_names, self.threshold, self.activation)
-
-
-def _identity(x: Any) -> Any:
-    return x
-
-
-class MultiLabelAUC(IgniteMetricHandler):
-    """Ignite metric wrapping :class:`MultiLabelAUCMetric`, for ``key_val_metric`` / ``additional_metrics`` of MONAI
-    engines.
-
-    Args:
-        class_names: ``C`` names for the skip warning. Defaults to None.
-        average: {``"macro"``, ``"none"``}; ``"none"`` puts a ``C`` array in ``engine.state.metrics``. Defaults to
-            ``"macro"``.
-        output_transform: maps ``engine.state.output`` to ``(y_pred, y)``, e.g.
-            ``monai.handlers.from_engine(["pred", "label"])``. Defaults to the identity.
-    """
-
-    def __init__(
-        self,
-        class_names: Sequence[str] | None = None,
-        average: ClassAverage | str = ClassAverage.MACRO,
-        output_transform: Callable = _identity,
-    ) -> None:
-        super().__init__(
-            metric_fn=MultiLabelAUCMetric(class_names=class_names, average=average),
-            output_transform=output_transform,
-            save_details=False,
-        )
-
-
-class MultiLabelAveragePrecision(IgniteMetricHandler):
-    """Ignite metric wrapping :class:`MultiLabelAPMetric`: mAP with ``average="macro"`` (CXR-LT's key metric).
-
-    Args:
-        class_names: ``C`` names for the skip warning. Defaults to None.
-        average: {``"macro"``, ``"none"``}. Defaults to ``"macro"``.
-        output_transform: maps ``engine.state.output`` to ``(y_pred, y)``. Defaults to the identity.
-    """
-
-    def __init__(
-        self,
-        class_names: Sequence[str] | None = None,
-        average: ClassAverage | str = ClassAverage.MACRO,
-        output_transform: Callable = _identity,
-    ) -> None:
-        super().__init__(
-            metric_fn=MultiLabelAPMetric(class_names=class_names, average=average),
-            output_transform=output_transform,
-            save_details=False,
-        )
-
-
-class MultiLabelF1(IgniteMetricHandler):
-    """Ignite metric wrapping :class:`MultiLabelF1Metric`.
-
-    Args:
-        class_names: ``C`` names for the skip warning. Defaults to None.
-        threshold: probability threshold in [0, 1]. Defaults to 0.5.
-        activation: {``"none"``, ``"sigmoid"``}. Defaults to ``"none"``.
-        average: {``"macro"``, ``"none"``}. Defaults to ``"macro"``.
-        output_transform: maps ``engine.state.output`` to ``(y_pred, y)``. Defaults to the identity.
-    """
-
-    def __init__(
-        self,
-        class_names: Sequence[str] | None = None,
-        threshold: float = 0.5,
-        activation: ScoreActivation | str = ScoreActivation.NONE,
-        average: ClassAverage | str = ClassAverage.MACRO,
-        output_transform: Callable = _identity,
-    ) -> None:
-        super().__init__(
-            metric_fn=MultiLabelF1Metric(
-                class_names=class_names, threshold=threshold, activation=activation, average=average
-            ),
-            output_transform=output_transform,
-            save_details=False,
-        )

@@ -22,7 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
 
-from monai_ext.metrics.multilabel import _check_inputs
+from monai_ext.metrics.multilabel import check_multilabel_inputs
 
 __all__ = ["save_roc_curves_png", "save_pr_curves_png", "save_froc_png"]
 
@@ -48,7 +48,7 @@ def _style(k: int, n: int) -> dict[str, Any]:
 def _per_class_curves(
     y_pred: Any, y: Any, class_names: Sequence[str], kind: str
 ) -> list[tuple[str, np.ndarray, np.ndarray, float]]:
-    scores, labels, names = _check_inputs(y_pred, y, class_names)
+    scores, labels, names = check_multilabel_inputs(y_pred, y, class_names)
     curves, skipped = [], []
     for c, name in enumerate(names):
         known = ~np.isnan(labels[:, c])

@@ -1,7 +1,7 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Tests for monai_ext.metrics.multilabel: hand-worked AUROC / AP / F1, NaN masking, skipped classes, tables,
-frequency groups, cumulative metrics and ignite handlers."""
+frequency groups and cumulative metrics (the ignite handlers: tests/handlers/test_multilabel_metrics.py)."""
 
 from __future__ import annotations
 
@@ -12,18 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from ignite.engine import Engine
-from monai.engines import SupervisedEvaluator
-from monai.handlers import from_engine
 from monai.metrics import compute_roc_auc
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from monai_ext.metrics.multilabel import (
     MultiLabelAPMetric,
-    MultiLabelAUC,
     MultiLabelAUCMetric,
-    MultiLabelAveragePrecision,
-    MultiLabelF1,
     MultiLabelF1Metric,
     frequency_groups,
     metrics_table,
@@ -294,34 +288,3 @@ def test_cumulative_metrics_accumulate_batches():
         ap.aggregate()
     with pytest.raises(ValueError, match="shape B C"):
         ap(torch.zeros(2, 3), torch.zeros(2, 2))
-
-
-def test_handlers_in_ignite_engine():
-    y_pred, y = _worked_two_class()
-    y[3, 1] = NAN  # row 3 of class b unknown: b keeps AUROC 1 and AP 1
-    batches = [(torch.as_tensor(y_pred[s]), torch.as_tensor(y[s])) for s in (slice(0, 2), slice(2, 5))]
-    engine = Engine(lambda e, batch: {"pred": batch[0], "label": batch[1]})
-    to_pair = from_engine(["pred", "label"])
-    MultiLabelAveragePrecision(class_names=["a", "b"], output_transform=to_pair).attach(engine, "map")
-    MultiLabelAUC(average="none", output_transform=to_pair).attach(engine, "auc")
-    MultiLabelF1(output_transform=to_pair).attach(engine, "f1")
-    engine.run(batches, max_epochs=1)
-    assert engine.state.metrics["map"] == pytest.approx((34 / 45 + 1) / 2)
-    np.testing.assert_allclose(engine.state.metrics["auc"], [0.5, 1.0])
-    assert engine.state.metrics["f1"] == pytest.approx((0.75 + 1.0) / 2)
-
-
-def test_handler_as_key_metric_of_supervised_evaluator():
-    # the "network" passes the scores through, so the evaluator's pred is y_pred
-    y_pred, y = _worked_two_class()
-    data = [{"image": torch.as_tensor(p, dtype=torch.float32), "label": torch.as_tensor(t)} for p, t in zip(y_pred, y)]
-    loader = torch.utils.data.DataLoader(data, batch_size=2)
-    evaluator = SupervisedEvaluator(
-        device=torch.device("cpu"),
-        val_data_loader=loader,
-        network=torch.nn.Identity(),
-        key_val_metric={"val_map": MultiLabelAveragePrecision(output_transform=from_engine(["pred", "label"]))},
-    )
-    evaluator.run()
-    assert evaluator.state.metrics["val_map"] == pytest.approx((34 / 45 + 1) / 2)
-    assert evaluator.state.best_metric == pytest.approx((34 / 45 + 1) / 2)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["datalist", "cxr", "deeplesion", "covid_ct", "rop", "demo"]
+__all__ = ["datalist", "cxr", "deeplesion", "covid_ct", "rop", "inference", "demo"]
 
 
 def __getattr__(name: str):

@@ -28,7 +28,8 @@ class ToGrayscale(Transform):
 
     C = 1 is returned unchanged; C = 2 (grey + alpha) keeps channel 0; C = 3 (RGB) and C = 4 (RGBA, alpha dropped)
     become the BT.601 luma ``0.299 R + 0.587 G + 0.114 B``. Values and dtype range are kept (float output for 3/4
-    channels), metadata travels with a MetaTensor.
+    channels), metadata travels with a MetaTensor. A single-frame DICOM read by ``ITKReader`` arrives as
+    ``C W H 1``; that trailing singleton frame axis is dropped so every reader gives ``1 W H``.
 
     Raises:
         ValueError: the image has no channel dimension or another channel count; the message names the file.
@@ -45,6 +46,8 @@ class ToGrayscale(Transform):
                 f"ToGrayscale expects a channel-first image with 1-4 channels (grey, grey+alpha, RGB, RGBA), got "
                 f"shape {tuple(img_t.shape)} for '{name}'; load it with ensure_channel_first=True."
             )
+        if img_t.ndim == 4 and img_t.shape[-1] == 1:  # ITKReader: one-frame DICOM as W H 1
+            img_t = img_t[..., 0]
         if channels == 1:
             return img_t
         if channels == 2:

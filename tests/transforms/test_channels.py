@@ -44,3 +44,13 @@ def test_dictionary_version_on_rgba_png(tmp_path):
     assert out.shape == (1, 5, 4)
     assert torch.allclose(out.float(), torch.full((1, 5, 4), 120.0), atol=1e-4)
     assert out.meta["filename_or_obj"].endswith("x.png")
+
+
+def test_single_frame_dicom_from_both_readers_gives_the_same_2d_shape(rg1_unci_path):
+    from monai.data import ITKReader, PydicomReader
+
+    shapes = set()
+    for reader in (PydicomReader(), ITKReader()):
+        loaded = LoadImaged("image", reader=reader, image_only=True, ensure_channel_first=True)({"image": rg1_unci_path})
+        shapes.add(tuple(ToGrayscaled("image")(loaded)["image"].shape))
+    assert len(shapes) == 1 and len(next(iter(shapes))) == 3, shapes

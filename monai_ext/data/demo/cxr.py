@@ -258,7 +258,7 @@ def write_chexpert_demo(
     """CheXpert-v1.0-small layout: ``CheXpert-v1.0-small/{train,valid}.csv`` (header verbatim) and
     ``CheXpert-v1.0-small/{train,valid}/patientNNNNN/studyN/viewN_{frontal,lateral}.jpg`` (8-bit JPEG).
 
-    ``round(60 * size)`` train patients with 1-4 studies and ``round(20 * size)`` valid patients (ids from 64541)
+    ``round(240 * size)`` train patients with 1-4 studies and ``round(20 * size)`` valid patients (ids from 64541)
     with one study; a study has one frontal view and, with ``lateral_fraction``, a lesion-free lateral view that
     shares the study's labels (as the real CSV does). Train values: ``1.0``, ``0.0`` or blank (negatives are blank in
     the real proportion), ``-1.0`` uncertain; the noisy labels are marked uncertain with probability
@@ -274,7 +274,7 @@ def write_chexpert_demo(
     r_meta, r_lab, r_img, r_noise = np.random.default_rng(seed).spawn(4)
     classes, prev = LABEL_MODELS["chexpert"].classes, np.asarray(LABEL_MODELS["chexpert"].prevalence)
     studies = []  # (split, patient number, study number)
-    for split, n_pat, first in (("train", _counts(60, size, 3), 1), ("valid", _counts(20, size, 3), 64541)):
+    for split, n_pat, first in (("train", _counts(240, size, 3), 1), ("valid", _counts(20, size, 3), 64541)):
         n_st = 1 + np.minimum(r_meta.geometric(0.5, size=n_pat) - 1, 3) if split == "train" else np.ones(n_pat, int)
         studies += [(split, first + p, s + 1) for p in range(n_pat) for s in range(n_st[p])]
     st_split = np.array([s[0] for s in studies])

@@ -50,11 +50,14 @@ class PerSampleKeys(StrEnum):
     - ``LOSS_PER_SAMPLE``: ``"loss_per_sample"``, the loss of every sample, ``B`` float, detached.
     - ``MEMORY_LOGITS``: ``"memory_logits"``, logits that feed a per-sample memory instead of the network's own
       (the EMA teacher's, ``B C``, detached), written by :class:`monai_ext.handlers.ema.EMATeacher`.
+    - ``UNCERTAINTY``: ``"uncertainty"``, MoMBS's uncertainty of every sample, ``B`` float (nats), detached, written
+      by :class:`monai_ext.handlers.mombs_assessor.MoMBSAssessor` after the backward pass.
     """
 
     INDEX = "index"
     LOSS_PER_SAMPLE = "loss_per_sample"
     MEMORY_LOGITS = "memory_logits"
+    UNCERTAINTY = "uncertainty"
 
 
 # output entries the trainer itself fills or passes explicitly; never forwarded as extra loss inputs

@@ -1,2 +1,27 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""Networks: MONAI networks split at a key feature map (``split``) for MoMBS's feature disturbances."""
+
+from __future__ import annotations
+
+from monai_ext.networks.split import (
+    FeatureTap,
+    SplitBasicUNet,
+    SplitDenseNet121,
+    SplitFeatures,
+    SplitModel,
+    SplitNetwork,
+    SplitUNet,
+    is_split_network,
+)
+
+__all__ = [
+    "FeatureTap",
+    "SplitBasicUNet",
+    "SplitDenseNet121",
+    "SplitFeatures",
+    "SplitModel",
+    "SplitNetwork",
+    "SplitUNet",
+    "is_split_network",
+]

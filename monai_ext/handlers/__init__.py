@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from monai_ext.handlers.mombs import MoMBSHandler
 from monai_ext.handlers.multilabel_metrics import MultiLabelAUC, MultiLabelAveragePrecision, MultiLabelF1
 from monai_ext.handlers.multilabel_report import MultiLabelReport
 from monai_ext.handlers.per_sample import PerSampleRecorder
@@ -12,3 +13,4 @@ from monai_ext.handlers.prediction_writer import PredictionWriter, write_predict
 __all__ = ["PerSampleRecorder"]
 __all__ += ["MultiLabelAUC", "MultiLabelAveragePrecision", "MultiLabelF1", "MultiLabelReport"]
 __all__ += ["PredictionWriter", "write_predictions_csv"]
+__all__ += ["MoMBSHandler"]

@@ -1,2 +1,20 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""Samplers: MoMBS difficulty ranking (``ranking``) and mixed-order minibatch planning (``mombs``)."""
+
+from __future__ import annotations
+
+from monai_ext.samplers.mombs import MixedLayout, MoMBSSampler, SamplingStrategy, plan_blocks
+from monai_ext.samplers.ranking import (
+    DifficultyCategory,
+    MissingScore,
+    categorize,
+    difficulty_order,
+    difficulty_score,
+    fill_missing,
+    ordinal_rank,
+)
+
+__all__ = ["MoMBSSampler", "SamplingStrategy", "MixedLayout", "plan_blocks"]
+__all__ += ["MissingScore", "DifficultyCategory", "ordinal_rank", "fill_missing", "difficulty_score"]
+__all__ += ["difficulty_order", "categorize"]

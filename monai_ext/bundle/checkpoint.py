@@ -1,0 +1,64 @@
+# Copyright (c) 2026 robust-medical-bundles contributors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""Check that a bundle checkpoint fits the network a config builds, before MONAI's ``CheckpointLoader`` runs.
+
+PyTorch's own message for a checkpoint of another class count is ``size mismatch for class_layers.out.weight``; this
+check names the file, every mismatched tensor and what to change in the config.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+__all__ = ["check_checkpoint_fits"]
+
+
+def check_checkpoint_fits(
+    ckpt_path: str | os.PathLike, network: torch.nn.Module, key: str = "model", hint: str = ""
+) -> Path:
+    """Raise a clear error when the ``key`` entry of ``ckpt_path`` does not fit ``network``.
+
+    Args:
+        ckpt_path: checkpoint written by the bundle's ``CheckpointSaver`` (a dict of state dicts), loaded with
+            ``weights_only=True`` on the CPU.
+        network: the network the config builds (``network_def``), possibly wrapped in DDP.
+        key: entry holding the weights to load. Defaults to ``"model"``.
+        hint: what to change, appended to the message (e.g. "set --setting to the one used for training").
+
+    Returns:
+        ``ckpt_path`` as a ``Path`` when everything fits.
+
+    Raises:
+        FileNotFoundError: the file does not exist (train first, or pass ``--ckpt_path``).
+        KeyError: the checkpoint has no ``key`` entry; the message lists the entries it has.
+        ValueError: parameter shapes differ, or parameters are missing/unexpected; the message lists them.
+    """
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: '{path}'. Train the bundle first or point ckpt_path at one.")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if key not in ckpt:
+        raise KeyError(f"checkpoint '{path}' has no '{key}' entry; it holds {sorted(ckpt)}.")
+    saved = ckpt[key]
+    model = network.module if isinstance(network, torch.nn.parallel.DistributedDataParallel) else network
+    expected = model.state_dict()
+    problems = [
+        f"'{name}': checkpoint {tuple(saved[name].shape)} vs network {tuple(t.shape)}"
+        for name, t in expected.items()
+        if name in saved and tuple(saved[name].shape) != tuple(t.shape)
+    ]
+    missing = [n for n in expected if n not in saved]
+    unexpected = [n for n in saved if n not in expected]
+    if problems or missing or unexpected:
+        lines = [f"checkpoint '{path}' (entry '{key}') does not fit the network of this config:"]
+        lines += [f"  shape {p}" for p in problems[:10]]
+        if missing:
+            lines.append(f"  missing in the checkpoint: {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+        if unexpected:
+            lines.append(f"  not in the network: {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
+        lines.append(hint or "Use the config (and class setting) the checkpoint was trained with.")
+        raise ValueError("\n".join(lines))
+    return path

@@ -1,0 +1,276 @@
+# Copyright (c) 2026 robust-medical-bundles contributors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""End-to-end runs of ``bundles/cxr_nvum_classification`` on tiny demo data (32 px, 1-2 epochs, CPU): train,
+evaluate, resume, label audit, inference, and the errors a user meets with bad inputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from ignite.engine import Events
+from monai.networks.nets import DenseNet121
+from sklearn.metrics import roc_auc_score
+
+from monai_ext.data.datalist import DatasetLayoutError
+from monai_ext.handlers.label_audit import AUDIT_COLUMNS
+
+BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "cxr_nvum_classification"
+TRAIN, EVALUATE, INFERENCE = "configs/train.json", "configs/evaluate.json", "configs/inference.json"
+MULTI_GPU = "configs/multi_gpu_train.json"
+NIH_CLASSES = [
+    "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia", "Pneumothorax",
+    "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia", "No Finding",
+]  # fmt: skip
+TINY_INFER = {"image_size": 32, "num_workers": 0, "device": "$torch.device('cpu')"}  # shipped batch_size 1
+TINY = {**TINY_INFER, "batch_size": 16}
+CKPT_KEYS = {"model", "student", "ema", "nvum", "optimizer", "lr_scheduler", "trainer"}
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def trained(cxr_demo, run_bundle, tmp_path_factory) -> SimpleNamespace:
+    """One epoch of training on the NIH demo data, shared by the tests that need a checkpoint."""
+    out = tmp_path_factory.mktemp("nvum_train")
+    ckpt_dir, output_dir = out / "models", out / "eval"
+    wf = run_bundle(
+        BUNDLE, TRAIN, dataset_dir=str(cxr_demo / "nih"), epochs=1, ckpt_dir=str(ckpt_dir),
+        output_dir=str(output_dir), **TINY,
+    )  # fmt: skip
+    datalist = wf.parser.get_parsed_content("train#datalist")
+    return SimpleNamespace(ckpt_dir=ckpt_dir, output_dir=output_dir, datalist=datalist, demo=cxr_demo)
+
+
+def test_train_writes_checkpoints_with_method_state(trained):
+    assert sorted(p.name for p in trained.ckpt_dir.glob("*.pt")) == ["checkpoint_epoch=1.pt", "last.pt", "model.pt"]
+    ckpt = torch.load(trained.ckpt_dir / "last.pt", weights_only=True, map_location="cpu")
+    assert set(ckpt) == CKPT_KEYS
+    assert ckpt["trainer"]["iteration"] == math.ceil(len(trained.datalist) / TINY["batch_size"])
+    assert ckpt["nvum"]["memory"].shape == (len(trained.datalist), len(NIH_CLASSES))
+    # every training image was seen once in the single epoch
+    assert ckpt["nvum"]["num_updates"].tolist() == [1] * len(trained.datalist)
+    assert ckpt["model"]["class_layers.out.weight"].shape == (len(NIH_CLASSES), 1024)
+
+
+def test_label_audit_matches_saved_memory(trained):
+    table = pd.read_csv(trained.output_dir / "label_audit.csv")
+    assert tuple(table.columns) == AUDIT_COLUMNS
+    assert len(table) > 0
+    memory = torch.load(trained.ckpt_dir / "last.pt", weights_only=True, map_location="cpu")["nvum"]["memory"]
+    # the memory score is sigmoid of the saved memory; the given label is the datalist's (by dataset index)
+    expected = torch.sigmoid(memory[table["index"].to_numpy(), table["class_index"].to_numpy()]).numpy()
+    np.testing.assert_allclose(table["memory_score"].to_numpy(), expected, rtol=1e-5, atol=1e-6)
+    labels = np.array([item["label"] for item in trained.datalist])
+    np.testing.assert_array_equal(table["given_label"], labels[table["index"], table["class_index"]])
+    assert table["class"].tolist() == [NIH_CLASSES[c] for c in table["class_index"]]
+    assert table["image"].tolist() == [trained.datalist[i]["image"] for i in table["index"]]
+    assert (table["disagreement"] >= 0.5).all()  # LabelAuditWriter's default min_disagreement
+    assert table["disagreement"].is_monotonic_decreasing
+    assert table["rank"].tolist() == list(range(1, len(table) + 1))
+
+
+def test_evaluate_reports_match_sklearn(trained, run_bundle, tmp_path):
+    collected = {"pred": [], "label": []}
+
+    def collect(engine):
+        for item in engine.state.output:
+            collected["pred"].append(item["pred"].detach().cpu().numpy().reshape(-1))
+            collected["label"].append(item["label"].detach().cpu().numpy().reshape(-1))
+
+    def probe(wf):
+        wf.parser.get_parsed_content("test#openi#evaluator").add_event_handler(Events.ITERATION_COMPLETED, collect)
+
+    run_bundle(
+        BUNDLE, [TRAIN, EVALUATE], hooks=[probe], ckpt_dir=str(trained.ckpt_dir), output_dir=str(tmp_path),
+        openi_dir=str(trained.demo / "openi"), padchest_dir=str(trained.demo / "padchest"), **TINY,
+    )  # fmt: skip
+    for prefix in ("openi", "padchest"):
+        for suffix in ("_per_class.csv", "_per_class.md", "_roc.png"):
+            assert (tmp_path / f"{prefix}{suffix}").stat().st_size > 0, f"{prefix}{suffix}"
+    table = pd.read_csv(tmp_path / "openi_per_class.csv")
+    rows = table.set_index("class")
+    assert list(rows.index[: len(NIH_CLASSES)]) == NIH_CLASSES
+    assert all(c in (tmp_path / "openi_per_class.md").read_text() for c in NIH_CLASSES)
+    pred, label = np.stack(collected["pred"]), np.stack(collected["label"])
+    assert pred.shape[1] == len(NIH_CLASSES) and pred.shape[0] > 0
+    aucs = []
+    for c, name in enumerate(NIH_CLASSES):
+        known = ~np.isnan(label[:, c])
+        y = label[known, c]
+        assert rows.loc[name, "n_known"] == known.sum(), name
+        auc = roc_auc_score(y, pred[known, c]) if 0 < y.sum() < y.size else math.nan
+        aucs.append(auc)
+        if math.isnan(auc):
+            assert math.isnan(rows.loc[name, "auroc"]), name
+        else:
+            assert rows.loc[name, "auroc"] == pytest.approx(auc, abs=1e-9), name
+    mean_rows = [r for r in rows.index if str(r).lower().startswith("mean")]
+    assert mean_rows, f"no mean row in {list(rows.index)}"
+    assert float(rows.loc[mean_rows[0], "auroc"]) == pytest.approx(np.nanmean(aucs), abs=1e-9)
+    assert 0.0 <= np.nanmean(aucs) <= 1.0
+
+
+def test_resume_continues_at_epoch_2_with_saved_memory(trained, run_bundle, tmp_path):
+    last = trained.ckpt_dir / "last.pt"
+    saved = torch.load(last, weights_only=True, map_location="cpu")
+    seen = {"epochs": []}
+
+    def probe(wf):
+        trainer, loss = wf.parser.get_parsed_content("train#trainer"), wf.parser.get_parsed_content("loss")
+
+        def after_load(engine):  # attached after the CheckpointLoader, so it sees the loaded state
+            seen.update(epoch=engine.state.epoch, memory=loss.memory.detach().cpu().clone())
+            seen.update(num_updates=loss.num_updates.detach().cpu().clone())
+
+        trainer.add_event_handler(Events.STARTED, after_load)
+        trainer.add_event_handler(Events.EPOCH_STARTED, lambda e: seen["epochs"].append(e.state.epoch))
+
+    wf = run_bundle(
+        BUNDLE, TRAIN, hooks=[probe], dataset_dir=str(trained.demo / "nih"), epochs=2, resume_ckpt=str(last),
+        ckpt_dir=str(tmp_path / "models"), output_dir=str(tmp_path / "eval"), **TINY,
+    )  # fmt: skip
+    assert seen["epoch"] == 1
+    assert seen["epochs"] == [2]
+    torch.testing.assert_close(seen["memory"], saved["nvum"]["memory"], rtol=0, atol=0)
+    torch.testing.assert_close(seen["num_updates"], saved["nvum"]["num_updates"], rtol=0, atol=0)
+    assert wf.parser.get_parsed_content("train#trainer").state.epoch == 2
+    resumed = torch.load(tmp_path / "models" / "last.pt", weights_only=True, map_location="cpu")
+    assert resumed["nvum"]["num_updates"].tolist() == [2] * len(trained.datalist)
+
+
+def _caused_by(error: BaseException, kind: type[BaseException], pattern: str) -> BaseException:
+    """The first exception of type ``kind`` whose message matches ``pattern`` in the ``__cause__`` chain of ``error``
+    (MONAI wraps errors raised inside a ``$`` expression in ``RuntimeError("Failed to evaluate ...")``)."""
+    chain = [error]
+    while chain[-1].__cause__ is not None:
+        chain.append(chain[-1].__cause__)
+    for e in chain:
+        if isinstance(e, kind) and re.search(pattern, str(e), flags=re.S):
+            return e
+    raise AssertionError(f"no {kind.__name__} matching {pattern!r} in {[f'{type(e).__name__}: {e}' for e in chain]}")
+
+
+@pytest.fixture
+def inference_inputs(trained, rg1_unci_path, tmp_path) -> Path:
+    """A folder with the real RG1_UNCI.dcm, two demo PNGs and a corrupt PNG."""
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    shutil.copy(rg1_unci_path, folder / "RG1_UNCI.dcm")
+    for png in sorted((trained.demo / "nih" / "images").glob("*.png"))[:2]:
+        shutil.copy(png, folder / png.name)
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not a png at all" * 8)
+    return folder
+
+
+def test_inference_writes_one_result_per_readable_case_and_is_idempotent(
+    trained, inference_inputs, run_bundle, tmp_path
+):
+    out = tmp_path / "predictions"
+    pngs = sorted(p.stem for p in inference_inputs.glob("*.png") if p.name != "broken.png")
+    args = dict(dataset_dir=str(inference_inputs), output_dir=str(out), ckpt_path=str(trained.ckpt_dir / "model.pt"))
+    run_bundle(BUNDLE, INFERENCE, workflow_type="infer", **args, **TINY_INFER)
+    assert sorted(p.stem for p in out.glob("*.json")) == sorted(["RG1_UNCI", *pngs])
+    for path in out.glob("*.json"):
+        record = json.loads(path.read_text())
+        assert record["case_id"] == path.stem
+        assert list(record["probabilities"]) == NIH_CLASSES
+        assert all(0.0 <= p <= 1.0 for p in record["probabilities"].values())
+    with open(out / "skipped.csv", newline="") as f:
+        skipped = list(csv.DictReader(f))
+    assert [(r["case_id"], Path(r["image"]).name) for r in skipped] == [("broken", "broken.png")]
+    assert skipped[0]["error"]
+    predictions = pd.read_csv(out / "predictions.csv")
+    assert predictions["case_id"].tolist() == sorted(["RG1_UNCI", *pngs])
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()}
+    run_bundle(BUNDLE, INFERENCE, workflow_type="infer", **args, **TINY_INFER)
+    after = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()}
+    assert sorted(after) == sorted(before)
+    assert {k: v[0] for k, v in after.items()} == {k: v[0] for k, v in before.items()}
+    assert {k: after[k][1] for k in after if k.endswith(".json")} == {
+        k: before[k][1] for k in before if k.endswith(".json")
+    }  # results are never rewritten
+
+
+def test_inference_batches_mixed_dicom_and_png(trained, inference_inputs, run_bundle, tmp_path):
+    (inference_inputs / "broken.png").unlink()
+    out = tmp_path / "predictions"
+    run_bundle(BUNDLE, INFERENCE, workflow_type="infer", dataset_dir=str(inference_inputs), output_dir=str(out),
+               ckpt_path=str(trained.ckpt_dir / "model.pt"), **{**TINY_INFER, "batch_size": 3})  # fmt: skip
+    records = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
+    assert sorted(records) == sorted(p.stem for p in inference_inputs.iterdir())
+    assert all(Path(r["image"]).is_file() for r in records.values())
+
+
+def test_dataset_csv_without_a_column_names_it(trained, run_bundle, tmp_path):
+    nih = tmp_path / "nih"
+    shutil.copytree(trained.demo / "nih", nih, ignore=shutil.ignore_patterns("images"))
+    os.symlink(trained.demo / "nih" / "images", nih / "images")
+    entries = pd.read_csv(nih / "Data_Entry_2017_v2020.csv")
+    entries.drop(columns=["Finding Labels"]).to_csv(nih / "Data_Entry_2017_v2020.csv", index=False)
+    # MONAI wraps errors raised inside a "$" expression in RuntimeError("Failed to evaluate ...") from the original
+    with pytest.raises(RuntimeError) as info:
+        run_bundle(BUNDLE, TRAIN, dataset_dir=str(nih), epochs=1, ckpt_dir=str(tmp_path / "m"),
+                   output_dir=str(tmp_path / "e"), **TINY)  # fmt: skip
+    message = r"Data_Entry_2017_v2020\.csv' is missing column\(s\) \['Finding Labels'\]"
+    _caused_by(info.value, DatasetLayoutError, message)
+
+
+def test_checkpoint_of_another_class_count_names_the_size_mismatch(trained, run_bundle, tmp_path):
+    net8 = DenseNet121(spatial_dims=2, in_channels=3, out_channels=8)
+    torch.save({"model": net8.state_dict()}, tmp_path / "model8.pt")
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    shutil.copy(sorted((trained.demo / "nih" / "images").glob("*.png"))[0], inputs / "case.png")
+    with pytest.raises(RuntimeError) as info:
+        run_bundle(BUNDLE, INFERENCE, workflow_type="infer", dataset_dir=str(inputs), output_dir=str(tmp_path / "o"),
+                   ckpt_path=str(tmp_path / "model8.pt"), **TINY_INFER)  # fmt: skip
+    _caused_by(
+        info.value, ValueError, r"model8\.pt.*'class_layers\.out\.weight': checkpoint \(8, 1024\) vs network \(14, 1024\).*--setting"
+    )
+    assert not list((tmp_path / "o").glob("*.json"))
+
+
+class _NaNLogits(torch.nn.Module):
+    """``B 3 H W`` -> ``B C`` logits that are all NaN."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(3, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.mean(dim=(2, 3))) * float("nan")
+
+
+def test_nan_logits_stop_training_with_floating_point_error(trained, run_bundle, tmp_path):
+    with pytest.raises(RuntimeError) as info:
+        run_bundle(BUNDLE, TRAIN, dataset_dir=str(trained.demo / "nih"), epochs=1, network_def=_NaNLogits(14),
+                   ckpt_dir=str(tmp_path / "m"), output_dir=str(tmp_path / "e"), **TINY)  # fmt: skip
+    _caused_by(info.value, FloatingPointError, r"logits are nan/inf for 16 of 16 samples")
+
+
+@pytest.mark.skipif(not (BUNDLE / MULTI_GPU).exists(), reason=f"{MULTI_GPU} not written yet")
+def test_two_process_gloo_training(cxr_demo, tmp_path):
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2",
+        "-m", "monai.bundle", "run", "--config_file", f"['{TRAIN}','{MULTI_GPU}']", "--bundle_root", str(BUNDLE),
+        "--dist_backend", "gloo", "--dataset_dir", str(cxr_demo / "nih"),
+        "--image_size", "32", "--epochs", "1", "--batch_size", "8", "--num_workers", "0",
+        "--ckpt_dir", str(tmp_path / "models"), "--output_dir", str(tmp_path / "eval"),
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=BUNDLE, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert (tmp_path / "models" / "last.pt").is_file()
+    assert (tmp_path / "eval" / "label_audit.csv").is_file()

@@ -27,7 +27,8 @@ test: $(STAMP)
 	$(PY) -m pytest -q tests
 
 bench: $(STAMP)
-	@echo "no benchmarks yet: they arrive with the bundles"
+	$(PY) scripts/bench_mombs_plan.py
+	$(PY) scripts/bench_nvum.py --out bench_results/nvum --num-threads 1
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

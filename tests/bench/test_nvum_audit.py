@@ -1,0 +1,106 @@
+# Copyright (c) 2026 robust-medical-bundles contributors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from monai_ext.bench.nvum_audit import audit_saved_memory, memory_audit, recorded_flips
+from monai_ext.bench.nvum_bundle import bundle_overrides
+from monai_ext.data.datalist import DatasetLayoutError
+
+# memory_audit docstring example: classes A, B; paper prior 0.25 each (log -1.386); flips (0, A) and (1, A)
+MEMORY = [[1.0, -3.0], [3.0, -3.0], [-3.0, 2.0], [0.5, 1.0]]
+LABELS = [[1.0, 0.0], [0.0, 0.0], [0.0, 1.0], [0.0, 0.0]]
+FLIPS = {(0, 0), (1, 0)}
+
+
+def _datalist(labels):
+    return [{"index": i, "image": f"/x/{i}.png", "label": label} for i, label in enumerate(labels)]
+
+
+def _state(memory, num_updates):
+    return {"memory": torch.tensor(memory), "num_updates": torch.tensor(num_updates)}
+
+
+def test_recorded_flips_keeps_training_images_and_known_classes(tmp_path):
+    datalist = [{"index": i, "image": f"/data/nih/images/0000000{i}_000.png"} for i in range(3)]
+    pd.DataFrame(
+        {"image": ["00000000_000.png", "00000002_000.png", "00000002_000.png", "00000009_000.png",
+                   "00000001_000.png", "00000001_000.png"],
+         "class": ["A", "No Finding", "B", "A", "Consolidation", "A"],
+         "clean": [1, 0, 1, 1, 1, 1], "noisy": [0, 1, 0, 0, 0, 1]}
+    ).to_csv(tmp_path / "noise.csv", index=False)  # fmt: skip
+    # left out: an image outside the datalist, a class outside the label space, a row with clean == noisy
+    assert recorded_flips(tmp_path / "noise.csv", datalist, ["A", "B", "No Finding"]) == {(0, 0), (2, 2), (2, 1)}
+
+
+def test_recorded_flips_needs_the_noise_columns(tmp_path):
+    (tmp_path / "noise.csv").write_text("image,class\na.png,A\n")
+    with pytest.raises(DatasetLayoutError, match=r"missing column\(s\) \['clean', 'noisy'\]"):
+        recorded_flips(tmp_path / "noise.csv", [], ["A"])
+    with pytest.raises(FileNotFoundError, match="nope.csv"):
+        recorded_flips(tmp_path / "nope.csv", [], ["A"])
+
+
+@pytest.mark.parametrize(
+    "num_updates, prior_p, unbiased_p, n_pairs",
+    [
+        # prior ranks (1, A) 0.834, (0, A) 0.595 first; unbiased (1, A) 0.953, (3, B) 0.731
+        ([1, 1, 1, 1], 1.0, 0.5, 8),
+        # sample 3 never seen: unbiased now ranks (1, A) 0.953, (0, A) 0.269 first
+        ([1, 1, 1, 0], 1.0, 1.0, 6),
+    ],
+)
+def test_memory_audit_both_scores_by_hand(num_updates, prior_p, unbiased_p, n_pairs):
+    out = memory_audit(_state(MEMORY, num_updates), _datalist(LABELS), FLIPS)
+    assert list(out) == ["prior", "unbiased"]
+    assert out["prior"] == {"k": 2, "precision_at_k": prior_p, "n_flips": 2, "n_pairs": n_pairs,
+                            "base_rate": pytest.approx(2 / n_pairs)}  # fmt: skip
+    assert out["unbiased"]["precision_at_k"] == unbiased_p
+
+
+def test_memory_audit_flip_of_an_unseen_sample_is_left_out_of_k():
+    out = memory_audit(_state(MEMORY, [1, 0, 1, 1]), _datalist(LABELS), FLIPS, scores=["unbiased"])
+    # only (0, A) is ranked: k = 1; unbiased ranks (3, B) 0.731 first -> precision 0; base rate 1 / 6
+    assert out == {"unbiased": {"k": 1, "precision_at_k": 0.0, "n_flips": 2, "n_pairs": 6,
+                                "base_rate": pytest.approx(1 / 6)}}  # fmt: skip
+
+
+@pytest.mark.parametrize("mode, convention, expected", [("paper", "paper", 1.0), ("official", "official", 0.0)])
+def test_memory_audit_rebuilds_the_runs_prior(mode, convention, expected):
+    # the worked case of conftest.py: classes A, No Finding; the flip (0, A) ranks first only with the paper prior
+    labels = [[0.0, 0.0], [0.0, 1.0], [0.0, 1.0], [1.0, 0.0]]
+    memory = [[2.5, -3.0], [-3.0, 2.0], [-3.0, 2.0], [3.0, 1.2]]
+    out = memory_audit(_state(memory, [3] * 4), _datalist(labels), {(0, 0)}, mode, convention, scores=["prior"])
+    assert out["prior"]["precision_at_k"] == expected
+
+
+def test_memory_audit_rejects_mismatched_state_and_indices():
+    with pytest.raises(ValueError, match="memory holds 3 samples, the config has num_samples=4"):
+        memory_audit(_state(MEMORY[:3], [1, 1, 1]), _datalist(LABELS), FLIPS)
+    datalist = _datalist(LABELS)
+    datalist[1]["index"] = 0
+    with pytest.raises(ValueError, match="indices must be 0 to 3, each once"):
+        memory_audit(_state(MEMORY, [1] * 4), datalist, FLIPS)
+    with pytest.raises(ValueError, match="sigmoid"):
+        memory_audit(_state(MEMORY, [1] * 4), _datalist(LABELS), FLIPS, scores=["sigmoid"])
+
+
+@pytest.mark.parametrize("method, prior_p", [("paper", 1.0), ("official", 0.0)])
+def test_audit_saved_memory_reads_the_run_from_the_bundle_config(bench_dirs, method, prior_p):
+    overrides = bundle_overrides(method, 0, bench_dirs["nih"], bench_dirs["work"] / f"{method}_seed0",
+                                 bundle_dir=bench_dirs["bundle"])  # fmt: skip
+    out = audit_saved_memory(overrides, bench_dirs["noise"], bench_dirs["bundle"])
+    assert out["prior"] == {"k": 1, "precision_at_k": prior_p, "n_flips": 1, "n_pairs": 8, "base_rate": 0.125}
+    assert out["unbiased"]["precision_at_k"] == 1.0
+
+
+def test_audit_saved_memory_bce_run_and_missing_checkpoint(bench_dirs):
+    work, bundle = bench_dirs["work"], bench_dirs["bundle"]
+    overrides = bundle_overrides("bce", 0, bench_dirs["nih"], work / "bce_seed0", bundle_dir=bundle)
+    assert audit_saved_memory(overrides, bench_dirs["noise"], bundle) is None
+    overrides = bundle_overrides("paper", 1, bench_dirs["nih"], work / "paper_seed1", bundle_dir=bundle)
+    with pytest.raises(FileNotFoundError, match=r"paper_seed1/models/last.pt"):
+        audit_saved_memory(overrides, bench_dirs["noise"], bundle)

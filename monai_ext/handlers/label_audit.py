@@ -42,7 +42,9 @@ class MemoryScore(StrEnum):
     0.2 % class) lifts every ``sigmoid(t)`` of that class close to 1, so with ``unbiased`` the top of the ranking
     filled with that class's correct negatives (precision at k below chance), while ``prior`` found the recorded
     flips at 0.21-0.40 precision against a 0.05 base rate. The NVUM bundle therefore writes its audit with
-    ``score="prior"``.
+    ``score="prior"``. Note that the prior alone (a memory of zeros) already ranks flips well above the random base
+    rate (about 0.25-0.31 on the demo data: flips sit where the prior finds a label unlikely); what the memory adds is
+    the precision above that labels-only level (``tests/handlers/test_label_audit_demo.py`` checks both).
     """
 
     UNBIASED = "unbiased"

@@ -119,7 +119,8 @@ def run_bundle(
 
     Returns:
         ``{"openi_auc", "padchest_auc", "clean_test_auc" (their mean), "train_s", "eval_s", "audit"}`` with
-        ``audit = {score: {"k", "precision_at_k", "n_flips", "n_pairs", "base_rate"}}`` or ``None``; AUCs are
+        ``audit = {score: {"k", "precision_at_k", "n_flips", "n_pairs", "base_rate",
+        "labels_only_precision_at_k"}}`` or ``None``; AUCs are
         the mean AUROC over the diseases (``No Finding`` left out).
     """
     configs = Path(bundle_dir) / "configs"

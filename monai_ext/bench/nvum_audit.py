@@ -7,7 +7,9 @@ the bundle's checkpoints (``models/last.pt``, entry ``"nvum"``). :func:`memory_a
 (sample, class) pair by ``|label - score|`` (:func:`monai_ext.handlers.label_audit.rank_label_disagreement`) for
 each memory score (``prior`` = ``sigmoid(t + log(pi))``, the bundle's default, and ``unbiased`` = ``sigmoid(t)``,
 see :class:`monai_ext.handlers.label_audit.MemoryScore`) and measures it against the recorded flips
-(:func:`recorded_flips`) with :func:`monai_ext.handlers.label_audit.precision_at_k`. ``log(pi)`` is not saved (a
+(:func:`recorded_flips`) with :func:`monai_ext.handlers.label_audit.precision_at_k`, next to a labels-only reference
+(the same pairs and ``k`` ranked with a memory of zeros, so ``prior`` is the class prior ``pi`` alone: what the
+training labels find without the memory). ``log(pi)`` is not saved (a
 non-persistent buffer): it is recomputed with :func:`monai_ext.losses.nvum_prior` on the run's training datalist.
 :func:`audit_saved_memory` does all of this for one run of the bundle.
 """
@@ -89,12 +91,16 @@ def memory_audit(
     checks their shapes). The ranking holds every (sample, class) pair with a known label of a sample the memory
     saw (``num_updates > 0``); ``k`` is the number of ``flips`` among those pairs (all of them once every sample was
     seen), so precision at k is also recall at k. A random ranking has expected precision ``base_rate = k /
-    n_pairs``.
+    n_pairs``. ``labels_only_precision_at_k`` is the precision at the same ``k`` of the same pairs ranked with the
+    memory replaced by zeros and the ``prior`` score, i.e. by ``|label - pi_c|`` (pairs whose label the class prior
+    finds unlikely first; ties in sample, then class order): the level a ranking reaches from the labels alone, the
+    same for every score.
 
     Example: memory ``[[1, -3], [3, -3], [-3, 2], [0.5, 1]]``, labels ``[[1, 0], [0, 0], [0, 1], [0, 0]]``
     (paper prior 0.25 per class, ``log(pi) = -1.386``) and flips ``{(0, 0), (1, 0)}``: ``prior`` ranks (1, 0)
     (0.834), (0, 0) (0.595) first, precision 1.0; ``unbiased`` ranks (1, 0) (0.953), (3, 1) (0.731) first,
-    precision 0.5; base rate 2 / 8.
+    precision 0.5; base rate 2 / 8. Labels only, every score is 0.25: the two positive labels (0, 0) and (2, 1)
+    (disagreement 0.75) come first, labels-only precision 0.5.
 
     Args:
         memory_state: ``NVUMLoss.state_dict()`` as saved in the checkpoint (``memory`` ``N C``, ``num_updates``
@@ -108,8 +114,9 @@ def memory_audit(
         scores: memory scores to rank by, default ``("prior", "unbiased")``.
 
     Returns:
-        ``{score: {"k", "precision_at_k", "n_flips" (all ``flips``), "n_pairs" (ranked pairs), "base_rate"}}`` in
-        ``scores`` order; ``precision_at_k`` is ``nan`` when no flip is ranked, ``base_rate`` when no pair is.
+        ``{score: {"k", "precision_at_k", "n_flips" (all ``flips``), "n_pairs" (ranked pairs), "base_rate",
+        "labels_only_precision_at_k"}}`` in ``scores`` order; both precisions are ``nan`` when no flip is ranked,
+        ``base_rate`` when no pair is.
 
     Raises:
         ValueError: datalist indices that are not 0 to ``N - 1`` once each; an unknown score, mode or convention;
@@ -120,9 +127,13 @@ def memory_audit(
     n, c = labels.shape
     loss = NVUMLoss(n, c, nvum_prior(labels, convention), mode=mode, prior_eps=prior_eps)
     loss.load_state_dict({k: torch.as_tensor(v) for k, v in memory_state.items()})
+    visited = loss.num_updates > 0
+    labels_only = rank_label_disagreement(
+        torch.zeros_like(loss.memory), labels, loss.log_prior, MemoryScore.PRIOR, visited=visited
+    )
     out: dict[str, dict[str, Any]] = {}
     for score in scores:
-        ranking = rank_label_disagreement(loss.memory, labels, loss.log_prior, score, visited=loss.num_updates > 0)
+        ranking = rank_label_disagreement(loss.memory, labels, loss.log_prior, score, visited=visited)
         ranked = set(zip(ranking["index"].tolist(), ranking["class_index"].tolist()))
         k = len(ranked & {(int(i), int(j)) for i, j in flips})
         out[score.value] = {
@@ -131,6 +142,7 @@ def memory_audit(
             "n_flips": len(flips),
             "n_pairs": len(ranking),
             "base_rate": k / len(ranking) if len(ranking) else float("nan"),
+            "labels_only_precision_at_k": precision_at_k(labels_only, flips, k) if k > 0 else float("nan"),
         }
     return out
 

@@ -28,6 +28,7 @@ __all__ = ["summarise", "aggregate_runs", "results_table", "plot_results", "writ
 
 RESULT_FILES = {"json": "nvum_bench.json", "png": "nvum_bench.png", "table": "README_table.md"}
 _RUN_METRICS = ("clean_test_auc", "openi_auc", "padchest_auc")
+_AUDIT_KEYS = ("precision_at_k", "base_rate", "labels_only_precision_at_k")
 _STEP_LABELS = {
     StepVariant.BCE.value: "BCE (`BCEWithLogitsLoss`)",
     StepVariant.PAPER.value: "NVUM paper mode",
@@ -53,19 +54,21 @@ def summarise(values: Sequence[float | None]) -> dict[str, Any]:
 
 def aggregate_runs(runs: Sequence[Mapping[str, Any]], baseline: str = Method.BCE.value) -> dict[str, Any]:
     """Per method: :func:`summarise` over seeds (in seed order) of each AUC, of the per-seed difference of the
-    clean-test AUC to the baseline (paired by seed), and of each memory score's audit precision and base rate.
+    clean-test AUC to the baseline (paired by seed), and of each memory score's audit precision, base rate and
+    labels-only precision (``nan`` for a run whose audit predates it).
 
     Example: runs ``bce`` seeds 0, 1 with clean-test AUC 0.6, 0.7 and ``paper`` 0.65, 0.8 give
     ``summary["paper"]["delta_clean_test_auc"]`` mean 0.075, std 0.0354 (differences 0.05 and 0.1).
 
     Args:
         runs: items with ``method``, ``seed``, ``clean_test_auc``, ``openi_auc``, ``padchest_auc`` and ``audit``
-            (``{score: {"precision_at_k", "base_rate", ...}}`` or ``None``).
+            (``{score: {"precision_at_k", "base_rate", "labels_only_precision_at_k", ...}}`` or ``None``).
         baseline: method the deltas are taken against; deltas are left out when it is missing.
 
     Returns:
         ``{method: {"seeds": [...], "clean_test_auc": summary, "openi_auc": ..., "padchest_auc": ...,
-        "audit": {score: {"precision_at_k": summary, "base_rate": summary}}, "delta_clean_test_auc": summary}}``
+        "audit": {score: {"precision_at_k": summary, "base_rate": summary, "labels_only_precision_at_k": summary}},
+        "delta_clean_test_auc": summary}}``
         in first-seen method order; ``audit`` holds the scores in first-seen order (empty without audits).
     """
     by_method: dict[str, dict[int, Mapping[str, Any]]] = {}
@@ -81,8 +84,8 @@ def aggregate_runs(runs: Sequence[Mapping[str, Any]], baseline: str = Method.BCE
         scores = list(dict.fromkeys(score for audit in audits for score in audit))
         entry["audit"] = {
             score: {
-                key: summarise([a[score][key] if score in a else None for a in audits])
-                for key in ("precision_at_k", "base_rate")
+                key: summarise([a[score].get(key) if score in a else None for a in audits])
+                for key in _AUDIT_KEYS
             }
             for score in scores
         }
@@ -142,8 +145,8 @@ def _efficacy_lines(eff: Mapping[str, Any]) -> list[str]:
               "PadChest AUC |")  # fmt: skip
     rule = "|---|---:|---|---:|---:|---:|"
     if scores:
-        header += "".join(f" label-audit P@k, `{score}` |" for score in scores) + " random P@k |"
-        rule += "---:|" * (len(scores) + 1)
+        header += "".join(f" label-audit P@k, `{score}` |" for score in scores) + " random P@k | labels-only P@k |"
+        rule += "---:|" * (len(scores) + 2)
     lines = [
         f"**Efficacy on demo data** (bundle `train.json` + `evaluate.json` run in-process with overrides; NIH demo "
         f"size {s['train_size']} ({nih.get('n_images', '?')} images, {nih.get('n_flips', '?')} label flips "
@@ -165,8 +168,9 @@ def _efficacy_lines(eff: Mapping[str, Any]) -> list[str]:
         if scores:
             audit = m.get("audit", {})
             row += "".join(f" {_pm(audit[sc]['precision_at_k']) if sc in audit else 'n/a'} |" for sc in scores)
-            base = next((audit[sc]["base_rate"] for sc in scores if sc in audit), None)
-            row += f" {_pm(base, same_as_mean=True)} |"
+            first = next((audit[sc] for sc in scores if sc in audit), {})
+            row += f" {_pm(first.get('base_rate'), same_as_mean=True)} |"
+            row += f" {_pm(first.get('labels_only_precision_at_k'), same_as_mean=True)} |"
         lines.append(row)
     lines.append("")
     if scores:
@@ -178,7 +182,10 @@ def _efficacy_lines(eff: Mapping[str, Any]) -> list[str]:
             "`LabelAuditWriter` default) or `unbiased` = sigmoid(t), `log pi` recomputed with `nvum_prior` on the "
             f"run's training datalist; P@k = share of the demo generator's recorded flips among the top k pairs, "
             f"{k_text} = the number of recorded flips in the training set (so P@k is also the recall); random P@k = "
-            "expected precision of a random ranking (flips / ranked pairs). BCE keeps no memory (n/a).",
+            "expected precision of a random ranking (flips / ranked pairs); labels-only P@k = precision of the same "
+            "pairs at the same k ranked with a memory of zeros and the `prior` score, i.e. by |label - pi| (pairs "
+            "the class prior finds unlikely first): what the noisy labels alone give, the level the memory has to "
+            "beat. BCE keeps no memory (n/a).",
             "",
         ]
     if eff.get("audit_recomputed"):
@@ -193,8 +200,8 @@ def _efficacy_lines(eff: Mapping[str, Any]) -> list[str]:
 
 def results_table(results: Mapping[str, Any]) -> str:
     """Markdown tables of a benchmark result for the bundle README: the step-time table, the efficacy table with
-    one label-audit column per memory score and the random base rate, the ``interpretation`` paragraph and the
-    environment line; each only when its part is present."""
+    one label-audit column per memory score, the random base rate and the labels-only precision, the
+    ``interpretation`` paragraph and the environment line; each only when its part is present."""
     lines: list[str] = []
     env = results.get("environment") or {}
     if results.get("step_time"):
@@ -267,14 +274,21 @@ def _plot_audit(ax: Any, eff: Mapping[str, Any] | None) -> None:
             eff["summary"][m]["audit"]]  # fmt: skip
     if base:
         ax.axhline(base[0], color="grey", linestyle="--", linewidth=1, label=f"random ({base[0]:.3f})")
+    for i, method in enumerate(methods):
+        ref = eff["summary"][method]["audit"][scores[0]].get("labels_only_precision_at_k") if scores[0] in \
+            eff["summary"][method]["audit"] else None  # fmt: skip
+        if ref and ref["mean"] is not None and np.isfinite(ref["mean"]):
+            ax.hlines(ref["mean"], i - 0.45, i + 0.45, color="k", linestyle=":", linewidth=1.5,
+                      label="labels only (memory of zeros, `prior`)" if i == 0 else None)  # fmt: skip
     ax.set_xticks(range(len(methods)), [_METHOD_LABELS.get(m, m) for m in methods])
     ax.set_ylabel("precision at k (k = recorded flips)")
-    ax.legend(loc="upper left")
+    ax.legend(loc="center right", fontsize="small")
 
 
 def plot_results(results: Mapping[str, Any], png_file: str | os.PathLike) -> Path:
     """Draw the step-time ratios (with the target line), the clean-test AUC per method (one dot per seed, mean ±
-    std) and the label-audit precision per NVUM method and memory score (with the random base rate) into a PNG;
+    std) and the label-audit precision per NVUM method and memory score (with the random base rate and, per method, the
+    labels-only precision) into a PNG;
     a missing part leaves its panel with a note. Returns the path."""
     fig = Figure(figsize=(16, 4.4), dpi=110)
     FigureCanvasAgg(fig)

@@ -42,7 +42,8 @@ def test_recompute_audits_replaces_only_the_audits(bench_dirs):
     # worked case of conftest.py: prior P@1 is 1 in paper mode, 0 with the official prior; unbiased 1 in both
     audits = {run["method"]: run["audit"] for run in out["runs"]}
     assert audits["bce"] is None
-    assert audits["paper"]["prior"] == {"k": 1, "precision_at_k": 1.0, "n_flips": 1, "n_pairs": 8, "base_rate": 0.125}
+    assert audits["paper"]["prior"] == {"k": 1, "precision_at_k": 1.0, "n_flips": 1, "n_pairs": 8, "base_rate": 0.125,
+                                        "labels_only_precision_at_k": 0.0}  # fmt: skip
     assert audits["official"]["prior"]["precision_at_k"] == 0.0
     assert audits["official"]["unbiased"]["precision_at_k"] == 1.0
     assert [(r["method"], r["clean_test_auc"], r["train_s"]) for r in out["runs"]] == [

@@ -56,16 +56,41 @@ def test_recorded_flips_needs_the_noise_columns(tmp_path):
 def test_memory_audit_both_scores_by_hand(num_updates, prior_p, unbiased_p, n_pairs):
     out = memory_audit(_state(MEMORY, num_updates), _datalist(LABELS), FLIPS)
     assert list(out) == ["prior", "unbiased"]
+    # labels only (every score 0.25): the positive labels (0, A), (2, B) (disagreement 0.75) rank first -> 1 of 2
     assert out["prior"] == {"k": 2, "precision_at_k": prior_p, "n_flips": 2, "n_pairs": n_pairs,
-                            "base_rate": pytest.approx(2 / n_pairs)}  # fmt: skip
+                            "base_rate": pytest.approx(2 / n_pairs), "labels_only_precision_at_k": 0.5}  # fmt: skip
+    assert out["unbiased"]["labels_only_precision_at_k"] == 0.5
     assert out["unbiased"]["precision_at_k"] == unbiased_p
 
 
 def test_memory_audit_flip_of_an_unseen_sample_is_left_out_of_k():
     out = memory_audit(_state(MEMORY, [1, 0, 1, 1]), _datalist(LABELS), FLIPS, scores=["unbiased"])
-    # only (0, A) is ranked: k = 1; unbiased ranks (3, B) 0.731 first -> precision 0; base rate 1 / 6
+    # only (0, A) is ranked: k = 1; unbiased ranks (3, B) 0.731 first -> precision 0; base rate 1 / 6; labels only
+    # ranks the positive (0, A) first (ties with (2, B), sample order) -> 1
     assert out == {"unbiased": {"k": 1, "precision_at_k": 0.0, "n_flips": 2, "n_pairs": 6,
-                                "base_rate": pytest.approx(1 / 6)}}  # fmt: skip
+                                "base_rate": pytest.approx(1 / 6), "labels_only_precision_at_k": 1.0}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "labels, flips, expected",
+    [
+        # paper prior [0.5, 0.25]: disagreement |label - pi| = (0, A) 0.5, (0, B) 0.25, (1, A) 0.5, (1, B) 0.75,
+        # (2, A) 0.5, (2, B) 0.25, (3, A) 0.5, (3, B) 0.25 -> order (1, B), (0, A), (1, A), (2, A), ...; k = 2
+        ([[1, 0], [0, 1], [1, 0], [0, 0]], {(1, 1), (3, 1)}, 0.5),
+        ([[1, 0], [0, 1], [1, 0], [0, 0]], {(1, 1), (0, 0)}, 1.0),
+        ([[1, 0], [0, 1], [1, 0], [0, 0]], {(2, 0), (3, 1)}, 0.0),
+        # an unknown label (nan) is not ranked and counts as not positive in the prior: [0.25, 0.25]; the positives
+        # (1, B) and (3, A) tie at 0.75, sample order puts (1, B) first; k = 1
+        ([[0, 0], [0, 1], [0, 0], [1, float("nan")]], {(1, 1)}, 1.0),
+    ],
+)
+def test_memory_audit_labels_only_ranks_by_the_class_prior(labels, flips, expected):
+    # the memory itself does not matter to the labels-only reference: a memory that finds every flip gives the same
+    memory = [[5.0 if (i, j) in flips else -5.0 for j in range(2)] for i in range(4)]
+    for mem in (memory, [[0.0, 0.0]] * 4):
+        out = memory_audit(_state(mem, [1] * 4), _datalist(labels), flips, scores=["prior"])
+        assert out["prior"]["labels_only_precision_at_k"] == expected
+    assert out["prior"]["precision_at_k"] == expected  # memory of zeros: the prior score is the labels-only one
 
 
 @pytest.mark.parametrize("mode, convention, expected", [("paper", "paper", 1.0), ("official", "official", 0.0)])
@@ -93,7 +118,9 @@ def test_audit_saved_memory_reads_the_run_from_the_bundle_config(bench_dirs, met
     overrides = bundle_overrides(method, 0, bench_dirs["nih"], bench_dirs["work"] / f"{method}_seed0",
                                  bundle_dir=bench_dirs["bundle"])  # fmt: skip
     out = audit_saved_memory(overrides, bench_dirs["noise"], bench_dirs["bundle"])
-    assert out["prior"] == {"k": 1, "precision_at_k": prior_p, "n_flips": 1, "n_pairs": 8, "base_rate": 0.125}
+    # labels only: (3, A) (label 1, prior 0.25 or 0.125) ranks first, not the flip (0, A)
+    assert out["prior"] == {"k": 1, "precision_at_k": prior_p, "n_flips": 1, "n_pairs": 8, "base_rate": 0.125,
+                            "labels_only_precision_at_k": 0.0}  # fmt: skip
     assert out["unbiased"]["precision_at_k"] == 1.0
 
 

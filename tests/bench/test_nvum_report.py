@@ -27,9 +27,9 @@ def test_summarise(values, mean, std, n):
     assert len(s["values"]) == len(values)
 
 
-def _audit(prior, unbiased, base=0.05):
-    return {"prior": {"k": 3, "precision_at_k": prior, "base_rate": base},
-            "unbiased": {"k": 3, "precision_at_k": unbiased, "base_rate": base}}  # fmt: skip
+def _audit(prior, unbiased, base=0.05, labels_only=0.2):
+    return {score: {"k": 3, "precision_at_k": p, "base_rate": base, "labels_only_precision_at_k": labels_only}
+            for score, p in (("prior", prior), ("unbiased", unbiased))}  # fmt: skip
 
 
 def _run(method, seed, auc, audit=None):
@@ -38,8 +38,10 @@ def _run(method, seed, auc, audit=None):
 
 
 def test_aggregate_runs_pairs_deltas_by_seed_and_summarises_each_score():
-    runs = [_run("bce", 1, 0.7), _run("paper", 0, 0.65, _audit(0.2, 0.0)), _run("bce", 0, 0.6),
-            _run("paper", 1, 0.8, _audit(0.4, 0.1))]  # fmt: skip
+    old = _audit(0.4, 0.1)
+    del old["prior"]["labels_only_precision_at_k"]  # an audit written before the labels-only reference
+    runs = [_run("bce", 1, 0.7), _run("paper", 0, 0.65, _audit(0.2, 0.0, labels_only=0.25)), _run("bce", 0, 0.6),
+            _run("paper", 1, 0.8, old)]  # fmt: skip
     summary = aggregate_runs(runs)
     assert list(summary) == ["bce", "paper"]
     assert summary["paper"]["seeds"] == [0, 1]
@@ -50,6 +52,9 @@ def test_aggregate_runs_pairs_deltas_by_seed_and_summarises_each_score():
     assert summary["paper"]["audit"]["prior"]["precision_at_k"]["mean"] == pytest.approx(0.3)
     assert summary["paper"]["audit"]["unbiased"]["precision_at_k"]["values"] == [0.0, 0.1]
     assert summary["paper"]["audit"]["prior"]["base_rate"]["std"] == 0.0
+    labels_only = summary["paper"]["audit"]["prior"]["labels_only_precision_at_k"]
+    assert (labels_only["mean"], labels_only["n"], labels_only["values"][0]) == (0.25, 1, 0.25)
+    assert math.isnan(labels_only["values"][1])
     assert "delta_clean_test_auc" not in summary["bce"]
     assert summary["bce"]["audit"] == {}
     assert summary["bce"]["openi_auc"]["mean"] == pytest.approx(0.55)
@@ -59,8 +64,8 @@ def _results(**efficacy_extra):
     step = {"batch_shape": [2, 3, 8, 8], "num_classes": 14, "num_samples": 100, "warmup": 1, "repeats": 4,
             "device": "cpu", "median_s": {"bce": 0.2, "paper": 0.21}, "ratio_to_bce": {"bce": 1.0, "paper": 1.05},
             "target_ratio": 1.03, "times_s": {"bce": [0.2], "paper": [0.21]}}  # fmt: skip
-    runs = [_run("bce", 0, 0.6), _run("bce", 1, 0.7), _run("paper", 0, 0.65, _audit(0.5, 0.0, 0.1)),
-            _run("paper", 1, float("nan"), _audit(0.3, 0.02, 0.1))]  # fmt: skip
+    runs = [_run("bce", 0, 0.6), _run("bce", 1, 0.7), _run("paper", 0, 0.65, _audit(0.5, 0.0, 0.1, 0.25)),
+            _run("paper", 1, float("nan"), _audit(0.3, 0.02, 0.1, 0.35))]  # fmt: skip
     settings = {"train_size": 3.0, "test_size": 6.0, "image_size": 64, "lesion_contrast": 0.2, "epochs": 8,
                 "batch_size": 16, "seeds": [0, 1], "data_seed": 0, "network_def": "bundle default"}  # fmt: skip
     efficacy = {"settings": settings, "data": {"nih": {"n_images": 450, "n_flips": 300}}, "runs": runs,
@@ -72,14 +77,15 @@ def test_results_table_rows():
     table = results_table(_results())
     assert "| NVUM paper mode | 0.210 | 1.050 |" in table
     header = ("| method | clean-test AUC (mean of OpenI, PadChest) | per seed | Δ vs BCE (paired) | OpenI AUC | "
-              "PadChest AUC | label-audit P@k, `prior` | label-audit P@k, `unbiased` | random P@k |")  # fmt: skip
+              "PadChest AUC | label-audit P@k, `prior` | label-audit P@k, `unbiased` | random P@k | "
+              "labels-only P@k |")  # fmt: skip
     assert header in table
     bce_row = "| BCE baseline | 0.650 ± 0.071 | 0.600, 0.700 | n/a | 0.550 ± 0.071 | 0.750 ± 0.071 |"
-    assert f"{bce_row} n/a | n/a | n/a |" in table
+    assert f"{bce_row} n/a | n/a | n/a | n/a |" in table
     # seed 1 of paper has no AUC: mean and delta over seed 0 only; the audit over both seeds, base rate once
-    assert "| NVUM paper | 0.650 | 0.650, nan | 0.050 | 0.550 | 0.750 | 0.400 ± 0.141 | 0.010 ± 0.014 | 0.100 |" in (
-        table
-    )
+    row = "| NVUM paper | 0.650 | 0.650, nan | 0.050 | 0.550 | 0.750 | 0.400 ± 0.141 | 0.010 ± 0.014 | 0.100 |"
+    assert f"{row} 0.300 ± 0.071 |\n" in table  # labels only: (0.25 + 0.35) / 2, std 0.1 / sqrt(2)
+    assert "labels-only P@k = precision of the same pairs at the same k" in table
     assert "k = 3 = the number of recorded flips" in table
     assert "were recomputed" not in table and "Interpretation" not in table
     assert "total wall time 2.0 min" in table

@@ -13,6 +13,7 @@ from .dicom import (
     NormalizeRadiographd,
     RadiographVOI,
 )
+from .io import LoadImageCheckedd
 from .channels import LUMA_WEIGHTS, ToGrayscale, ToGrayscaled
 from .windowing import MOMBS_COVID_WINDOWS, MultiWindow, MultiWindowd
 
@@ -29,4 +30,5 @@ __all__ = [
     "LUMA_WEIGHTS",
     "ToGrayscale",
     "ToGrayscaled",
+    "LoadImageCheckedd",
 ]

@@ -1,0 +1,37 @@
+# Copyright (c) 2026 robust-medical-bundles contributors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""``LoadImaged`` whose errors name the file.
+
+MONAI's readers report a corrupt file with the decoder's own words (e.g. PIL's ``OSError: image file is truncated``)
+and no path, so a failure deep in a training epoch does not say which of 100k images to fix. :class:`LoadImageCheckedd`
+loads exactly as ``monai.transforms.LoadImaged`` and, on failure, re-raises naming every file of the item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+from monai.transforms import LoadImaged
+
+__all__ = ["LoadImageCheckedd"]
+
+
+class LoadImageCheckedd(LoadImaged):
+    """``monai.transforms.LoadImaged`` (same arguments) that names the file when loading fails.
+
+    Raises:
+        RuntimeError: the reader failed; the message holds the path(s) of the item, the reader's error and what to
+            do; the reader's exception is chained as ``__cause__``.
+    """
+
+    def __call__(self, data: Mapping[Hashable, Any], reader: Any = None) -> dict[Hashable, Any]:
+        try:
+            return super().__call__(data, reader)
+        except Exception as e:
+            files = [str(data[k]) for k in self.key_iterator(dict(data))]
+            index = f" (dataset index {data['index']})" if isinstance(data, Mapping) and "index" in data else ""
+            raise RuntimeError(
+                f"could not load {files}{index}: {type(e).__name__}: {e}. Check the file (re-export it or remove it "
+                f"from the dataset); batch inference lists such files in skipped.csv instead of stopping."
+            ) from e

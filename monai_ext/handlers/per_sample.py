@@ -20,7 +20,7 @@ from monai.data import MetaTensor
 from monai.utils import IgniteInfo, ensure_tuple, min_version, optional_import
 
 from monai_ext.engines.per_sample import PerSampleKeys
-from monai_ext.utils.distributed import all_gather_indexed
+from monai_ext.utils.distributed import all_gather_indexed, last_occurrence
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 if TYPE_CHECKING:
@@ -205,11 +205,7 @@ class PerSampleRecorder:
         if index.numel() == 0:
             return
         # keep only the last occurrence of repeated indices, so the result does not depend on index_copy_ order
-        order = torch.argsort(index, stable=True)
-        sorted_index = index[order]
-        last = torch.ones_like(sorted_index, dtype=torch.bool)
-        last[:-1] = sorted_index[1:] != sorted_index[:-1]
-        keep = order[last]
+        keep = last_occurrence(index)
         index = index[keep]
         values = values.to(device=self.values.device, dtype=self.values.dtype)[keep]
         self.values.index_copy_(0, index, values)

@@ -23,7 +23,7 @@ from monai.utils import LossReduction, look_up_option
 from monai.utils.enums import StrEnum
 from torch.nn.modules.loss import _Loss
 
-from monai_ext.utils.distributed import all_gather_indexed
+from monai_ext.utils.distributed import all_gather_indexed, last_occurrence
 
 __all__ = ["NVUMMode", "NVUMRegulariser", "NVUMMemorySource", "PriorConvention", "nvum_prior", "NVUMLoss"]
 
@@ -341,11 +341,7 @@ class NVUMLoss(_Loss):
             return
         index = index.to(self.memory.device)
         logits = logits.detach().to(device=self.memory.device, dtype=self.memory.dtype)
-        order = torch.argsort(index, stable=True)
-        sorted_index = index[order]
-        last = torch.ones_like(sorted_index, dtype=torch.bool)
-        last[:-1] = sorted_index[1:] != sorted_index[:-1]
-        keep = order[last]
+        keep = last_occurrence(index)
         rows, values = index[keep], logits[keep]
         updated = self.beta * self.memory[rows] + (1.0 - self.beta) * (values - self.log_prior)
         self.memory.index_copy_(0, rows, updated)

@@ -5,6 +5,6 @@ across ranks)."""
 
 from __future__ import annotations
 
-from monai_ext.utils.distributed import all_gather_indexed
+from monai_ext.utils.distributed import all_gather_indexed, last_occurrence
 
-__all__ = ["all_gather_indexed"]
+__all__ = ["all_gather_indexed", "last_occurrence"]

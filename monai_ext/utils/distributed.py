@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-__all__ = ["all_gather_indexed"]
+__all__ = ["all_gather_indexed", "last_occurrence"]
 
 
 def _communication_device(reference: torch.device, group: dist.ProcessGroup | None) -> torch.device:
@@ -79,3 +79,26 @@ def all_gather_indexed(
     gathered_index = torch.cat([t[:n] for t, n in zip(all_index, counts)])
     gathered_values = torch.cat([t[:n] for t, n in zip(all_values, counts)])
     return gathered_index.to(index.device), gathered_values.to(values.device)
+
+
+def last_occurrence(index: torch.Tensor) -> torch.Tensor:
+    """Positions of the last occurrence of every distinct value of ``index``.
+
+    A ``DistributedSampler`` pads an epoch with repeated samples, so gathered indices can repeat; per-sample state
+    applies only the last occurrence in rank order, which makes the result independent of ``index_copy_`` order.
+
+    Args:
+        index: ``K`` integer tensor.
+
+    Returns:
+        ``U`` int64 positions into ``index`` (one per distinct value, in ascending value order).
+
+    Example:
+        >>> last_occurrence(torch.tensor([5, 2, 5, 7])).tolist()
+        [1, 2, 3]
+    """
+    order = torch.argsort(index, stable=True)
+    sorted_index = index[order]
+    last = torch.ones_like(sorted_index, dtype=torch.bool)
+    last[:-1] = sorted_index[1:] != sorted_index[:-1]
+    return order[last]

@@ -82,3 +82,12 @@ def test_all_gather_indexed_two_gloo_ranks_unequal_sizes(tmp_path):
             assert index.dtype == torch.long
             assert index.tolist() == expected_index
             assert values.tolist() == expected_values
+
+
+def test_last_occurrence_hand_worked():
+    from monai_ext.utils.distributed import last_occurrence
+
+    # values 5 at positions 0 and 2, 2 at 1, 7 at 3 -> last positions in ascending value order: 2 -> 1, 5 -> 2, 7 -> 3
+    assert last_occurrence(torch.tensor([5, 2, 5, 7])).tolist() == [1, 2, 3]
+    assert last_occurrence(torch.tensor([3, 3, 3])).tolist() == [2]
+    assert last_occurrence(torch.tensor([], dtype=torch.long)).tolist() == []

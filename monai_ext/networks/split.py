@@ -195,7 +195,9 @@ class SplitUNet(UNet):
         return y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``decode(tap(encode(x)))``, the same operations as ``UNet.forward``."""
+        """``decode(tap(encode(x)))``, the same operations as ``UNet.forward`` (which TorchScript compiles)."""
+        if torch.jit.is_scripting():  # ckpt_export scripts the network; the split path is for eager training only
+            return self.model(x)
         return self.decode(self.tap(self.encode(x)))
 
 
@@ -232,7 +234,14 @@ class SplitBasicUNet(BasicUNet):
         return self.final_conv(u1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``decode(tap(encode(x)))``, the same operations as ``BasicUNet.forward``."""
+        """``decode(tap(encode(x)))``, the same operations as ``BasicUNet.forward`` (which TorchScript compiles)."""
+        if torch.jit.is_scripting():  # ckpt_export scripts the network; the split path is for eager training only
+            x0 = self.conv_0(x)
+            x1 = self.down_1(x0)
+            x2 = self.down_2(x1)
+            x3 = self.down_3(x2)
+            x4 = self.down_4(x3)
+            return self.final_conv(self.upcat_1(self.upcat_2(self.upcat_3(self.upcat_4(x4, x3), x2), x1), x0))
         return self.decode(self.tap(self.encode(x)))
 
 
@@ -261,5 +270,7 @@ class SplitDenseNet121(DenseNet121):
         return self.class_layers(features.key)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``decode(tap(encode(x)))``, the same operations as ``DenseNet.forward``."""
+        """``decode(tap(encode(x)))``, the same operations as ``DenseNet.forward`` (which TorchScript compiles)."""
+        if torch.jit.is_scripting():  # ckpt_export scripts the network; the split path is for eager training only
+            return self.class_layers(self.features(x))
         return self.decode(self.tap(self.encode(x)))

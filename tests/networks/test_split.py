@@ -208,3 +208,19 @@ class _FlatUNet(SplitUNet):
 def test_split_unet_rejects_other_block_structures(cls, match):
     with pytest.raises(TypeError, match=match):
         cls(spatial_dims=2, in_channels=1, out_channels=2, channels=(4, 8), strides=(2,))
+
+
+@pytest.mark.parametrize(
+    "net",
+    [
+        lambda: SplitUNet(spatial_dims=2, in_channels=3, out_channels=2, channels=(4, 8, 16), strides=(2, 2)),
+        lambda: SplitBasicUNet(spatial_dims=2, in_channels=3, out_channels=2, features=(4, 4, 8, 8, 16, 4)),
+        lambda: SplitDenseNet121(spatial_dims=2, in_channels=3, out_channels=3),
+    ],
+)
+def test_torchscript_export_matches_the_eager_split_forward(net):
+    """ckpt_export scripts the network: the scripted forward (parent's path) equals the eager split forward."""
+    network = net().eval()
+    x = torch.rand(2, 3, 32, 32)
+    scripted = torch.jit.script(network)
+    torch.testing.assert_close(scripted(x), network(x), rtol=0, atol=0)

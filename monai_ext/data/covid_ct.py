@@ -16,14 +16,12 @@ Two public releases are read in their own layouts (``layout="medseg"`` or ``"ma"
 
 Loading a whole volume for every 2D sample would be wasteful, so every axial slice is written once as a 2D NIfTI
 image/label pair under ``slice_dir`` (nibabel, with the volume's affine moved to that slice) and reused while the
-source files and options are unchanged.
+source files and options are unchanged (:mod:`monai_ext.data.covid_ct_slices`). Masks may come from another root
+(``mask_dir``: clean demo masks, corrected masks) in the same layout.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
 import math
 import os
 import re
@@ -32,11 +30,11 @@ from collections.abc import Mapping, Sequence
 from enum import Enum
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 from monai.utils import look_up_option
 from monai.utils.enums import StrEnum
 
+from monai_ext.data.covid_ct_slices import load_or_write, num_slices
 from monai_ext.data.datalist import DatasetLayoutError, assign_indices
 
 __all__ = [
@@ -52,8 +50,6 @@ __all__ = [
     "ma_case_name",
     "covid_ct_datalist",
 ]
-
-logger = logging.getLogger(__name__)
 
 #: MedSeg mask values.
 MEDSEG_LABELS = {"ggo": 1, "consolidation": 2, "effusion": 3}
@@ -89,8 +85,9 @@ _MA_LAYOUT = (
     "<dataset_dir>/Infection_Mask/<case>.nii.gz or Lung_and_Infection_Mask/<case>.nii.gz, e.g. case "
     "'coronacases_001' or 'radiopaedia_4_85506_1'."
 )
+_MEDSEG_MASKS = "<mask_dir>/tr_mask.nii.gz and <mask_dir>/rp_msk/<k>.nii.gz."
+_MA_MASKS = "<mask_dir>/Infection_Mask/<case>.nii.gz or <mask_dir>/Lung_and_Infection_Mask/<case>.nii.gz."
 _NIFTI_SUFFIXES = (".nii.gz", ".nii")
-_CACHE_VERSION = 1
 
 
 class CovidLayout(StrEnum):
@@ -187,128 +184,18 @@ def _resolve_label_map(label_map: Mapping[str, int | Sequence[int]], allowed: se
     return resolved
 
 
-def _stat(path: Path) -> list:
-    st = path.stat()
-    return [str(path), st.st_size, st.st_mtime_ns]
+def _mask_hint(mask_root: Path, root: Path, layout: str) -> str:
+    if mask_root == root:
+        return ""
+    return f" Masks are read from mask_dir '{mask_root}' with the same relative paths: {layout}"
 
 
-def _spatial_shape(path: Path) -> tuple[int, ...]:
-    shape = tuple(int(s) for s in nib.load(str(path)).shape)
-    while len(shape) > 3 and shape[-1] == 1:
-        shape = shape[:-1]
-    return shape
-
-
-def _slice_affine(affine: np.ndarray, z: int) -> np.ndarray:
-    out = np.array(affine, dtype=np.float64, copy=True)
-    out[:3, 3] = affine[:3, :3] @ np.array([0.0, 0.0, float(z)]) + affine[:3, 3]
-    return out
-
-
-def _write_slices(vol: dict, out_dir: Path, options: dict) -> dict:
-    """Read one volume + mask, map the labels, write every axial slice as 2D NIfTI, return the manifest."""
-    image_path, mask_path = vol["image"], vol["mask"]
-    img_shape, msk_shape = _spatial_shape(image_path), _spatial_shape(mask_path)
-    if img_shape != msk_shape:
-        raise DatasetLayoutError(
-            f"mask '{mask_path}' has shape {msk_shape} but its image '{image_path}' has shape {img_shape}."
-        )
-    if len(img_shape) != 3:
-        raise DatasetLayoutError(f"'{image_path}' has shape {img_shape}; expected a 3D volume (X, Y, Z).")
-    nii = nib.load(str(image_path))
-    image = np.asanyarray(nii.dataobj).reshape(img_shape).astype(np.float32)
-    raw = np.asanyarray(nib.load(str(mask_path)).dataobj).reshape(msk_shape)
-    mask = (np.rint(raw) if raw.dtype.kind == "f" else raw).astype(np.int16)
-    found = set(np.unique(mask).tolist())
-    if not found <= options["allowed"] | {0}:
-        raise DatasetLayoutError(
-            f"mask '{mask_path}' holds values {sorted(found)}; expected a subset of {sorted(options['allowed'] | {0})}."
-        )
-    target = np.where(mask == 0, 0, options["unmapped_value"]).astype(np.uint8)
-    for k, (_, values) in enumerate(options["label_map"], start=1):
-        target[np.isin(mask, values)] = k
-    num_classes = len(options["label_map"])
-    windowed = bool(image.min() >= 0 and image.max() <= 255)
-    if windowed and options["intensity"] == IntensityPolicy.TO_HU:
-        lo, hi = options["windowed_range_hu"]
-        image = lo + image / 255.0 * (hi - lo)
-    image_out = (
-        np.clip(np.rint(image), -32768, 32767).astype(np.int16)
-        if options["intensity"] == IntensityPolicy.TO_HU
-        else image
-    )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    slices = []
-    for z in range(img_shape[2]):
-        affine = _slice_affine(nii.affine, z)
-        nib.save(nib.Nifti1Image(image_out[:, :, z], affine), str(out_dir / f"image_z{z:04d}.nii.gz"))
-        nib.save(nib.Nifti1Image(target[:, :, z], affine), str(out_dir / f"label_z{z:04d}.nii.gz"))
-        counts = np.bincount(target[:, :, z].ravel(), minlength=max(num_classes + 1, 1))
-        class_pixels = [int(c) for c in counts[1 : num_classes + 1]]
-        slices.append({"z": z, "class_pixels": class_pixels})
-    manifest = {
-        "version": _CACHE_VERSION,
-        "sources": [_stat(image_path), _stat(mask_path)],
-        "options": options["key"],
-        "shape": list(img_shape),
-        "intensity_source": "window_0_255" if windowed else "hu",
-        "slices": slices,
-    }
-    tmp = out_dir / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest))
-    os.replace(tmp, out_dir / "manifest.json")
-    return manifest
-
-
-def _cache_dir(vol: dict, slice_root: Path, options: dict) -> Path:
-    """``<slice_root>/<layout>_<volume>-<hash of mask folder and output options>``."""
-    digest = hashlib.sha1(json.dumps([vol["mask"].parent.name, options["key"]]).encode()).hexdigest()[:8]
-    return slice_root / f"{vol['volume_id'].replace('/', '_')}-{digest}"
-
-
-def _num_slices(vol: dict, slice_root: Path, options: dict) -> int:
-    """Number of axial slices, from the NIfTI header, else from an existing slice cache."""
-    if vol["image"].is_file():
-        return _spatial_shape(vol["image"])[-1]
-    manifest = _cache_dir(vol, slice_root, options) / "manifest.json"
-    if manifest.is_file():
-        return int(json.loads(manifest.read_text())["shape"][-1])
-    raise FileNotFoundError(f"COVID CT volume '{vol['image']}' is missing and has no slice cache. {vol['hint']}")
-
-
-def _load_or_write(vol: dict, slice_root: Path, options: dict, check_files: bool) -> tuple[Path, dict]:
-    out_dir = _cache_dir(vol, slice_root, options)
-    manifest_path = out_dir / "manifest.json"
-    if manifest_path.is_file():
-        manifest = json.loads(manifest_path.read_text())
-        sources_present = vol["image"].is_file() and vol["mask"].is_file()
-        fresh = manifest.get("version") == _CACHE_VERSION and manifest.get("options") == options["key"]
-        if sources_present:
-            fresh = fresh and manifest.get("sources") == [_stat(vol["image"]), _stat(vol["mask"])]
-        elif check_files:
-            fresh = False
-        files_ok = all(
-            (out_dir / f"{kind}_z{s['z']:04d}.nii.gz").is_file()
-            for s in manifest["slices"]
-            for kind in ("image", "label")
-        )
-        if fresh and files_ok:
-            return out_dir, manifest
-    if not (vol["image"].is_file() and vol["mask"].is_file()):
-        raise FileNotFoundError(
-            f"COVID CT volume '{vol['image']}' or mask '{vol['mask']}' is missing and no slice cache exists under "
-            f"'{out_dir}'. {vol['hint']}"
-        )
-    logger.info("writing axial slices of %s to %s", vol["image"], out_dir)
-    return out_dir, _write_slices(vol, out_dir, options)
-
-
-def _medseg_volumes(root: Path, sets: Sequence[str]) -> list[dict]:
+def _medseg_volumes(root: Path, sets: Sequence[str], mask_root: Path) -> list[dict]:
     vols = []
     for s in sets:
         if s == "tr":
-            vols.append({"volume_id": "medseg/tr", "image": root / "tr_im.nii.gz", "mask": root / "tr_mask.nii.gz"})
-            vols[-1]["units"] = "slice"
+            vols.append({"volume_id": "medseg/tr", "image": root / "tr_im.nii.gz"})
+            vols[-1].update({"mask": _find_nifti(mask_root, "tr_mask"), "units": "slice"})
         elif s == "rp":
             folder = root / "rp_im"
             if not folder.is_dir():
@@ -320,7 +207,7 @@ def _medseg_volumes(root: Path, sets: Sequence[str]) -> list[dict]:
                     {
                         "volume_id": f"medseg/rp_{k}",
                         "image": _find_nifti(folder, k),
-                        "mask": _find_nifti(root / "rp_msk", k),
+                        "mask": _find_nifti(mask_root / "rp_msk", k),
                         "patient_id": f"medseg_rp_{k}",
                         "units": "volume",
                     }
@@ -328,18 +215,19 @@ def _medseg_volumes(root: Path, sets: Sequence[str]) -> list[dict]:
         else:
             raise ValueError(f"medseg_sets entries must be 'tr' or 'rp', got {s!r}.")
     for v in vols:
-        v["hint"] = _MEDSEG_LAYOUT
+        v["hint"] = _MEDSEG_LAYOUT + _mask_hint(mask_root, root, _MEDSEG_MASKS)
     return vols
 
 
-def _ma_volumes(root: Path, mask_source: MaMaskSource) -> list[dict]:
+def _ma_volumes(root: Path, mask_source: MaMaskSource, mask_root: Path) -> list[dict]:
     folder = root / MA_FOLDERS["image"]
     if not folder.is_dir():
         raise FileNotFoundError(f"Ma et al. image folder not found: '{folder}'. {_MA_LAYOUT}")
     files = sorted(p for p in folder.iterdir() if p.name.endswith(_NIFTI_SUFFIXES))
     if not files:
         raise FileNotFoundError(f"no NIfTI volume in '{folder}'. {_MA_LAYOUT}")
-    mask_dir = root / MA_FOLDERS[mask_source.value]
+    mask_dir = mask_root / MA_FOLDERS[mask_source.value]
+    hint = _MA_LAYOUT + _mask_hint(mask_root, root, _MA_MASKS)
     vols = []
     for path in files:
         case = ma_case_name(path.name)
@@ -350,7 +238,7 @@ def _ma_volumes(root: Path, mask_source: MaMaskSource) -> list[dict]:
                 "mask": _find_nifti(mask_dir, case),
                 "patient_id": _ma_patient(case),
                 "units": "volume",
-                "hint": _MA_LAYOUT,
+                "hint": hint,
             }
         )
     return sorted(vols, key=lambda v: v["volume_id"])
@@ -390,6 +278,7 @@ def covid_ct_datalist(
     intensity: str | IntensityPolicy = IntensityPolicy.TO_HU,
     windowed_range_hu: tuple[float, float] = (-1250.0, 250.0),
     unmapped_value: int = 0,
+    mask_dir: str | os.PathLike | None = None,
     check_files: bool = True,
 ) -> list[dict]:
     """Read a COVID-19 CT segmentation release into a datalist of 2D axial slices.
@@ -405,6 +294,9 @@ def covid_ct_datalist(
 
     Ma image files named as in the Kaggle mirror (``coronacases_org_001.nii``,
     ``radiopaedia_org_covid-19-pneumonia-4_85506_1-dcm.nii``) are accepted too, see :func:`ma_case_name`.
+    Masks are read from ``mask_dir`` (default ``dataset_dir``) under the same relative paths, e.g.
+    ``<mask_dir>/rp_msk/<k>.nii.gz`` or ``<mask_dir>/Infection_Mask/<case>.nii.gz``: point it at the demo's clean
+    masks (``<dataset_dir>/demo_clean``) or at corrected masks to evaluate against them.
 
     Labels: ``label_map`` maps output class names, in order, to source mask value(s); class ``k`` (1-based, in
     mapping order) is written as ``k``, background 0 stays 0, and any other non-zero source value becomes
@@ -414,7 +306,8 @@ def covid_ct_datalist(
 
     Slices: each volume is cut into axial slices ``[:, :, z]`` (array order as stored, no reorientation) written
     once to ``<slice_dir>/<layout>_<volume>-<hash>/image_z####.nii.gz`` and ``label_z####.nii.gz`` (uint8) with a
-    ``manifest.json``; the hash covers the options that change the output, and a slice set is rewritten when its
+    ``manifest.json``; the hash covers the absolute image and mask paths (so masks from another ``mask_dir``
+    get their own slices) and the options that change the output, and a slice set is rewritten when its
     source file size or modification time changes. Images are stored as int16 HU (nearest HU) with
     ``intensity="to_hu"``, float32 as read with ``"keep"``. A volume whose values all lie in [0, 255] (Ma's
     Radiopaedia cases) is taken as windowed to ``windowed_range_hu`` and rescaled: ``"to_hu"`` maps it back with
@@ -452,6 +345,8 @@ def covid_ct_datalist(
         windowed_range_hu: (low, high) HU window of the [0, 255] volumes. Default (-1250, 250).
         unmapped_value: output value of non-zero source values absent from ``label_map``. Default 0 (background);
             e.g. 255 to mark them for an ignore index.
+        mask_dir: root of the masks, holding the layout's mask paths relative to it (see above); ``None``
+            (default) for ``dataset_dir``.
         check_files: ``True`` (default) requires every source volume and mask and rewrites stale slices; ``False``
             uses an existing slice cache even when its sources are gone.
 
@@ -459,10 +354,14 @@ def covid_ct_datalist(
         list of dicts: ``image`` / ``label`` (absolute paths of the 2D NIfTI slice and its uint8 mask, X x Y),
         ``has_lesion`` (bool), ``lesion_pixels`` (int), ``class_pixels`` (pixels per class, in ``label_map``
         order), ``class_names``, ``z``, ``num_z``, ``volume_id``, ``source_image``, ``source_label``,
-        ``intensity_source``, ``patient_id``, ``split`` and ``index``.
+        ``intensity_source``, ``patient_id``, ``case_id``, ``split`` and ``index``. ``case_id`` (str) names the
+        unit a per-case metric pools slices over (e.g. 3D Dice): ``volume_id`` for volumes (MedSeg Dataset 2, Ma
+        cases) and ``"medseg/tr_z###"`` (e.g. ``"medseg/tr_z007"``) for each MedSeg Dataset 1 slice, its own case
+        as in the split.
 
     Raises:
-        FileNotFoundError: a source volume or mask is missing (the message counts them and lists the first few).
+        FileNotFoundError: a source volume or mask (under ``mask_dir``) is missing (the message counts them, lists
+            the first few and gives the expected layout).
         DatasetLayoutError: a mask whose shape differs from its image (both files and shapes named), a mask with
             values outside the layout's label set, or (``empty_volume="error"``) an empty mask.
         ValueError: an unknown option, a label map using values the masks cannot hold, bad fold settings.
@@ -496,10 +395,14 @@ def covid_ct_datalist(
     cache_key = {"label_map": resolved, "unmapped_value": int(unmapped_value), "intensity": intensity.value}
     cache_key["windowed_range_hu"] = [lo, hi]
     options = {"allowed": allowed, "label_map": resolved, "unmapped_value": int(unmapped_value), "key": cache_key}
-    options.update({"intensity": intensity, "windowed_range_hu": (lo, hi)})
+    options.update({"to_hu": intensity == IntensityPolicy.TO_HU, "windowed_range_hu": (lo, hi)})
 
     root = Path(dataset_dir).absolute()
-    volumes = _medseg_volumes(root, medseg_sets) if layout == CovidLayout.MEDSEG else _ma_volumes(root, ma_mask)
+    mask_root = root if mask_dir is None else Path(mask_dir).absolute()
+    if layout == CovidLayout.MEDSEG:
+        volumes = _medseg_volumes(root, medseg_sets, mask_root)
+    else:
+        volumes = _ma_volumes(root, ma_mask, mask_root)
     if check_files:
         missing = [str(p) for v in volumes for p in (v["image"], v["mask"]) if not p.is_file()]
         if missing:
@@ -512,7 +415,7 @@ def covid_ct_datalist(
     units = []
     for pos, v in enumerate(volumes):
         if v["units"] == "slice":
-            units += [(pos, z, f"medseg_tr_{z:03d}") for z in range(_num_slices(v, slice_root, options))]
+            units += [(pos, z, f"medseg_tr_{z:03d}") for z in range(num_slices(v, slice_root, options))]
         else:
             units.append((pos, None, v["patient_id"]))
     split_of = _assign_splits(sorted({u[2] for u in units}), num_folds, fold, val_fold, train_fraction, seed)
@@ -531,7 +434,7 @@ def covid_ct_datalist(
             wanted = {z: s for z, s in wanted.items() if s == split.value}
         if not wanted:
             continue
-        out_dir, manifest = _load_or_write(v, slice_root, options, check_files)
+        out_dir, manifest = load_or_write(v, slice_root, options, check_files)
         total = sum(sum(s["class_pixels"]) for s in manifest["slices"])
         if total == 0:
             if empty_volume == EmptyVolumePolicy.ERROR:
@@ -567,6 +470,7 @@ def covid_ct_datalist(
                     "source_label": str(v["mask"]),
                     "intensity_source": manifest["intensity_source"],
                     "patient_id": f"medseg_tr_{z:03d}" if v["units"] == "slice" else v["patient_id"],
+                    "case_id": f"medseg/tr_z{z:03d}" if v["units"] == "slice" else v["volume_id"],
                     "split": wanted[unit] or "train",
                 }
             )

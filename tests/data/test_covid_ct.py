@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import nibabel as nib
@@ -121,6 +122,16 @@ def test_medseg_per_slice_items_and_default_multiclass_map(medseg):
     # images are 2D HU slices; tr_im slice z holds -1000 + z
     np.testing.assert_array_equal(_array(items[3]["image"]), np.full((8, 8), -997))
     assert items[3]["patient_id"] == "medseg_tr_003" and items[5]["patient_id"] == "medseg_rp_1"
+    # each Dataset-1 slice is its own case; a Dataset-2 volume is one case
+    assert [it["case_id"] for it in items[:6]] == [
+        "medseg/tr_z000",
+        "medseg/tr_z001",
+        "medseg/tr_z002",
+        "medseg/tr_z003",
+        "medseg/rp_1",
+        "medseg/rp_1",
+    ]
+    assert {it["case_id"] for it in items[4:]} == {"medseg/rp_1", "medseg/rp_2", "medseg/rp_10"}
     assert items[0]["source_image"] == str(medseg.absolute() / "tr_im.nii.gz")
     assert items[0]["intensity_source"] == "hu" and items[0]["num_z"] == 4
     # the slice affine is the volume's moved to z (z spacing 5 mm)
@@ -188,6 +199,15 @@ def test_ma_patient_groups(ma):
         "ma/radiopaedia_29_86490_1": "radiopaedia_29",
         "ma/radiopaedia_29_86491_1": "radiopaedia_29",
     }
+    # one patient, two cases: case_id is the volume
+    assert [it["case_id"] for it in items] == [
+        "ma/coronacases_001",
+        "ma/coronacases_001",
+        "ma/radiopaedia_29_86490_1",
+        "ma/radiopaedia_29_86490_1",
+        "ma/radiopaedia_29_86491_1",
+        "ma/radiopaedia_29_86491_1",
+    ]
 
 
 def _expected_folds(groups, num_folds, seed):
@@ -321,8 +341,103 @@ def test_bad_options(ma, kwargs, match):
         covid_ct_datalist(ma, **kwargs)
 
 
-
 def test_empty_split_warns(ma):
     # 2 patient groups (coronacases_001, radiopaedia_29) in 5 folds: folds 0 and 1 only, no training group
     with pytest.warns(UserWarning, match=r"the 'train' split is empty: 2 patient group\(s\) dealt into 5 folds"):
         assert covid_ct_datalist(ma, layout="ma", split="train") == []
+
+
+# ---- masks from another root (clean / corrected masks) -------------------------------------------------------------
+def _clean_masks(root: Path) -> Path:
+    """``<root>/demo_clean`` with masks that differ from the noisy ones in known places."""
+    clean = root / "demo_clean"
+    tr = _tr_mask()
+    tr[4:7, 0:2, 0] = 2  # z0: 6 px consolidation the noisy mask missed
+    _save(clean / "tr_mask.nii.gz", tr)
+    for k in ("1", "2", "10"):
+        m = np.zeros((8, 8, 3), np.uint8)
+        m[5:8, 5:8, 2] = 1  # z2: 9 px ground-glass in every volume
+        _save(clean / "rp_msk" / f"{k}.nii.gz", m)
+    return clean
+
+
+def test_mask_dir_noisy_then_clean_do_not_share_slices(medseg, tmp_path):
+    clean_root = _clean_masks(medseg)
+    kw = dict(split="all", slice_dir=tmp_path / "cache", empty_volume="drop")
+    with pytest.warns(UserWarning, match="rp_msk/2.nii.gz' holds no pixel"):  # only the noisy rp 2 is empty
+        noisy = covid_ct_datalist(medseg, **kw)
+    stamps = {it["label"]: os.stat(it["label"]).st_mtime_ns for it in noisy}
+    clean = covid_ct_datalist(medseg, mask_dir=clean_root, **kw)
+    # 4 tr slices + 3 rp volumes x 3 slices (no volume empty in the clean masks)
+    assert len(noisy) == 10 and len(clean) == 13
+    assert clean[0]["source_label"] == str(clean_root.absolute() / "tr_mask.nii.gz")
+    assert clean[4]["source_label"] == str(clean_root.absolute() / "rp_msk" / "1.nii.gz")
+    assert [it["class_pixels"] for it in clean[:4]] == [[0, 6], [4, 1], [0, 0], [1, 0]]
+    assert [it["class_pixels"] for it in clean[4:7]] == [[0, 0], [0, 0], [9, 0]]
+    assert [it["class_pixels"] for it in noisy[4:7]] == [[0, 0], [0, 4], [0, 0]]
+    # same images, separate label folders, and every written label equals its own source mask's slice
+    assert [it["image"] for it in clean[:4]] != [it["image"] for it in noisy[:4]]  # one slice folder per mask root
+    np.testing.assert_array_equal(_array(clean[0]["image"]), _array(noisy[0]["image"]))
+    for items, root in ((noisy, medseg), (clean, clean_root)):
+        for it in items:
+            rel = "tr_mask.nii.gz" if it["volume_id"] == "medseg/tr" else f"rp_msk/{it['volume_id'][10:]}.nii.gz"
+            src = _array(str(root / rel))[:, :, it["z"]]
+            expected = np.where(src == 3, 0, src)  # default map: ggo 1, consolidation 2, effusion -> background
+            np.testing.assert_array_equal(_array(it["label"]), expected, err_msg=it["label"])
+    # the clean read left the noisy slices alone, and the noisy cache is still reused
+    assert {it["label"]: os.stat(it["label"]).st_mtime_ns for it in noisy} == stamps
+    with pytest.warns(UserWarning, match="holds no pixel"):
+        again = covid_ct_datalist(medseg, **kw)
+    assert again == noisy and {it["label"]: os.stat(it["label"]).st_mtime_ns for it in again} == stamps
+
+
+def test_mask_dir_ma(ma, tmp_path):
+    clean = tmp_path / "corrected"
+    m = np.zeros((6, 6, 2), np.uint8)
+    m[0, 0:3, 0] = 1
+    for case in ("coronacases_001", "radiopaedia_29_86490_1", "radiopaedia_29_86491_1"):
+        _save(clean / MA_FOLDERS["infection"] / f"{case}.nii.gz", m)
+    items = covid_ct_datalist(ma, layout="ma", split="all", mask_dir=clean)
+    assert [it["class_pixels"] for it in items] == [[3], [0]] * 3
+    assert items[0]["image"].startswith(str((ma / "slices_2d").absolute()))
+    assert items[0]["source_label"] == str(clean.absolute() / "Infection_Mask" / "coronacases_001.nii.gz")
+
+
+def test_mask_dir_missing_masks(medseg, tmp_path):
+    clean = tmp_path / "corrected"
+    _save(clean / "tr_mask.nii.gz", _tr_mask())
+    match = (
+        r"3 COVID CT file\(s\) are missing, e\.g\. \[.*corrected/rp_msk/1.nii.gz.*\]\..*"
+        r"Masks are read from mask_dir '.*corrected' with the same relative paths: .*<mask_dir>/rp_msk/<k>.nii.gz"
+    )
+    with pytest.raises(FileNotFoundError, match=match):
+        covid_ct_datalist(medseg, split="all", mask_dir=clean)
+    with pytest.raises(FileNotFoundError, match=r"Infection_Mask/coronacases_001.nii.gz.*<mask_dir>/Infection_Mask"):
+        covid_ct_datalist(_ma(tmp_path / "covid_ma"), layout="ma", split="all", mask_dir=clean)
+
+
+def test_mask_dir_demo_clean_masks(tmp_path):
+    demo = pytest.importorskip("monai_ext.data.demo.covid_ct")
+    pd = pytest.importorskip("pandas")
+    root = tmp_path / "covid_medseg"
+    demo.write_covid_medseg_demo(root, size=0.1, seed=3, image_size=48, missing_rate=0.3, erode_rate=0.3)
+    kw = dict(split="all", medseg_sets=("rp",), slice_dir=tmp_path / "cache", label_map={"infection": (1, 2)})
+    with warnings.catch_warnings():  # a noisy volume may have lost every lesion ("holds no pixel")
+        warnings.simplefilter("ignore", UserWarning)
+        noisy = covid_ct_datalist(root, **kw)
+    clean = covid_ct_datalist(root, mask_dir=root / "demo_clean", **kw)
+    assert [(it["case_id"], it["z"]) for it in noisy] == [(it["case_id"], it["z"]) for it in clean]
+    rows = pd.read_csv(root / "demo_mask_noise.csv")
+    rows = rows[rows["mask"].str.startswith("rp_msk/") & (rows["corruption"] != "none")]
+    assert len(rows) >= 2
+    by_slice = {(it["case_id"], it["z"]): (n, it) for n, it in zip(noisy, clean)}
+    for r in rows.itertuples():
+        case = f"medseg/rp_{r.mask[len('rp_msk/') : -len('.nii.gz')]}"
+        box = (slice(r.i_first, r.i_last + 1), slice(r.j_first, r.j_last + 1))
+        source = _array(str(root / "demo_clean" / r.mask))
+        differs = []
+        for z in range(r.k_first, r.k_last + 1):
+            n, c = by_slice[(case, z)]
+            np.testing.assert_array_equal(_array(c["label"]), np.isin(source[:, :, z], (1, 2)).astype(np.uint8))
+            differs.append(bool((_array(n["label"])[box] != _array(c["label"])[box]).any()))
+        assert any(differs), (r.mask, r.lesion, r.corruption)

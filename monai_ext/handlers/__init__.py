@@ -9,8 +9,10 @@ from monai_ext.handlers.multilabel_metrics import MultiLabelAUC, MultiLabelAvera
 from monai_ext.handlers.multilabel_report import MultiLabelReport
 from monai_ext.handlers.per_sample import PerSampleRecorder
 from monai_ext.handlers.prediction_writer import PredictionWriter, write_predictions_csv
+from monai_ext.handlers.segmentation_report import SegmentationCaseReport
 
 __all__ = ["PerSampleRecorder"]
 __all__ += ["MultiLabelAUC", "MultiLabelAveragePrecision", "MultiLabelF1", "MultiLabelReport"]
 __all__ += ["PredictionWriter", "write_predictions_csv"]
 __all__ += ["MoMBSHandler"]
+__all__ += ["SegmentationCaseReport"]

@@ -5,7 +5,8 @@ bundle workflow in-process (``ConfigWorkflow``; a ``python -m monai.bundle`` sub
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +64,21 @@ def bundles_dir() -> Path:
 def run_bundle():
     """The function ``(bundle_dir, config_file, workflow_type="train", hooks=(), **override) -> ConfigWorkflow``."""
     return _run_bundle
+
+
+def _caused_by(error: BaseException, kind: type[BaseException], pattern: str) -> BaseException:
+    """The first exception of type ``kind`` whose message matches ``pattern`` in the ``__cause__`` chain of ``error``
+    (MONAI wraps errors raised inside a ``$`` expression in ``RuntimeError("Failed to evaluate ...")``)."""
+    chain = [error]
+    while chain[-1].__cause__ is not None:
+        chain.append(chain[-1].__cause__)
+    for e in chain:
+        if isinstance(e, kind) and re.search(pattern, str(e), flags=re.S):
+            return e
+    raise AssertionError(f"no {kind.__name__} matching {pattern!r} in {[f'{type(e).__name__}: {e}' for e in chain]}")
+
+
+@pytest.fixture(scope="session")
+def caused_by() -> Callable[[BaseException, type[BaseException], str], BaseException]:
+    """The function ``(error, kind, pattern) -> exception`` finding ``kind`` in ``error``'s ``__cause__`` chain."""
+    return _caused_by

@@ -9,7 +9,6 @@ import csv
 import json
 import math
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -157,18 +156,6 @@ def test_resume_continues_at_epoch_2_with_saved_memory(trained, run_bundle, tmp_
     assert int(resumed["nvum"]["num_updates"].sum()) == 2 * visited  # two epochs, last partial batch dropped
 
 
-def _caused_by(error: BaseException, kind: type[BaseException], pattern: str) -> BaseException:
-    """The first exception of type ``kind`` whose message matches ``pattern`` in the ``__cause__`` chain of ``error``
-    (MONAI wraps errors raised inside a ``$`` expression in ``RuntimeError("Failed to evaluate ...")``)."""
-    chain = [error]
-    while chain[-1].__cause__ is not None:
-        chain.append(chain[-1].__cause__)
-    for e in chain:
-        if isinstance(e, kind) and re.search(pattern, str(e), flags=re.S):
-            return e
-    raise AssertionError(f"no {kind.__name__} matching {pattern!r} in {[f'{type(e).__name__}: {e}' for e in chain]}")
-
-
 @pytest.fixture
 def inference_inputs(trained, rg1_unci_path, tmp_path) -> Path:
     """A folder with the real RG1_UNCI.dcm, two demo PNGs and a corrupt PNG."""
@@ -220,7 +207,7 @@ def test_inference_batches_mixed_dicom_and_png(trained, inference_inputs, run_bu
     assert all(Path(r["image"]).is_file() for r in records.values())
 
 
-def test_dataset_csv_without_a_column_names_it(trained, run_bundle, tmp_path):
+def test_dataset_csv_without_a_column_names_it(trained, run_bundle, tmp_path, caused_by):
     nih = tmp_path / "nih"
     shutil.copytree(trained.demo / "nih", nih, ignore=shutil.ignore_patterns("images"))
     os.symlink(trained.demo / "nih" / "images", nih / "images")
@@ -231,10 +218,10 @@ def test_dataset_csv_without_a_column_names_it(trained, run_bundle, tmp_path):
         run_bundle(BUNDLE, TRAIN, dataset_dir=str(nih), epochs=1, ckpt_dir=str(tmp_path / "m"),
                    output_dir=str(tmp_path / "e"), **TINY)  # fmt: skip
     message = r"Data_Entry_2017_v2020\.csv' is missing column\(s\) \['Finding Labels'\]"
-    _caused_by(info.value, DatasetLayoutError, message)
+    caused_by(info.value, DatasetLayoutError, message)
 
 
-def test_checkpoint_of_another_class_count_names_the_size_mismatch(trained, run_bundle, tmp_path):
+def test_checkpoint_of_another_class_count_names_the_size_mismatch(trained, run_bundle, tmp_path, caused_by):
     net8 = DenseNet121(spatial_dims=2, in_channels=3, out_channels=8)
     torch.save({"model": net8.state_dict()}, tmp_path / "model8.pt")
     inputs = tmp_path / "inputs"
@@ -243,7 +230,7 @@ def test_checkpoint_of_another_class_count_names_the_size_mismatch(trained, run_
     with pytest.raises(RuntimeError) as info:
         run_bundle(BUNDLE, INFERENCE, workflow_type="infer", dataset_dir=str(inputs), output_dir=str(tmp_path / "o"),
                    ckpt_path=str(tmp_path / "model8.pt"), **TINY_INFER)  # fmt: skip
-    _caused_by(
+    caused_by(
         info.value, ValueError, r"model8\.pt.*'class_layers\.out\.weight': checkpoint \(8, 1024\) vs network \(14, 1024\).*--setting"
     )
     assert not list((tmp_path / "o").glob("*.json"))
@@ -260,11 +247,11 @@ class _NaNLogits(torch.nn.Module):
         return self.fc(x.mean(dim=(2, 3))) * float("nan")
 
 
-def test_nan_logits_stop_training_with_floating_point_error(trained, run_bundle, tmp_path):
+def test_nan_logits_stop_training_with_floating_point_error(trained, run_bundle, tmp_path, caused_by):
     with pytest.raises(RuntimeError) as info:
         run_bundle(BUNDLE, TRAIN, dataset_dir=str(trained.demo / "nih"), epochs=1, network_def=_NaNLogits(14),
                    ckpt_dir=str(tmp_path / "m"), output_dir=str(tmp_path / "e"), **TINY)  # fmt: skip
-    _caused_by(info.value, FloatingPointError, r"logits are nan/inf for 16 of 16 samples")
+    caused_by(info.value, FloatingPointError, r"logits are nan/inf for 16 of 16 samples")
 
 
 @pytest.mark.skipif(not (BUNDLE / MULTI_GPU).exists(), reason=f"{MULTI_GPU} not written yet")

@@ -1,0 +1,266 @@
+# Copyright (c) 2026 robust-medical-bundles contributors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""End-to-end runs of ``bundles/covid_ct_mombs_segmentation`` on tiny demo data (32 px, 1-3 epochs, CPU): MoMBS
+state in checkpoints, resume, difficulty maps, baselines, training fractions, evaluation, and bad inputs."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from ignite.engine import Events
+
+from monai_ext.bundle.zoo import write_demo_data
+from monai_ext.data.datalist import DatasetLayoutError
+from monai_ext.handlers.mombs import DIFFICULTY_COLUMNS
+from monai_ext.samplers import MoMBSSampler
+
+BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "covid_ct_mombs_segmentation"
+TRAIN, EVALUATE, MULTI_GPU = "configs/train.json", "configs/evaluate.json", "configs/multi_gpu_train.json"
+TINY = {"image_size": 32, "num_workers": 0, "batch_size": 8, "device": "$torch.device('cpu')"}
+PIVOT = 2
+METHOD_KEYS = {"model", "optimizer", "lr_scheduler", "trainer", "mombs_sampler", "mombs_scores"}
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def covid_demo(demo_root) -> Path:
+    """MedSeg-layout demo data (``size=0.4``: 24 training slices of fold 0)."""
+    return write_demo_data(demo_root, ["covid_medseg"]) / "covid_medseg"
+
+
+def _train(run_bundle, dataset_dir: Path, out: Path, hooks=(), **override):
+    settings = {**TINY, "epochs": PIVOT, "pivot_epoch": PIVOT, **override}
+    return run_bundle(
+        BUNDLE, TRAIN, hooks=hooks, dataset_dir=str(dataset_dir), ckpt_dir=str(out / "models"),
+        output_dir=str(out / "eval"), **settings,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def trained(covid_demo, run_bundle, tmp_path_factory) -> SimpleNamespace:
+    """Two MoMBS epochs (the second planned from the first's scores), shared by the tests that need a checkpoint."""
+    out = tmp_path_factory.mktemp("mombs_train")
+    plans: dict[int, list[int]] = {}
+
+    def probe(wf):
+        trainer, sampler = wf.parser.get_parsed_content("train#trainer"), wf.parser.get_parsed_content("train#sampler")
+        trainer.add_event_handler(Events.EPOCH_STARTED, lambda e: plans.update({e.state.epoch: list(sampler)}))
+
+    wf = _train(run_bundle, covid_demo, out, hooks=[probe])
+    datalist = wf.parser.get_parsed_content("train#datalist")
+    return SimpleNamespace(out=out, ckpt_dir=out / "models", datalist=datalist, demo=covid_demo, plans=plans)
+
+
+def test_checkpoint_holds_the_mombs_state(trained):
+    ckpt = torch.load(trained.ckpt_dir / "last.pt", weights_only=True, map_location="cpu")
+    assert set(ckpt) == METHOD_KEYS | {"mombs_assessor"}
+    n = len(trained.datalist)
+    sampler, scores = ckpt["mombs_sampler"], ckpt["mombs_scores"]
+    assert sampler["loss"].shape == sampler["uncertainty"].shape == (n,)
+    assert int(sampler["scores_epoch"]) == PIVOT
+    # the sampler was handed the recorder's columns after the last epoch
+    recorded = dict(zip(scores["keys"], scores["values"].T))
+    torch.testing.assert_close(sampler["loss"], recorded["loss_per_sample"], equal_nan=True)
+    torch.testing.assert_close(sampler["uncertainty"], recorded["uncertainty"], equal_nan=True)
+    visited = torch.isfinite(sampler["loss"])
+    assert int(visited.sum()) == n // TINY["batch_size"] * TINY["batch_size"]  # drop_last: full minibatches only
+    # softmax over 2 channels: the voxel-averaged entropy lies in [0, ln 2]
+    unc = sampler["uncertainty"][visited]
+    assert bool((unc >= 0).all()) and bool((unc <= math.log(2) + 1e-6).all())
+    assert "generator_state" in ckpt["mombs_assessor"]
+
+
+def test_epoch_after_the_pivot_is_the_mirror_plan_of_the_first_epochs_scores(trained):
+    """Independent re-planning: a fresh sampler given the saved scores yields the epoch-2 order the run used."""
+    ckpt = torch.load(trained.ckpt_dir / "last.pt", weights_only=True, map_location="cpu")
+    assert sorted(trained.plans) == [1, 2]
+    n = len(trained.datalist)
+    assert len(trained.plans[1]) == len(trained.plans[2]) == n // TINY["batch_size"] * TINY["batch_size"]
+    replay = MoMBSSampler(range(n), batch_size=TINY["batch_size"], pivot_epoch=PIVOT, seed=0, drop_last=True)
+    difficulty_table = pd.read_csv(trained.out / "eval" / "difficulty" / "difficulty_epoch0001.csv")
+    replay.update_scores(torch.tensor(difficulty_table["loss"].to_numpy()),
+                         torch.tensor(difficulty_table["uncertainty"].to_numpy()), epoch=1)  # fmt: skip
+    replay.set_epoch(2)
+    assert list(replay) == trained.plans[2]
+    # mirror layout: each minibatch pairs difficulty ranks i and N-1-i, so every full minibatch has the same rank sum
+    rank = dict(zip(difficulty_table["index"], difficulty_table["difficulty_rank"]))
+    sums = {sum(rank[i] for i in trained.plans[2][b : b + 8]) for b in range(0, len(trained.plans[2]), 8)}
+    assert len(sums) == 1
+    assert int(ckpt["mombs_sampler"]["scores_epoch"]) == PIVOT
+
+
+def test_difficulty_map_after_the_pivot(trained):
+    folder = trained.out / "eval" / "difficulty"
+    for epoch in (1, 2):  # epoch 1's scores plan epoch 2 = the pivot
+        table = pd.read_csv(folder / f"difficulty_epoch{epoch:04d}.csv")
+        assert list(table.columns) == list(DIFFICULTY_COLUMNS)
+        assert len(table) == len(trained.datalist)
+        assert (folder / f"difficulty_map_epoch{epoch:04d}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        # difficulty = loss rank + uncertainty rank, recomputed from the two rank columns
+        np.testing.assert_array_equal(table["difficulty"], table["loss_rank"] + table["uncertainty_rank"])
+        assert set(table["category"]) <= {"well_represented", "under_represented", "poorly_labelled", "overfitted"}
+
+
+def test_resume_restores_scores_and_plans_epoch_3_from_them(trained, run_bundle, tmp_path):
+    saved = torch.load(trained.ckpt_dir / "last.pt", weights_only=True, map_location="cpu")
+    seen: dict = {}
+
+    def probe(wf):
+        trainer, sampler = wf.parser.get_parsed_content("train#trainer"), wf.parser.get_parsed_content("train#sampler")
+
+        def after_load(engine):  # attached after the CheckpointLoader: sees the loaded state
+            seen.update(epoch=engine.state.epoch, loss=sampler.loss.clone(), unc=sampler.uncertainty.clone())
+
+        trainer.add_event_handler(Events.STARTED, after_load)
+        trainer.add_event_handler(Events.EPOCH_STARTED, lambda e: seen.update(plan=list(sampler)))
+
+    _train(run_bundle, trained.demo, tmp_path, hooks=[probe], epochs=PIVOT + 1,
+           resume_ckpt=str(trained.ckpt_dir / "last.pt"))  # fmt: skip
+    assert seen["epoch"] == PIVOT
+    torch.testing.assert_close(seen["loss"], saved["mombs_sampler"]["loss"], equal_nan=True, rtol=0, atol=0)
+    torch.testing.assert_close(seen["unc"], saved["mombs_sampler"]["uncertainty"], equal_nan=True, rtol=0, atol=0)
+    replay = MoMBSSampler(range(len(trained.datalist)), batch_size=8, pivot_epoch=PIVOT, seed=0, drop_last=True)
+    replay.load_state_dict(saved["mombs_sampler"])
+    replay.set_epoch(PIVOT + 1)
+    assert seen["plan"] == list(replay)
+
+
+@pytest.mark.parametrize("strategy", ["random", "scl", "ohem"])
+def test_baseline_strategies_train_without_the_assessor(strategy, covid_demo, run_bundle, tmp_path):
+    plans: dict[int, list[int]] = {}
+
+    def probe(wf):
+        trainer, sampler = wf.parser.get_parsed_content("train#trainer"), wf.parser.get_parsed_content("train#sampler")
+        trainer.add_event_handler(Events.EPOCH_STARTED, lambda e: plans.update({e.state.epoch: list(sampler)}))
+
+    fraction = None if strategy == "random" else 0.25
+    wf = _train(run_bundle, covid_demo, tmp_path, hooks=[probe], sampler=strategy, hard_fraction=fraction)
+    ckpt = torch.load(tmp_path / "models" / "last.pt", weights_only=True, map_location="cpu")
+    assert set(ckpt) == METHOD_KEYS  # no assessor state: the uncertainty is not computed
+    assert wf.parser.get_parsed_content("train#sampler").strategy == strategy
+    assert not (tmp_path / "eval" / "difficulty").exists()  # the map needs the uncertainty
+    n = len(wf.parser.get_parsed_content("train#datalist"))
+    epoch2 = plans[2]
+    hard = math.floor(0.25 * n)
+    if strategy == "random":
+        assert len(set(epoch2)) == len(epoch2)
+    elif strategy == "scl":  # the hardest floor(0.25 N) samples by loss are left out of the epoch
+        loss = ckpt["mombs_sampler"]["loss"]
+        assert bool(torch.isfinite(loss).all())  # 24 slices, 3 full minibatches: every sample has a loss
+        hardest = set(torch.argsort(loss, descending=True)[:hard].tolist())
+        assert not hardest & set(epoch2)
+    else:  # ohem repeats hard samples: some index occurs twice
+        assert len(set(epoch2)) < len(epoch2)
+
+
+def test_train_fraction_keeps_a_subset_of_the_training_cases(trained, run_bundle, tmp_path):
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(BUNDLE / TRAIN))
+    parser.update({"bundle_root": str(BUNDLE), "dataset_dir": str(trained.demo), "train_fraction": 0.5})
+    half = parser.get_parsed_content("train#datalist")
+    full = {item["image"] for item in trained.datalist}
+    assert 0 < len(half) < len(trained.datalist)
+    assert {item["image"] for item in half} <= full
+
+
+def test_evaluate_writes_per_case_dice_against_the_clean_masks(trained, run_bundle, tmp_path):
+    out = tmp_path / "test"
+    wf = run_bundle(
+        BUNDLE, [TRAIN, EVALUATE], ckpt_dir=str(trained.ckpt_dir), output_dir=str(out),
+        dataset_dir=str(trained.demo), eval_mask_dir=str(trained.demo / "demo_clean"), **TINY,
+    )  # fmt: skip
+    datalist = wf.parser.get_parsed_content("test#datalist")
+    assert all("/demo_clean" in item["source_label"] for item in datalist)
+    table = pd.read_csv(out / "test_per_case.csv")
+    assert sorted(table["case_id"]) == sorted({item["case_id"] for item in datalist})
+    slices = pd.Series([item["case_id"] for item in datalist]).value_counts()
+    assert table.set_index("case_id")["num_slices"].to_dict() == slices.to_dict()
+    dice = table["dice_infection"].dropna()
+    assert len(dice) > 0 and bool(((dice >= 0) & (dice <= 1)).all())
+
+
+def test_mask_of_another_shape_names_both_files(trained, run_bundle, tmp_path, caused_by):
+    data = tmp_path / "covid_medseg"
+    shutil.copytree(trained.demo, data, ignore=shutil.ignore_patterns("slices_2d"))
+    mask = nib.load(data / "tr_mask.nii.gz")  # Dataset 1 slices are in every split
+    cut = np.asarray(mask.dataobj)[:, :-2]
+    nib.save(nib.Nifti1Image(cut, mask.affine), data / "tr_mask.nii.gz")
+    with pytest.raises(Exception) as info:
+        _train(run_bundle, data, tmp_path / "run", epochs=1)
+    caused_by(info.value, DatasetLayoutError, r"tr_mask\.nii\.gz' has shape .* but its image '.*tr_im\.nii\.gz'")
+
+
+def test_an_empty_mask_volume_is_kept_with_a_warning(trained, run_bundle, tmp_path):
+    data = tmp_path / "covid_medseg"
+    shutil.copytree(trained.demo, data, ignore=shutil.ignore_patterns("slices_2d"))
+    for mask_path in sorted((data / "rp_msk").glob("*.nii.gz")):
+        mask = nib.load(mask_path)
+        nib.save(nib.Nifti1Image(np.zeros(mask.shape, np.uint8), mask.affine), mask_path)
+    with pytest.warns(UserWarning, match=r"rp_msk/1\.nii\.gz' holds no pixel of the classes \['infection'\]"):
+        from monai_ext.data.covid_ct import covid_ct_datalist
+
+        items = covid_ct_datalist(data, label_map={"infection": [1, 2]}, split="all")
+    assert any(item["volume_id"] == "medseg/rp_1" and not item["has_lesion"] for item in items)
+
+
+class _NaNForOneSample(torch.nn.Module):
+    """A split U-Net whose output is NaN for the first sample of every batch."""
+
+    def __init__(self, network: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = network
+        self.tap = network.tap
+
+    def encode(self, x):
+        return self.net.encode(x)
+
+    def decode(self, features):
+        return self.net.decode(features)
+
+    def forward(self, x):
+        y = self.net(x)
+        poison = torch.zeros_like(y)
+        poison[0] = float("nan")
+        return y + poison
+
+
+def test_nan_loss_of_one_sample_stops_training_naming_it(covid_demo, run_bundle, tmp_path, caused_by):
+    from monai_ext.networks import SplitUNet
+
+    net = SplitUNet(spatial_dims=2, in_channels=3, out_channels=2, channels=(4, 8), strides=(2,))
+    with pytest.raises(Exception) as info:
+        _train(run_bundle, covid_demo, tmp_path, epochs=1, network_def=_NaNForOneSample(net))
+    caused_by(info.value, FloatingPointError, r"1 of 8 samples")
+
+
+@pytest.mark.skipif(not (BUNDLE / MULTI_GPU).exists(), reason=f"{MULTI_GPU} not written yet")
+def test_two_process_gloo_training_plans_the_same_epoch_on_both_ranks(covid_demo, tmp_path):
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2",
+        "-m", "monai.bundle", "run", "--config_file", f"['{TRAIN}','{MULTI_GPU}']", "--bundle_root", str(BUNDLE),
+        "--dist_backend", "gloo", "--dataset_dir", str(covid_demo), "--image_size", "32", "--epochs", "2",
+        "--pivot_epoch", "2", "--batch_size", "4", "--num_workers", "0",
+        "--ckpt_dir", str(tmp_path / "models"), "--output_dir", str(tmp_path / "eval"),
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=BUNDLE, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    ckpt = torch.load(tmp_path / "models" / "last.pt", weights_only=True, map_location="cpu")
+    assert set(ckpt) == METHOD_KEYS | {"mombs_assessor"}
+    assert not any(k.startswith("module.") for k in ckpt["model"])  # the unwrapped network is saved
+    # both ranks' samples were recorded: 2 ranks x 4 per step over the full global minibatches
+    n = int(ckpt["mombs_sampler"]["loss"].numel())
+    assert int(torch.isfinite(ckpt["mombs_sampler"]["loss"]).sum()) == n // 8 * 8
+    assert (tmp_path / "eval" / "difficulty" / "difficulty_map_epoch0001.png").is_file()

@@ -1,9 +1,12 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""Ignite handlers: per-sample value recording (``per_sample``)."""
+"""Ignite handlers: per-sample recording (``per_sample``), EMA teacher (``ema``), NVUM label audit (``label_audit``),
+multi-label metrics and reports, MoMBS re-planning and assessor (``mombs``, ``mombs_assessor``), per-case Dice
+(``segmentation_report``) and inference writers (``prediction_writer``, ``mask_writer``)."""
 
 from __future__ import annotations
 
+from monai_ext.handlers.mask_writer import SegmentationMaskWriter, write_volume_predictions_csv
 from monai_ext.handlers.mombs import MoMBSHandler
 from monai_ext.handlers.multilabel_metrics import MultiLabelAUC, MultiLabelAveragePrecision, MultiLabelF1
 from monai_ext.handlers.multilabel_report import MultiLabelReport
@@ -16,3 +19,4 @@ __all__ += ["MultiLabelAUC", "MultiLabelAveragePrecision", "MultiLabelF1", "Mult
 __all__ += ["PredictionWriter", "write_predictions_csv"]
 __all__ += ["MoMBSHandler"]
 __all__ += ["SegmentationCaseReport"]
+__all__ += ["SegmentationMaskWriter", "write_volume_predictions_csv"]

@@ -211,6 +211,11 @@ class MoMBSSampler(DistributedSampler):
             raise ValueError(f"rank must lie in [0, num_replicas), got rank={rank}, num_replicas={num_replicas}.")
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, seed=seed, drop_last=drop_last)
         n = len(dataset)
+        if n == 0:
+            raise ValueError(
+                "MoMBSSampler got an empty dataset: the training datalist holds no sample; check the dataset folder "
+                "and the split settings (fold, num_folds, train_fraction) that select the training cases."
+            )
         if n < num_replicas:
             raise ValueError(
                 "the dataset length is less than the number of participating ranks "

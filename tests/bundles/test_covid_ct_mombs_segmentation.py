@@ -264,3 +264,25 @@ def test_two_process_gloo_training_plans_the_same_epoch_on_both_ranks(covid_demo
     n = int(ckpt["mombs_sampler"]["loss"].numel())
     assert int(torch.isfinite(ckpt["mombs_sampler"]["loss"]).sum()) == n // 8 * 8
     assert (tmp_path / "eval" / "difficulty" / "difficulty_map_epoch0001.png").is_file()
+
+
+@pytest.mark.parametrize(
+    "setting,dataset,classes",
+    [("configs/ma_layout.json", "covid_ma", ["infection"]), ("configs/multiclass.json", "covid_medseg", ["ggo", "consolidation"])],
+)
+def test_settings_train_one_epoch(setting, dataset, classes, run_bundle, tmp_path_factory, tmp_path):
+    from monai_ext.data.demo import write_demo_datasets
+
+    root = tmp_path_factory.mktemp("covid_settings")
+    write_demo_datasets(root, size=1.0, seed=0, names=[dataset])  # 6 Ma volumes: every fold gets a patient
+    data = root / dataset
+    wf = run_bundle(
+        BUNDLE, [TRAIN, setting], dataset_dir=str(data), ckpt_dir=str(tmp_path / "models"),
+        output_dir=str(tmp_path / "eval"), epochs=1, **TINY,
+    )  # fmt: skip
+    assert wf.parser.get_parsed_content("class_names") == classes
+    datalist = wf.parser.get_parsed_content("train#datalist")
+    assert {item["volume_id"].split("/")[0] for item in datalist} == {dataset.split("_")[1]}
+    ckpt = torch.load(tmp_path / "models" / "last.pt", weights_only=True, map_location="cpu")
+    out_weights = [v for k, v in ckpt["model"].items() if k.endswith("weight") and v.ndim == 4][-1]
+    assert len(classes) + 1 in out_weights.shape[:2]  # the last (transposed) convolution emits background + classes

@@ -29,6 +29,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) scripts/bench_mombs_plan.py
 	$(PY) scripts/bench_nvum.py --out bench_results/nvum --num-threads 1
+	$(PY) scripts/bench_mombs.py --out bench_results/mombs --num-threads 1
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

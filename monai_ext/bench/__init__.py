@@ -5,8 +5,14 @@
 NVUM: :mod:`.nvum_bundle` (the bundle's config, network and run overrides), :mod:`.nvum_step` (step time),
 :mod:`.nvum` (training and evaluating the bundle on demo data), :mod:`.nvum_audit` (label audit from the saved
 memory) and :mod:`.nvum_report` (aggregation, table, plot, JSON); ``scripts/bench_nvum.py`` is a thin command line.
+
+MoMBS: :mod:`.mombs_bundle` (the bundle's config, handler ids and run overrides), :mod:`.mombs_step` (epoch time
+against random sampling), :mod:`.mombs_efficacy` (training and evaluating the bundle on demo data with each sampling
+strategy), :mod:`.mombs_audit` (difficulty categories against the demo's corrupted masks) and :mod:`.mombs_report`
+(aggregation, tables, plot, JSON); ``scripts/bench_mombs.py`` is a thin command line.
 """
 
 from __future__ import annotations
 
 __all__ = ["nvum", "nvum_audit", "nvum_bundle", "nvum_report", "nvum_step"]
+__all__ += ["mombs_audit", "mombs_bundle", "mombs_efficacy", "mombs_report", "mombs_step"]

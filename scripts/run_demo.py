@@ -37,8 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     reports = []
     for name in args.only or list(BUNDLE_DEMOS):
         tables = run_bundle_demo(BUNDLE_DEMOS[name], args.bundles_dir, args.demo_dir, args.work_dir, _real_dicom())
-        reports.append(format_results(name, tables))
-    print("\n\n".join(["## Demo results (clean test sets, trained briefly on noisy demo labels)"] + reports))
+        demo = BUNDLE_DEMOS[name]
+        reports.append(format_results(name, tables, demo.result_metric, demo.result_index))
+    print("\n\n".join(["## Demo results (clean test sets, trained briefly on noisy demo labels or masks)"] + reports))
     return 0
 
 

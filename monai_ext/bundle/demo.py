@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,14 +32,29 @@ class BundleDemo:
         datasets: demo dataset folder of each data id, e.g. ``{"dataset_dir": "nih", "openi_dir": "openi"}``.
         overrides: config overrides shared by every step (small image size, epochs, no workers).
         result_tables: ``(label, CSV file under output_dir)`` read back into the results table.
+        result_index: the tables' row column: ``"class"`` (one row per class) or e.g. ``"case_id"`` (one per case).
+        result_metric: the column printed: per class, or as mean +- std over the cases.
         inference_inputs: demo files (relative to the demo root) copied into the inference input folder.
+        prepare_inputs: ``(demo_dir, input_dir) -> None`` adding further inference inputs (e.g. a DICOM series).
+        real_radiograph: also infer on the real radiograph shipped by ``pydicom-data`` (``extra_inputs``).
     """
 
     name: str
     datasets: dict[str, str]
     overrides: dict[str, Any] = field(default_factory=dict)
     result_tables: Sequence[tuple[str, str]] = ()
+    result_index: str = "class"
+    result_metric: str = "auroc"
     inference_inputs: Sequence[str] = ()
+    prepare_inputs: Callable[[Path, Path], None] | None = None
+    real_radiograph: bool = False
+
+
+def _covid_dicom_series(demo_dir: Path, input_dir: Path) -> None:
+    """One demo CT volume re-written as a DICOM series folder, to show DICOM input beside NIfTI."""
+    from monai_ext.data.demo.dicom_series import nifti_to_dicom_series
+
+    nifti_to_dicom_series(demo_dir / "covid_medseg" / "rp_im" / "1.nii.gz", input_dir / "rp_1_dicom_series")
 
 
 BUNDLE_DEMOS: dict[str, BundleDemo] = {
@@ -49,6 +64,17 @@ BUNDLE_DEMOS: dict[str, BundleDemo] = {
         overrides={"image_size": 64, "epochs": 4, "batch_size": 16, "num_workers": 0},
         result_tables=(("OpenI", "openi_per_class.csv"), ("PadChest", "padchest_per_class.csv")),
         inference_inputs=("openi/NLMCXR_png/*.png",),
+        real_radiograph=True,
+    ),
+    "covid_ct_mombs_segmentation": BundleDemo(
+        name="covid_ct_mombs_segmentation",
+        datasets={"dataset_dir": "covid_medseg", "eval_mask_dir": "covid_medseg/demo_clean"},
+        overrides={"image_size": 64, "epochs": 8, "pivot_epoch": 3, "batch_size": 8, "num_workers": 0},
+        result_tables=(("MedSeg test fold, clean masks", "test_per_case.csv"),),
+        result_index="case_id",
+        result_metric="dice_infection",
+        inference_inputs=("covid_medseg/rp_im/*.nii.gz",),
+        prepare_inputs=_covid_dicom_series,
     ),
 }
 
@@ -73,7 +99,7 @@ def run_bundle_demo(
         demo_dir: root of the demo datasets (``python -m monai_ext.data.demo --out``).
         work_dir: where checkpoints (``<work_dir>/<bundle>/models``), evaluation outputs (``.../eval``) and inference
             results (``.../predictions``) go; previous results of the same bundle there are replaced.
-        extra_inputs: more files for the inference input folder (e.g. a real DICOM).
+        extra_inputs: more files for the inference input folder of bundles with ``real_radiograph`` (a real DICOM).
 
     Raises:
         FileNotFoundError: the bundle or a demo dataset is missing (run ``python -m monai_ext.data.demo`` first).
@@ -101,7 +127,9 @@ def run_bundle_demo(
     for pattern in demo.inference_inputs:
         for src in sorted(Path(demo_dir).glob(pattern))[:4]:
             shutil.copy(src, inputs / src.name)
-    for src in extra_inputs:
+    if demo.prepare_inputs is not None:
+        demo.prepare_inputs(Path(demo_dir), inputs)
+    for src in extra_inputs if demo.real_radiograph else ():
         shutil.copy(src, inputs / Path(src).name)
     logger.info("%s: inference on %d files", demo.name, len(list(inputs.iterdir())))
     infer = {k: v for k, v in common.items() if k in ("bundle_root", "ckpt_dir", "image_size", "num_workers")}
@@ -109,11 +137,22 @@ def run_bundle_demo(
     return {label: pd.read_csv(out / "eval" / csv) for label, csv in demo.result_tables}
 
 
-def format_results(name: str, tables: dict[str, pd.DataFrame], metric: str = "auroc") -> str:
-    """Markdown table of ``metric`` per class (rows) and test set (columns) for one bundle."""
+def format_results(name: str, tables: dict[str, pd.DataFrame], metric: str = "auroc", index: str = "class") -> str:
+    """Markdown table of one bundle's results.
+
+    ``index="class"``: ``metric`` per class (rows) and test set (columns). Any other ``index`` (e.g. ``"case_id"``,
+    one row per case): ``metric`` as mean +- std over the cases with a finite value, one row per table.
+    """
+    if index != "class":
+        lines = [f"| {name} | cases | {metric}: mean +- std |", "|---|---|---|"]
+        for label, table in tables.items():
+            values = pd.to_numeric(table[metric], errors="coerce").dropna()
+            cell = "n/a" if values.empty else f"{values.mean():.3f} +- {values.std(ddof=0):.3f}"
+            lines.append(f"| {label} | {len(values)} | {cell} |")
+        return "\n".join(lines)
     frames = []
     for label, table in tables.items():
-        frames.append(table.set_index("class")[metric].rename(label))
+        frames.append(table.set_index(index)[metric].rename(label))
     joined = pd.concat(frames, axis=1)
     lines = [f"| {name}: {metric} | " + " | ".join(joined.columns) + " |", "|---" * (len(joined.columns) + 1) + "|"]
     for cls, row in joined.iterrows():

@@ -35,3 +35,11 @@ def test_missing_demo_data_is_named(tmp_path):
         run_bundle_demo(demo, BUNDLES, tmp_path / "no_demo", tmp_path / "work")
     with pytest.raises(FileNotFoundError, match="bundle configs not found"):
         run_bundle_demo(BundleDemo(name="absent", datasets={}), BUNDLES, tmp_path, tmp_path / "work")
+
+
+def test_format_results_per_case_summary_hand_worked():
+    cases = pd.DataFrame({"case_id": ["a", "b", "c"], "dice_infection": [0.5, 1.0, math.nan]})
+    # mean of 0.5 and 1.0 = 0.75; population std = 0.25; the NaN case (empty ground truth) is not counted
+    assert format_results("seg", {"Test": cases}, metric="dice_infection", index="case_id") == (
+        "| seg | cases | dice_infection: mean +- std |\n|---|---|---|\n| Test | 2 | 0.750 +- 0.250 |"
+    )

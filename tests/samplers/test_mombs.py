@@ -287,3 +287,8 @@ def test_planning_one_million_samples_is_fast():
     elapsed = time.perf_counter() - start
     assert elapsed < 5.0  # loose: scripts/bench_mombs_plan.py prints the precise time
     assert local.numel() == n and torch.equal(torch.sort(local).values, torch.arange(n))
+
+
+def test_empty_dataset_names_the_training_datalist():
+    with pytest.raises(ValueError, match="empty dataset: the training datalist holds no sample"):
+        MoMBSSampler([], batch_size=2)

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from monai.data import MetaTensor
 from monai.engines.utils import IterationEvents
-from monai.utils import IgniteInfo, look_up_option, min_version, optional_import
+from monai.utils import CommonKeys, IgniteInfo, look_up_option, min_version, optional_import
 from monai.utils.enums import StrEnum
 
 from monai_ext.engines.per_sample import PerSampleKeys
@@ -359,9 +359,12 @@ class MoMBSAssessor:
         generator: the generator to draw the multipliers from (e.g. ``torch.Generator(device="cuda")`` to draw them
             on the GPU); ``None`` (default) makes a CPU generator seeded with ``seed``.
         name: logger name; ``None`` uses ``engine.logger``.
+        start_epoch: first (1-based) epoch assessed, default 1. The sampler plans epoch ``e >= pivot_epoch`` from the
+            scores of epoch ``e - 1``, so the bundles pass ``pivot_epoch - 1``: earlier epochs skip the ``K``
+            re-runs (their cost) and write ``NaN`` (no score) instead.
 
     Raises:
-        ValueError: ``K`` < 1 or not an integer, ``r`` outside [0, 1], or an unknown option.
+        ValueError: ``K`` < 1 or not an integer, ``r`` outside [0, 1], ``start_epoch`` < 1, or an unknown option.
         TypeError: ``network`` is not a split network.
     """
 
@@ -377,8 +380,12 @@ class MoMBSAssessor:
         seed: int = 0,
         generator: torch.Generator | None = None,
         name: str | None = None,
+        start_epoch: int = 1,
     ) -> None:
         self.num_disturbances, self.ratio = _check_options(num_disturbances, ratio)
+        if isinstance(start_epoch, bool) or not isinstance(start_epoch, int) or start_epoch < 1:
+            raise ValueError(f"start_epoch must be an integer >= 1 (ignite epochs start at 1), got {start_epoch!r}.")
+        self.start_epoch = start_epoch
         self.activation = look_up_option(activation, EntropyActivation)
         self.measure = look_up_option(measure, UncertaintyMeasure)
         self.norm_statistics = look_up_option(norm_statistics, NormStatistics)
@@ -424,8 +431,13 @@ class MoMBSAssessor:
             if not engine.has_event_handler(handler, event):
                 engine.add_event_handler(event, handler)
 
+    def _skipped(self, engine: Engine) -> bool:
+        return int(engine.state.epoch) < self.start_epoch
+
     def _arm(self, engine: Engine) -> None:
         self._disarm(engine)
+        if self._skipped(engine):
+            return
         network = self.network if self.network is not None else self._check_network(engine.network)
         self._active = network
         self._handle = network.tap.register_forward_hook(self._capture)
@@ -448,12 +460,18 @@ class MoMBSAssessor:
         """
         captured, network = self._captured, self._active
         self._disarm(engine)
+        output = engine.state.output
+        if self._skipped(engine) and isinstance(output, Mapping):  # before start_epoch: no score, no cost
+            pred = output.get(CommonKeys.PRED)
+            batch = len(output[PerSampleKeys.INDEX]) if PerSampleKeys.INDEX in output else pred.shape[0]
+            device = pred.device if isinstance(pred, torch.Tensor) else None
+            output[self.output_key] = torch.full((batch,), float("nan"), dtype=torch.float32, device=device)
+            return
         if len(captured) != 1 or network is None:
             raise RuntimeError(
                 f"MoMBSAssessor caught the key features {len(captured)} times in this iteration; it needs exactly one "
                 "forward of the split network per step (engine.network with a SimpleInferer, not a sliding window)."
             )
-        output = engine.state.output
         if not isinstance(output, Mapping):
             raise TypeError(f"engine.state.output must be a dict at BACKWARD_COMPLETED, got {type(output).__name__}.")
         amp = bool(getattr(engine, "amp", False)) and getattr(engine, "scaler", None) is not None

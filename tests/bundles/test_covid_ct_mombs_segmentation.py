@@ -268,7 +268,10 @@ def test_two_process_gloo_training_plans_the_same_epoch_on_both_ranks(covid_demo
 
 @pytest.mark.parametrize(
     "setting,dataset,classes",
-    [("configs/ma_layout.json", "covid_ma", ["infection"]), ("configs/multiclass.json", "covid_medseg", ["ggo", "consolidation"])],
+    [
+        ("configs/ma_layout.json", "covid_ma", ["infection"]),
+        ("configs/multiclass.json", "covid_medseg", ["ggo", "consolidation"]),
+    ],
 )
 def test_settings_train_one_epoch(setting, dataset, classes, run_bundle, tmp_path_factory, tmp_path):
     from monai_ext.data.demo import write_demo_datasets
@@ -286,3 +289,20 @@ def test_settings_train_one_epoch(setting, dataset, classes, run_bundle, tmp_pat
     ckpt = torch.load(tmp_path / "models" / "last.pt", weights_only=True, map_location="cpu")
     out_weights = [v for k, v in ckpt["model"].items() if k.endswith("weight") and v.ndim == 4][-1]
     assert len(classes) + 1 in out_weights.shape[:2]  # the last (transposed) convolution emits background + classes
+
+
+def test_uncertainty_is_assessed_from_the_epoch_before_the_pivot(covid_demo, run_bundle, tmp_path):
+    """pivot 3 plans epoch 3 from epoch 2's scores: epoch 1 skips the K re-runs (no uncertainty, no map)."""
+    seen = {}
+
+    def probe(wf):
+        trainer, sampler = wf.parser.get_parsed_content("train#trainer"), wf.parser.get_parsed_content("train#sampler")
+        trainer.add_event_handler(
+            Events.EPOCH_COMPLETED, lambda e: seen.update({e.state.epoch: sampler.uncertainty.clone()})
+        )
+
+    _train(run_bundle, covid_demo, tmp_path, hooks=[probe], epochs=2, pivot_epoch=3)
+    assert bool(torch.isnan(seen[1]).all())
+    assert int(torch.isfinite(seen[2]).sum()) == len(seen[2]) // TINY["batch_size"] * TINY["batch_size"]
+    folder = tmp_path / "eval" / "difficulty"
+    assert sorted(p.name for p in folder.iterdir()) == ["difficulty_epoch0002.csv", "difficulty_map_epoch0002.png"]

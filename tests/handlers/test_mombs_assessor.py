@@ -299,7 +299,7 @@ def test_densenet_inplace_relu_does_not_alter_cached_features():
         spatial_dims=2, in_channels=1, out_channels=3, init_features=8, growth_rate=4, block_config=(1, 1, 1, 1)
     ).eval()
     assessor = MoMBSAssessor(num_disturbances=2)
-    assessor._arm(types.SimpleNamespace(network=net))
+    assessor._arm(types.SimpleNamespace(network=net, state=types.SimpleNamespace(epoch=1)))
     x = torch.randn(2, 1, 64, 64, generator=_gen(5))
     with torch.no_grad():
         net(x)
@@ -427,3 +427,33 @@ def test_overhead_timing_k8_small_unet():
         f"{min(step_s) * 1e3:.1f} ms, assessment {min(assess_s) * 1e3:.1f} ms, overhead ratio {ratio:.2f}"
     )
     assert ratio > 0
+
+
+def test_start_epoch_skips_earlier_epochs_with_nan_and_no_hook():
+    net = _unet()
+    assessor = MoMBSAssessor(num_disturbances=2, seed=1, start_epoch=2)
+    recorder = PerSampleRecorder(num_samples=4, keys=["loss_per_sample", "uncertainty"])
+    trainer = _trainer(net, [assessor, recorder], epochs=2)
+    seen = {}
+
+    def _epoch_end(engine):
+        seen[engine.state.epoch] = recorder["uncertainty"].clone()
+
+    def _no_hook_in_epoch_1(engine):
+        if engine.state.epoch == 1:
+            assert len(net.tap._forward_hooks) == 0  # no features cached: nothing to assess
+            assert torch.isnan(engine.state.output["uncertainty"]).all()
+
+    trainer.add_event_handler(IterationEvents.BACKWARD_COMPLETED, _no_hook_in_epoch_1)
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, _epoch_end)
+    state_before = assessor.generator.get_state().clone()
+    trainer.run()
+    assert bool(torch.isnan(seen[1]).all())  # epoch 1: no score (the sampler ranks it as missing)
+    assert bool(torch.isfinite(seen[2]).all())  # epoch 2 (= pivot - 1 for pivot 3): every sample assessed
+    assert not torch.equal(state_before, assessor.generator.get_state())  # noise drawn only from epoch 2
+
+
+@pytest.mark.parametrize("start", [0, -1, 1.5, True])
+def test_bad_start_epoch(start):
+    with pytest.raises(ValueError, match="start_epoch"):
+        MoMBSAssessor(start_epoch=start)

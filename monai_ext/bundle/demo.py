@@ -116,7 +116,9 @@ def run_bundle_demo(
     for key, folder in demo.datasets.items():
         path = Path(demo_dir) / folder
         if not path.is_dir():
-            raise FileNotFoundError(f"demo dataset '{path}' not found; run `python -m monai_ext.data.demo --out {demo_dir}`.")
+            raise FileNotFoundError(
+                f"demo dataset '{path}' not found; run `python -m monai_ext.data.demo --out {demo_dir}`."
+            )
         common[key] = str(path)
     logger.info("%s: training", demo.name)
     _run([configs / "train.json"], **common)

@@ -28,13 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
-import torch.distributed as dist
 from monai.data import ImageReader
 from monai.transforms import LoadImage
 from monai.utils import look_up_option
 from monai.utils.enums import StrEnum
 from PIL import Image
 from pydicom.misc import is_dicom
+
+from monai_ext.utils.distributed import first_rank_decides
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -453,20 +454,12 @@ def prepare_inference_datalist(
     Raises:
         FileNotFoundError, ValueError: as :func:`inference_datalist` and :func:`check_readable`.
     """
-    if distributed and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        # one rank decides, so that every rank's sampler splits the same list even while results are being written
-        shared: list[Any] = [None]
-        if dist.get_rank() == 0:
-            try:
-                shared[0] = prepare_inference_datalist(
-                    inputs, output_dir, overwrite, reader, level, num_workers, image_key, case_key, distributed=False
-                )
-            except (OSError, ValueError, KeyError) as e:  # raised on every rank below, none is left waiting
-                shared[0] = e
-        dist.broadcast_object_list(shared, src=0)
-        if isinstance(shared[0], Exception):
-            raise shared[0]
-        return shared[0]
+    if distributed:  # one rank decides, so that every rank's sampler splits the same list while results are written
+        return first_rank_decides(
+            lambda: prepare_inference_datalist(
+                inputs, output_dir, overwrite, reader, level, num_workers, image_key, case_key, distributed=False
+            )
+        )
     datalist = inference_datalist(inputs, image_key=image_key, case_key=case_key)
     todo = pending_cases(datalist, output_dir, overwrite=overwrite, case_key=case_key)
     readable, unreadable = check_readable(

@@ -44,13 +44,13 @@ from typing import Any
 
 import nibabel as nib
 import pydicom
-import torch.distributed as dist
 from monai.data import ImageReader
 from monai.transforms import LoadImage
 from monai.utils import look_up_option
 from pydicom.misc import is_dicom
 
 from monai_ext.data.inference import SKIPPED_CSV, ReadCheck, case_id_from_path, result_path, write_skipped
+from monai_ext.utils.distributed import first_rank_decides
 
 __all__ = [
     "NIFTI_SUFFIXES",
@@ -432,19 +432,12 @@ def prepare_volume_inference_datalist(
     Raises:
         FileNotFoundError, ValueError: as :func:`volume_inference_datalist` and :func:`check_volumes`.
     """
-    if distributed and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        shared: list[Any] = [None]
-        if dist.get_rank() == 0:
-            try:
-                shared[0] = prepare_volume_inference_datalist(
-                    inputs, output_dir, overwrite, reader, level, num_workers, image_key, case_key, distributed=False
-                )
-            except (OSError, ValueError, KeyError) as e:  # raised on every rank below, none is left waiting
-                shared[0] = e
-        dist.broadcast_object_list(shared, src=0)
-        if isinstance(shared[0], Exception):
-            raise shared[0]
-        return shared[0]
+    if distributed:  # one rank decides, as prepare_inference_datalist
+        return first_rank_decides(
+            lambda: prepare_volume_inference_datalist(
+                inputs, output_dir, overwrite, reader, level, num_workers, image_key, case_key, distributed=False
+            )
+        )
     datalist = volume_inference_datalist(inputs, image_key=image_key, case_key=case_key)
     todo = pending_volume_cases(datalist, output_dir, overwrite=overwrite, case_key=case_key)
     readable, unreadable = check_volumes(todo, reader=reader, level=level, image_key=image_key, num_workers=num_workers)

@@ -38,10 +38,8 @@ from monai.utils import IgniteInfo, min_version, optional_import
 from monai.utils.enums import MetaKeys, SpaceKeys
 
 from monai_ext.data.volume_inference import SEG_SUFFIX, mask_path
-from monai_ext.handlers.prediction_writer import PREDICTIONS_CSV, _image_paths, _per_sample
+from monai_ext.handlers.prediction_writer import PREDICTIONS_CSV, PredictionWriter, _image_paths, _per_sample
 
-idist, _ = optional_import("ignite", IgniteInfo.OPT_IMPORT_VERSION, min_version, "distributed")
-Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 if TYPE_CHECKING:
     from ignite.engine import Engine
 else:
@@ -53,7 +51,6 @@ __all__ = ["SIDECAR_SUFFIX", "SegmentationMaskWriter", "write_mask", "mask_volum
 
 SIDECAR_SUFFIX = "_seg.json"
 """Suffix of the per-case JSON next to each mask: ``<case_id>_seg.json``."""
-_MAX_NAMED = 5
 
 
 def _publish(tmp: Path, path: Path, overwrite: bool) -> bool:
@@ -197,7 +194,7 @@ def write_volume_predictions_csv(
     return target
 
 
-class SegmentationMaskWriter:
+class SegmentationMaskWriter(PredictionWriter):
     """Write each case's predicted label map to ``<output_dir>/<case_id>_seg.nii.gz`` (uint8, on the input grid)
     with a ``<case_id>_seg.json`` of class volumes, and rebuild ``<output_dir>/predictions.csv`` at the end.
 
@@ -211,7 +208,8 @@ class SegmentationMaskWriter:
 
     With ``overwrite=False`` (default) an existing mask is left alone, counted and logged; ``overwrite=True`` replaces
     it. At ``COMPLETED`` the first rank rebuilds the CSV (:func:`write_volume_predictions_csv`) after a barrier; under
-    ``torchrun`` attach it on every rank (see :class:`monai_ext.handlers.prediction_writer.PredictionWriter`).
+    ``torchrun`` attach it on every rank. It is a :class:`monai_ext.handlers.prediction_writer.PredictionWriter`
+    (same arguments, events and never-overwrite rule) whose per-case result is a mask instead of a JSON.
 
     Args:
         output_dir: folder of the results (created at the start of the run).
@@ -227,48 +225,6 @@ class SegmentationMaskWriter:
     Raises:
         ValueError: ``class_names`` is empty or repeats a name.
     """
-
-    def __init__(
-        self,
-        output_dir: str | os.PathLike,
-        class_names: Sequence[str],
-        pred_key: str = "pred",
-        case_key: str = "case_id",
-        image_key: str = "image",
-        overwrite: bool = False,
-        model_version: str | None = None,
-        csv_name: str = PREDICTIONS_CSV,
-        name: str | None = None,
-    ) -> None:
-        names = [str(c) for c in class_names]
-        if not names or len(set(names)) != len(names):
-            raise ValueError(f"class_names must name each foreground class once, got {names}.")
-        self.output_dir = Path(output_dir)
-        self.class_names = names
-        self.pred_key, self.case_key, self.image_key = pred_key, case_key, image_key
-        self.overwrite = bool(overwrite)
-        self.model_version = model_version
-        self.csv_name = csv_name
-        self.logger = logging.getLogger(name)
-        self._name = name
-        self.written: list[str] = []
-        self.kept: list[str] = []
-
-    def attach(self, engine: Engine) -> None:
-        """Reset at ``STARTED``, write at ``ITERATION_COMPLETED``, rebuild the CSV at ``COMPLETED``."""
-        if self._name is None:
-            self.logger = engine.logger
-        for event, handler in (
-            (Events.STARTED, self._start),
-            (Events.ITERATION_COMPLETED, self),
-            (Events.COMPLETED, self._complete),
-        ):
-            if not engine.has_event_handler(handler, event):
-                engine.add_event_handler(event, handler)
-
-    def _start(self, engine: Engine) -> None:
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        self.written, self.kept = [], []
 
     def __call__(self, engine: Engine) -> None:
         """Write one mask (and sidecar) per sample of this iteration.
@@ -333,16 +289,9 @@ class SegmentationMaskWriter:
         self.written.append(case_id)
         return True
 
-    def _complete(self, engine: Engine) -> None:
-        if self.kept:
-            more = " ..." if len(self.kept) > _MAX_NAMED else ""
-            self.logger.warning(
-                f"SegmentationMaskWriter: {len(self.kept)} case(s) already had a mask in '{self.output_dir}' and were "
-                f"kept (overwrite=False): {self.kept[:_MAX_NAMED]}{more}."
-            )
-        self.logger.info(f"SegmentationMaskWriter: wrote {len(self.written)} mask(s) to '{self.output_dir}'.")
-        if idist.get_world_size() > 1:
-            idist.barrier()
-        if idist.get_rank() == 0:
-            path = write_volume_predictions_csv(self.output_dir, self.class_names, self.csv_name)
-            self.logger.info(f"SegmentationMaskWriter: rebuilt '{path}' from the per-case results.")
+    def rebuild_csv(self) -> Path:
+        """Rebuild ``predictions.csv`` from every mask and sidecar in ``output_dir``.
+
+        See :func:`write_volume_predictions_csv`.
+        """
+        return write_volume_predictions_csv(self.output_dir, self.class_names, self.csv_name)

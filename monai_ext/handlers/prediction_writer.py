@@ -286,14 +286,19 @@ class PredictionWriter:
         return False
 
     def _complete(self, engine: Engine) -> None:
+        label = type(self).__name__
         if self.kept:
             self.logger.warning(
-                f"PredictionWriter: {len(self.kept)} case(s) already had a result in '{self.output_dir}' and were kept "
+                f"{label}: {len(self.kept)} case(s) already had a result in '{self.output_dir}' and were kept "
                 f"(overwrite=False): {self.kept[:_MAX_NAMED]}{' ...' if len(self.kept) > _MAX_NAMED else ''}."
             )
-        self.logger.info(f"PredictionWriter: wrote {len(self.written)} result(s) to '{self.output_dir}'.")
+        self.logger.info(f"{label}: wrote {len(self.written)} result(s) to '{self.output_dir}'.")
         if idist.get_world_size() > 1:
             idist.barrier()
         if idist.get_rank() == 0:
-            path = write_predictions_csv(self.output_dir, self.class_names, self.csv_name)
-            self.logger.info(f"PredictionWriter: rebuilt '{path}' from the per-case results.")
+            path = self.rebuild_csv()
+            self.logger.info(f"{label}: rebuilt '{path}' from the per-case results.")
+
+    def rebuild_csv(self) -> Path:
+        """Rebuild the combined table from every per-case result in ``output_dir`` (:func:`write_predictions_csv`)."""
+        return write_predictions_csv(self.output_dir, self.class_names, self.csv_name)

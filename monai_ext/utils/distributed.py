@@ -9,10 +9,15 @@ gathered pairs of all ranks, in rank order, on every rank.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import torch
 import torch.distributed as dist
 
-__all__ = ["all_gather_indexed", "last_occurrence"]
+__all__ = ["all_gather_indexed", "last_occurrence", "first_rank_decides"]
+
+T = TypeVar("T")
 
 
 def _communication_device(reference: torch.device, group: dist.ProcessGroup | None) -> torch.device:
@@ -102,3 +107,34 @@ def last_occurrence(index: torch.Tensor) -> torch.Tensor:
     last = torch.ones_like(sorted_index, dtype=torch.bool)
     last[:-1] = sorted_index[1:] != sorted_index[:-1]
     return order[last]
+
+
+def first_rank_decides(
+    compute: Callable[[], T], errors: tuple[type[BaseException], ...] = (OSError, ValueError, KeyError)
+) -> T:
+    """Run ``compute`` on rank 0 only and give its result to every rank (``broadcast_object_list``).
+
+    Used where every rank must see the same answer although the answer may change while they run (e.g. the list of
+    inference cases still without a result while other ranks write results). Without an initialised process group
+    of several ranks it simply returns ``compute()``. A collective call otherwise: every rank must make it.
+
+    Args:
+        compute: the work, called without arguments on rank 0; its result must be picklable.
+        errors: exception types raised by ``compute`` that are re-raised on *every* rank (so no rank is left waiting
+            in the broadcast). Defaults to ``(OSError, ValueError, KeyError)``.
+
+    Raises:
+        the exception of ``errors`` that ``compute`` raised on rank 0, on every rank.
+    """
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return compute()
+    shared: list[Any] = [None]
+    if dist.get_rank() == 0:
+        try:
+            shared[0] = compute()
+        except errors as e:
+            shared[0] = e
+    dist.broadcast_object_list(shared, src=0)
+    if isinstance(shared[0], BaseException):
+        raise shared[0]
+    return shared[0]

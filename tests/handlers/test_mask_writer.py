@@ -102,7 +102,7 @@ def test_bad_predictions(tmp_path, pred, shapes, error, match):
 
 
 def test_class_names_checked(tmp_path):
-    with pytest.raises(ValueError, match="each foreground class once"):
+    with pytest.raises(ValueError, match="each class once"):
         SegmentationMaskWriter(tmp_path, ["a", "a"])
 
 

@@ -10,7 +10,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from monai_ext.utils.distributed import all_gather_indexed
+import json
+
+from monai_ext.utils.distributed import all_gather_indexed, first_rank_decides
 
 # what each rank holds in two successive gathers: unequal sizes, then one rank empty; 2 values per sample
 RANK_INDEX = [{0: [4, 1], 1: [7, 0, 9]}, {0: [], 1: [3]}]
@@ -91,3 +93,43 @@ def test_last_occurrence_hand_worked():
     assert last_occurrence(torch.tensor([5, 2, 5, 7])).tolist() == [1, 2, 3]
     assert last_occurrence(torch.tensor([3, 3, 3])).tolist() == [2]
     assert last_occurrence(torch.tensor([], dtype=torch.long)).tolist() == []
+
+
+def test_first_rank_decides_without_process_group_just_computes():
+    assert first_rank_decides(lambda: [1, 2]) == [1, 2]
+
+
+def _decide_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size, timeout=timedelta(seconds=60)
+    )
+    try:
+        calls = []
+        value = first_rank_decides(lambda: calls.append(rank) or {"from": rank})  # each rank would answer itself
+
+        def fail():
+            raise ValueError(f"bad input seen by rank {rank}")
+
+        try:
+            first_rank_decides(fail)
+            error = None
+        except ValueError as e:
+            error = str(e)
+        with open(f"{out_dir}/rank{rank}.json", "w") as f:
+            json.dump({"value": value, "calls": calls, "error": error}, f)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_first_rank_decides_two_gloo_ranks(tmp_path):
+    start_method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    mp.start_processes(
+        _decide_worker, args=(WORLD_SIZE, _free_port(), str(tmp_path)), nprocs=WORLD_SIZE, join=True,
+        start_method=start_method,
+    )  # fmt: skip
+    for rank in range(WORLD_SIZE):
+        seen = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        assert seen["value"] == {"from": 0}  # rank 0's answer everywhere
+        assert seen["calls"] == ([0] if rank == 0 else [])  # computed on rank 0 only
+        assert seen["error"] == "bad input seen by rank 0"  # re-raised on every rank, none left waiting

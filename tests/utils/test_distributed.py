@@ -2,6 +2,7 @@
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 from __future__ import annotations
 
+import json
 import socket
 from datetime import timedelta
 
@@ -9,8 +10,6 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-
-import json
 
 from monai_ext.utils.distributed import all_gather_indexed, first_rank_decides
 

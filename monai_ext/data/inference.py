@@ -22,7 +22,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ __all__ = [
     "result_path",
     "pending_cases",
     "check_readable",
+    "split_readable",
     "write_skipped",
     "prepare_inference_datalist",
 ]
@@ -377,14 +378,32 @@ def check_readable(
     if missing:
         raise KeyError(f"datalist item(s) {missing[:_MAX_NAMED]} have no '{image_key}'.")
     check = _Decoder(reader) if level == ReadCheck.DECODE else _header_error
-    paths = [str(item[image_key]) for item in datalist]
+    return split_readable(datalist, check, image_key, num_workers)
+
+
+def split_readable(
+    datalist: Sequence[dict], check: Callable[[str], str | None], image_key: str = "image", num_workers: int = 0
+) -> tuple[list[dict], list[dict]]:
+    """Run ``check`` on each item's path and split the datalist by its answer (the loop of :func:`check_readable`).
+
+    Args:
+        datalist: items with ``image_key``; an item that already holds ``"error"`` is unreadable without a check.
+        check: ``path -> None`` when readable, else the error text; must be thread-safe when ``num_workers > 0``.
+        image_key: key of the path. Defaults to ``"image"``.
+        num_workers: threads checking in parallel; 0 checks in this thread. Defaults to 0.
+
+    Returns:
+        ``(readable, unreadable)`` in datalist order; unreadable items are copies with ``"error"``, each logged.
+    """
+    todo = [str(item[image_key]) for item in datalist if "error" not in item]
     if num_workers > 0:
         with ThreadPoolExecutor(max_workers=num_workers) as pool:
-            errors = list(pool.map(check, paths))
+            found = iter(list(pool.map(check, todo)))
     else:
-        errors = [check(p) for p in paths]
+        found = iter([check(p) for p in todo])
     readable, unreadable = [], []
-    for item, error in zip(datalist, errors):
+    for item in datalist:
+        error = item["error"] if "error" in item else next(found)
         if error is None:
             readable.append(item)
         else:

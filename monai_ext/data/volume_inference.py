@@ -38,7 +38,6 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +48,14 @@ from monai.transforms import LoadImage
 from monai.utils import look_up_option
 from pydicom.misc import is_dicom
 
-from monai_ext.data.inference import SKIPPED_CSV, ReadCheck, case_id_from_path, result_path, write_skipped
+from monai_ext.data.inference import (
+    SKIPPED_CSV,
+    ReadCheck,
+    case_id_from_path,
+    result_path,
+    split_readable,
+    write_skipped,
+)
 from monai_ext.utils.distributed import first_rank_decides
 
 __all__ = [
@@ -363,21 +369,7 @@ def check_volumes(
     if missing:
         raise KeyError(f"datalist item(s) {missing[:_MAX_NAMED]} have no '{image_key}'.")
     check = _VolumeDecoder(reader) if level == ReadCheck.DECODE else _volume_header_error
-    todo = [str(item[image_key]) for item in datalist if "error" not in item]
-    if num_workers > 0:
-        with ThreadPoolExecutor(max_workers=num_workers) as pool:
-            found = iter(list(pool.map(check, todo)))
-    else:
-        found = iter([check(p) for p in todo])
-    readable, unreadable = [], []
-    for item in datalist:
-        error = item["error"] if "error" in item else next(found)
-        if error is None:
-            readable.append(item)
-        else:
-            logger.warning(f"unreadable, skipped: '{item[image_key]}': {error}")
-            unreadable.append({**item, "error": error})
-    return readable, unreadable
+    return split_readable(datalist, check, image_key, num_workers)
 
 
 def _write_skipped_if_changed(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -166,11 +167,16 @@ class MoMBSHandler:
         output_dir: folder for the PNG/CSV files; ``None`` (default) writes nothing.
         max_points: most points drawn in the PNG, default 50,000.
         name: logger name; ``None`` uses ``engine.logger``.
+        datalist: the training datalist (``train#datalist``); when given, the CSV also has the columns
+            ``datalist_keys`` of each sample (``index`` is the datalist position), so that a flagged sample can be
+            opened directly. Default none.
+        datalist_keys: item keys copied into the CSV, default ``("image", "label")``; a key absent from an item
+            gives an empty cell.
 
     Raises:
         KeyError: ``loss_key`` or ``uncertainty_key`` is not a column of ``recorder``.
-        ValueError: ``sampler`` and ``recorder`` disagree on the number of samples, or ``output_dir`` is given without
-            an ``uncertainty_key``.
+        ValueError: ``sampler`` and ``recorder`` disagree on the number of samples, ``datalist`` has another length,
+            or ``output_dir`` is given without an ``uncertainty_key``.
     """
 
     def __init__(
@@ -182,7 +188,14 @@ class MoMBSHandler:
         output_dir: str | os.PathLike | None = None,
         max_points: int = 50_000,
         name: str | None = None,
+        datalist: Sequence[Mapping] | None = None,
+        datalist_keys: Sequence[str] = ("image", "label"),
     ) -> None:
+        if datalist is not None and len(datalist) != recorder.num_samples:
+            raise ValueError(
+                f"datalist has {len(datalist)} items but the recorder {recorder.num_samples} samples; pass the "
+                "training datalist the sampler's dataset was built from."
+            )
         for key in (loss_key, uncertainty_key):
             if key is not None and key not in recorder.keys:
                 raise KeyError(f"the recorder has no column '{key}'; its columns are {recorder.keys}.")
@@ -199,6 +212,8 @@ class MoMBSHandler:
         self.uncertainty_key = None if uncertainty_key is None else str(uncertainty_key)
         self.output_dir = None if output_dir is None else Path(output_dir)
         self.max_points = int(max_points)
+        self.datalist = datalist
+        self.datalist_keys = [str(k) for k in datalist_keys]
         self.logger = logging.getLogger(name)
         self._name = name
 
@@ -233,6 +248,9 @@ class MoMBSHandler:
         if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
             return
         table = difficulty_table(loss, uncertainty, self.sampler.missing)
+        if self.datalist is not None:
+            for key in self.datalist_keys:
+                table[key] = [str(item.get(key, "")) for item in self.datalist]
         self.output_dir.mkdir(parents=True, exist_ok=True)
         table.to_csv(self.output_dir / f"difficulty_epoch{epoch:04d}.csv", index=False)
         save_difficulty_map_png(

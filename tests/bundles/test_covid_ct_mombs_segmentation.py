@@ -104,8 +104,9 @@ def test_difficulty_map_after_the_pivot(trained):
     folder = trained.out / "eval" / "difficulty"
     for epoch in (1, 2):  # epoch 1's scores plan epoch 2 = the pivot
         table = pd.read_csv(folder / f"difficulty_epoch{epoch:04d}.csv")
-        assert list(table.columns) == list(DIFFICULTY_COLUMNS)
+        assert list(table.columns) == [*DIFFICULTY_COLUMNS, "image", "label", "case_id", "z"]
         assert len(table) == len(trained.datalist)
+        assert table["image"].tolist() == [item["image"] for item in trained.datalist]  # row i = datalist item i
         assert (folder / f"difficulty_map_epoch{epoch:04d}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         # difficulty = loss rank + uncertainty rank, recomputed from the two rank columns
         np.testing.assert_array_equal(table["difficulty"], table["loss_rank"] + table["uncertainty_rank"])

@@ -113,6 +113,7 @@ def test_no_uncertainty_recorded_plans_from_loss_and_skips_the_map(tmp_path):
         ({"uncertainty_key": "entropy"}, KeyError, "no column 'entropy'"),
         ({"num_samples": 5}, ValueError, "the recorder holds 4 samples but the sampler 5"),
         ({"uncertainty_key": None, "output_dir": "x"}, ValueError, "difficulty map .* needs uncertainty_key"),
+        ({"datalist": [{"image": "a"}] * 3}, ValueError, "datalist has 3 items but the recorder 4 samples"),
     ],
 )
 def test_bad_init(kwargs, error, match):
@@ -158,3 +159,15 @@ def test_trainer_epochs_after_the_pivot_are_mirror_planned_from_recorded_losses(
     assert sorted(i for b in seen[1] for i in b) == list(range(n))
     assert set(seen[2]) == mirror and set(seen[3]) == mirror
     assert trainer.state.epoch_length == 2 and sampler.epoch == 3 and sampler.scores_epoch == 3
+
+
+def test_datalist_columns_name_each_sample(tmp_path):
+    loss, unc = [0.9, 0.1, 0.5, 0.3], [0.4, 0.1, 0.2, 0.3]
+    recorder, sampler, _ = _setup(tmp_path, loss, unc, pivot_epoch=2)
+    datalist = [{"image": f"/data/img{i}.nii.gz", "label": f"/data/lab{i}.nii.gz"} for i in range(3)] + [{"image": "x"}]
+    MoMBSHandler(sampler, recorder, output_dir=tmp_path / "m", datalist=datalist, name="t")(_engine(1))
+    table = pd.read_csv(tmp_path / "m" / "difficulty_epoch0001.csv", keep_default_na=False)
+    assert list(table.columns) == [*DIFFICULTY_COLUMNS, "image", "label"]
+    assert table["image"].tolist() == ["/data/img0.nii.gz", "/data/img1.nii.gz", "/data/img2.nii.gz", "x"]
+    assert table["label"].tolist()[3] == ""  # the item has no label: empty cell
+    assert table.loc[table["category"] == "under_represented", "image"].tolist() == ["/data/img0.nii.gz"]

@@ -10,9 +10,11 @@ MoMBS: :mod:`.mombs_bundle` (the bundle's config, handler ids and run overrides)
 against random sampling), :mod:`.mombs_efficacy` (training and evaluating the bundle on demo data with each sampling
 strategy), :mod:`.mombs_audit` (difficulty categories against the demo's corrupted masks) and :mod:`.mombs_report`
 (aggregation, tables, plot, JSON); ``scripts/bench_mombs.py`` is a thin command line.
+
+Both reports write through :mod:`.results_io` (JSON without NaN or numpy scalars, PNG figures).
 """
 
 from __future__ import annotations
 
 __all__ = ["nvum", "nvum_audit", "nvum_bundle", "nvum_report", "nvum_step"]
-__all__ += ["mombs_audit", "mombs_bundle", "mombs_efficacy", "mombs_report", "mombs_step"]
+__all__ += ["mombs_audit", "mombs_bundle", "mombs_efficacy", "mombs_report", "mombs_step", "results_io"]

@@ -9,7 +9,6 @@ from :func:`monai_ext.bench.mombs_efficacy.run_efficacy` (its ``summary`` from :
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ from matplotlib.figure import Figure
 
 from monai_ext.bench.mombs_audit import CATEGORIES, CORRUPTIONS, pool_category_tables
 from monai_ext.bench.nvum_report import summarise
+from monai_ext.bench.results_io import save_figure, write_json
 
 __all__ = ["RESULT_FILES", "summarise", "aggregate_runs", "results_table", "plot_efficacy", "write_results"]
 
@@ -262,23 +262,7 @@ def plot_efficacy(efficacy: Mapping[str, Any], png_file: str | os.PathLike) -> P
         ax_cat.set_ylabel("share of the group's slices")
         ax_cat.set_title(f"{_LABELS.get(strategy, strategy)} difficulty categories (last epoch, pooled)")
         ax_cat.legend(loc="upper right", fontsize="small")
-    fig.tight_layout()
-    png_file = Path(png_file)
-    png_file.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_file)
-    return png_file
-
-
-def _json_ready(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if np.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
+    return save_figure(fig, png_file)
 
 
 def write_results(
@@ -300,7 +284,7 @@ def write_results(
         if part:
             paths[key] = out_dir / RESULT_FILES[key]
             data = {**dict(part), "environment": dict(environment or {})}
-            paths[key].write_text(json.dumps(_json_ready(data), indent=2) + "\n", encoding="utf-8")
+            write_json(data, paths[key])
     if efficacy:
         paths["png"] = plot_efficacy(efficacy, out_dir / RESULT_FILES["png"])
     paths["table"] = out_dir / RESULT_FILES["table"]

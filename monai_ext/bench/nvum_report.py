@@ -11,7 +11,6 @@ paragraph of plain text written under the tables. :func:`write_results` writes `
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ from matplotlib.figure import Figure
 
 from monai_ext.bench.nvum_bundle import Method
 from monai_ext.bench.nvum_step import StepVariant
+from monai_ext.bench.results_io import save_figure, write_json
 
 __all__ = ["summarise", "aggregate_runs", "results_table", "plot_results", "write_results"]
 
@@ -296,23 +296,7 @@ def plot_results(results: Mapping[str, Any], png_file: str | os.PathLike) -> Pat
     _plot_step(ax_step, results.get("step_time"))
     _plot_auc(ax_auc, results.get("efficacy"))
     _plot_audit(ax_audit, results.get("efficacy"))
-    fig.tight_layout()
-    png_file = Path(png_file)
-    png_file.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_file)
-    return png_file
-
-
-def _json_ready(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if np.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
+    return save_figure(fig, png_file)
 
 
 def write_results(results: Mapping[str, Any], out_dir: str | os.PathLike) -> dict[str, Path]:
@@ -324,7 +308,7 @@ def write_results(results: Mapping[str, Any], out_dir: str | os.PathLike) -> dic
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {kind: out_dir / name for kind, name in RESULT_FILES.items()}
-    paths["json"].write_text(json.dumps(_json_ready(results), indent=2) + "\n", encoding="utf-8")
+    write_json(results, paths["json"])
     plot_results(results, paths["png"])
     paths["table"].write_text(results_table(results), encoding="utf-8")
     return paths

@@ -372,11 +372,6 @@ def check_readable(
         KeyError: an item has no ``image_key``.
     """
     level = look_up_option(level, ReadCheck)
-    if num_workers < 0:
-        raise ValueError(f"num_workers must be >= 0, got {num_workers}.")
-    missing = [k for k, item in enumerate(datalist) if image_key not in item]
-    if missing:
-        raise KeyError(f"datalist item(s) {missing[:_MAX_NAMED]} have no '{image_key}'.")
     check = _Decoder(reader) if level == ReadCheck.DECODE else _header_error
     return split_readable(datalist, check, image_key, num_workers)
 
@@ -394,7 +389,16 @@ def split_readable(
 
     Returns:
         ``(readable, unreadable)`` in datalist order; unreadable items are copies with ``"error"``, each logged.
+
+    Raises:
+        ValueError: ``num_workers`` < 0.
+        KeyError: an item has no ``image_key``.
     """
+    if num_workers < 0:
+        raise ValueError(f"num_workers must be >= 0, got {num_workers}.")
+    missing = [k for k, item in enumerate(datalist) if image_key not in item]
+    if missing:
+        raise KeyError(f"datalist item(s) {missing[:_MAX_NAMED]} have no '{image_key}'.")
     todo = [str(item[image_key]) for item in datalist if "error" not in item]
     if num_workers > 0:
         with ThreadPoolExecutor(max_workers=num_workers) as pool:

@@ -363,11 +363,6 @@ def check_volumes(
         KeyError: an item has no ``image_key``.
     """
     level = look_up_option(level, ReadCheck)
-    if num_workers < 0:
-        raise ValueError(f"num_workers must be >= 0, got {num_workers}.")
-    missing = [k for k, item in enumerate(datalist) if image_key not in item]
-    if missing:
-        raise KeyError(f"datalist item(s) {missing[:_MAX_NAMED]} have no '{image_key}'.")
     check = _VolumeDecoder(reader) if level == ReadCheck.DECODE else _volume_header_error
     return split_readable(datalist, check, image_key, num_workers)
 

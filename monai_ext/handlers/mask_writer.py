@@ -38,7 +38,13 @@ from monai.utils import IgniteInfo, min_version, optional_import
 from monai.utils.enums import MetaKeys, SpaceKeys
 
 from monai_ext.data.volume_inference import SEG_SUFFIX, mask_path
-from monai_ext.handlers.prediction_writer import PREDICTIONS_CSV, PredictionWriter, _image_paths, _per_sample
+from monai_ext.handlers.prediction_writer import (
+    PREDICTIONS_CSV,
+    PredictionWriter,
+    _image_paths,
+    _per_sample,
+    publish_file,
+)
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -51,25 +57,6 @@ __all__ = ["SIDECAR_SUFFIX", "SegmentationMaskWriter", "write_mask", "mask_volum
 
 SIDECAR_SUFFIX = "_seg.json"
 """Suffix of the per-case JSON next to each mask: ``<case_id>_seg.json``."""
-
-
-def _publish(tmp: Path, path: Path, overwrite: bool) -> bool:
-    """Move the finished ``tmp`` to ``path`` atomically; without ``overwrite`` never replace ``path`` (False)."""
-    try:
-        if overwrite:
-            os.replace(tmp, path)
-            return True
-        try:
-            os.link(tmp, path)  # atomic, and fails if the result exists (also between ranks)
-        except FileExistsError:
-            return False
-        except OSError:  # no hard links on this filesystem: check, then rename (a small race between ranks)
-            if path.exists():
-                return False
-            os.replace(tmp, path)
-        return True
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def mask_volumes(labels: np.ndarray, affine: np.ndarray, class_names: Sequence[str]) -> dict[str, dict[str, float]]:
@@ -111,7 +98,7 @@ def write_mask(labels: np.ndarray, affine: np.ndarray, path: str | os.PathLike, 
     img.set_data_dtype(np.uint8)
     tmp = path.with_name(f".{path.name[: -len('.nii.gz')]}.{os.getpid()}.tmp.nii.gz")
     nib.save(img, str(tmp))
-    return _publish(tmp, path, overwrite)
+    return publish_file(tmp, path, overwrite)
 
 
 def _labels_and_affine(pred: Any, num_classes: int, case_id: str) -> tuple[np.ndarray, np.ndarray]:
@@ -285,7 +272,7 @@ class SegmentationMaskWriter(PredictionWriter):
         sidecar = path.with_name(f"{case_id}{SIDECAR_SUFFIX}")
         tmp = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        _publish(tmp, sidecar, overwrite=True)  # belongs to the mask just written
+        publish_file(tmp, sidecar, overwrite=True)  # belongs to the mask just written
         self.written.append(case_id)
         return True
 

@@ -36,7 +36,7 @@ else:
         "ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Engine", as_type="decorator"
     )
 
-__all__ = ["PREDICTIONS_CSV", "PredictionWriter", "write_predictions_csv"]
+__all__ = ["PREDICTIONS_CSV", "PredictionWriter", "write_predictions_csv", "publish_file"]
 
 PREDICTIONS_CSV = "predictions.csv"
 """Name of the combined table in the output folder (columns ``case_id,image,<class 1>,...,<class C>``)."""
@@ -79,25 +79,35 @@ def _image_paths(batch: Any, image_key: str) -> list[str]:
     return paths
 
 
-def _write_new(path: Path, text: str, overwrite: bool) -> bool:
-    """Write ``text`` to ``path`` atomically; without ``overwrite`` never replace an existing file (returns False)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+def publish_file(tmp: Path, path: Path, overwrite: bool) -> bool:
+    """Move the finished file ``tmp`` to ``path`` atomically; ``tmp`` is gone afterwards either way.
+
+    Without ``overwrite`` an existing ``path`` is never replaced (returns False): a hard link is atomic and fails when
+    the result exists, also between ranks; on a filesystem without hard links it checks, then renames (a small race
+    between ranks). With ``overwrite`` it is ``os.replace``.
+    """
     try:
         if overwrite:
             os.replace(tmp, path)
             return True
         try:
-            os.link(tmp, path)  # atomic and fails if the result exists, also between ranks
+            os.link(tmp, path)
         except FileExistsError:
             return False
-        except OSError:  # a filesystem without hard links: check, then rename (a small race between ranks)
+        except OSError:
             if path.exists():
                 return False
             os.replace(tmp, path)
         return True
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _write_new(path: Path, text: str, overwrite: bool) -> bool:
+    """Write ``text`` to ``path`` atomically; without ``overwrite`` never replace an existing file (returns False)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    return publish_file(tmp, path, overwrite)
 
 
 def write_predictions_csv(

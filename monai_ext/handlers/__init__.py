@@ -2,21 +2,43 @@
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Ignite handlers: per-sample recording (``per_sample``), EMA teacher (``ema``), NVUM label audit (``label_audit``),
 multi-label metrics and reports, MoMBS re-planning and assessor (``mombs``, ``mombs_assessor``), per-case Dice
-(``segmentation_report``) and inference writers (``prediction_writer``, ``mask_writer``)."""
+(``segmentation_report``) and inference writers (``prediction_writer``, ``mask_writer``).
+
+Every handler a bundle config names is exported here: ``monai_ext.handlers.EMATeacher``.
+"""
 
 from __future__ import annotations
 
+from monai_ext.handlers.ema import EMABufferMode, EMATeacher, TeacherMode
+from monai_ext.handlers.label_audit import LabelAuditWriter, MemoryScore
 from monai_ext.handlers.mask_writer import SegmentationMaskWriter, write_volume_predictions_csv
 from monai_ext.handlers.mombs import MoMBSHandler
+from monai_ext.handlers.mombs_assessor import EntropyActivation, MoMBSAssessor, NormStatistics, UncertaintyMeasure
 from monai_ext.handlers.multilabel_metrics import MultiLabelAUC, MultiLabelAveragePrecision, MultiLabelF1
 from monai_ext.handlers.multilabel_report import MultiLabelReport
 from monai_ext.handlers.per_sample import PerSampleRecorder
 from monai_ext.handlers.prediction_writer import PredictionWriter, write_predictions_csv
 from monai_ext.handlers.segmentation_report import SegmentationCaseReport
 
-__all__ = ["PerSampleRecorder"]
-__all__ += ["MultiLabelAUC", "MultiLabelAveragePrecision", "MultiLabelF1", "MultiLabelReport"]
-__all__ += ["PredictionWriter", "write_predictions_csv"]
-__all__ += ["MoMBSHandler"]
-__all__ += ["SegmentationCaseReport"]
-__all__ += ["SegmentationMaskWriter", "write_volume_predictions_csv"]
+__all__ = [
+    "PerSampleRecorder",
+    "EMATeacher",
+    "EMABufferMode",
+    "TeacherMode",
+    "LabelAuditWriter",
+    "MemoryScore",
+    "MultiLabelAUC",
+    "MultiLabelAveragePrecision",
+    "MultiLabelF1",
+    "MultiLabelReport",
+    "MoMBSHandler",
+    "MoMBSAssessor",
+    "EntropyActivation",
+    "UncertaintyMeasure",
+    "NormStatistics",
+    "SegmentationCaseReport",
+    "PredictionWriter",
+    "write_predictions_csv",
+    "SegmentationMaskWriter",
+    "write_volume_predictions_csv",
+]

@@ -70,16 +70,19 @@ class EMATeacher:
       detached ``B C`` logits are written to ``engine.state.output[output_key]``;
       :class:`monai_ext.engines.PerSampleTrainer` passes them to the loss's ``memory_logits`` parameter. This costs
       one extra no-grad forward per step.
-    - **Evaluation**: the EMA network (``ema_network``) is the model to evaluate; make it the evaluator's network.
+    - **Evaluation**: the EMA network (``ema_network``) is the model to evaluate; make it the evaluator's network
+      (:meth:`evaluation_network` picks the EMA or the trained network from one flag).
     - **Checkpoints**: ``state_dict()`` holds the EMA network's weights and the update count, so put the handler into
       ``CheckpointSaver``'s ``save_dict``.
 
     Bundle wiring (``train.json``)::
 
-        "ema_teacher": {"_target_": "monai_ext.handlers.ema.EMATeacher", "network": "@network", "decay": 0.99},
-        "train": {"handlers": [..., "@ema_teacher"], "trainer": {"_target_": "monai_ext.engines.PerSampleTrainer",
-                  "loss_function": "@loss", ...}},
-        "validate": {"evaluator": {"_target_": "SupervisedEvaluator", "network": "$@ema_teacher.ema_network", ...}},
+        "ema_teacher": {"_target_": "monai_ext.handlers.EMATeacher", "network": "@network", "decay": 0.99,
+                        "output_key": "$monai_ext.losses.memory_logits_key(@loss)"},
+        "train": {"handlers": [..., {"_target_": "@ema_teacher", "_mode_": "callable"}],
+                  "trainer": {"_target_": "monai_ext.engines.PerSampleTrainer", "loss_function": "@loss", ...}},
+        "validate": {"network": "$@ema_teacher.evaluation_network(@evaluate_with_ema)",
+                     "evaluator": {"_target_": "SupervisedEvaluator", "network": "@validate#network", ...}},
         checkpoint "save_dict": {"model": "@network", "ema": "@ema_teacher", "nvum": "@loss", "optimizer": ...}
 
     Under ``torchrun`` attach it on every rank (the teacher forward is local; the loss gathers the logits); give it
@@ -200,6 +203,11 @@ class EMATeacher:
         self.update()
 
     # ---- EMA -----------------------------------------------------------------------------------------------------
+
+    def evaluation_network(self, use_ema: bool = True) -> torch.nn.Module:
+        """The network to evaluate and save as the bundle's model: the EMA network when ``use_ema`` (default), else
+        the trained network (unwrapped from ``DataParallel``/``DistributedDataParallel`` either way)."""
+        return self.ema_network if use_ema else self.network
 
     def predict(self, inputs: torch.Tensor, inferer: Any = None) -> torch.Tensor:
         """Teacher logits for ``inputs``, detached, computed without gradients in ``teacher_mode``.

@@ -225,7 +225,8 @@ class LabelAuditWriter:
          "class_names": "@class_names"}
 
     Args:
-        loss: the trained :class:`monai_ext.losses.NVUMLoss` (its ``memory``, ``log_prior``, ``num_updates``).
+        loss: the trained :class:`monai_ext.losses.NVUMLoss` (its ``memory``, ``log_prior``, ``num_updates``); a loss
+            without ``memory`` makes :meth:`attach` a no-op.
         datalist: the training datalist (items with ``index``, ``label_key`` and ``image_key``).
         output_file: CSV path; parent folders are created.
         class_names: ``C`` class names; ``None`` writes class indices.
@@ -263,9 +264,15 @@ class LabelAuditWriter:
         self._name = name
 
     def attach(self, engine: Engine) -> None:
-        """Write the CSV at ``Events.COMPLETED`` of ``engine``."""
+        """Write the CSV at ``Events.COMPLETED`` of ``engine``; attach nothing (and log it) when the loss holds no
+        memory (e.g. the BCE baseline trained through the same bundle), since there is nothing to audit."""
         if self._name is None:
             self.logger = engine.logger
+        if not hasattr(self.loss, "memory"):
+            self.logger.info(
+                f"LabelAuditWriter: the loss {type(self.loss).__name__} holds no NVUM memory; no label audit is written."
+            )
+            return
         if not engine.has_event_handler(self, Events.COMPLETED):
             engine.add_event_handler(Events.COMPLETED, self)
 

@@ -147,16 +147,20 @@ class MoMBSHandler:
     sets epoch ``e + 1`` at ``EPOCH_STARTED``. Every rank must run this handler (the plan is computed on each rank
     from the identical recorder table); only rank 0 writes files.
 
-    When ``output_dir`` is given, ``e + 1 >= sampler.pivot_epoch`` and some uncertainty is known (else a warning),
-    rank 0 writes ``<output_dir>/difficulty_map_epoch<e:04d>.png`` (:func:`save_difficulty_map_png`) and
+    When ``output_dir`` is given, ``e + 1 >= sampler.pivot_epoch``, the sampler's strategy ranks by uncertainty
+    (:attr:`monai_ext.samplers.SamplingStrategy.uses_uncertainty`; the other strategies get no map) and some
+    uncertainty is known (else a warning), rank 0 writes ``<output_dir>/difficulty_map_epoch<e:04d>.png`` (:func:`save_difficulty_map_png`) and
     ``<output_dir>/difficulty_epoch<e:04d>.csv`` (:func:`difficulty_table`, columns :data:`DIFFICULTY_COLUMNS`).
 
-    Bundle wiring: ``train#sampler`` is the :class:`MoMBSSampler` (also ``train#dataloader#sampler``, with
-    ``shuffle`` false and the same ``batch_size``), ``train#recorder`` a ``PerSampleRecorder`` with
-    ``"keys": ["loss_per_sample", "uncertainty"]``; ``train#handlers`` lists ``"@train#recorder"`` and::
+    Bundle wiring (see ``bundles/covid_ct_mombs_segmentation/configs/train.json``): ``train#sampler`` is the
+    :class:`MoMBSSampler` (also ``train#dataloader#sampler``, with ``shuffle`` false and the same ``batch_size``),
+    ``mombs_recorder`` a ``PerSampleRecorder`` with ``"keys": ["loss_per_sample", "uncertainty"]`` and
+    ``mombs_handler``::
 
         {"_target_": "monai_ext.handlers.MoMBSHandler", "sampler": "@train#sampler",
-         "recorder": "@train#recorder", "output_dir": "$@output_dir + '/mombs'"}
+         "recorder": "@mombs_recorder", "output_dir": "@difficulty_dir"}
+
+    both listed in ``train#handlers`` by reference (the recorder before the handler).
 
     Args:
         sampler: the training ``DataLoader``'s sampler.
@@ -237,8 +241,8 @@ class MoMBSHandler:
             f"MoMBSHandler: epoch {epoch + 1} is planned by '{self.sampler.strategy}' from the scores of {known} of "
             f"{self.recorder.num_samples} samples."
         )
-        if self.output_dir is None or uncertainty is None:
-            return
+        if self.output_dir is None or uncertainty is None or not self.sampler.strategy.uses_uncertainty:
+            return  # the map plots the uncertainty, which random/SCL/OHEM neither assess nor use
         if not bool(torch.isfinite(uncertainty).any()):
             warnings.warn(
                 f"MoMBSHandler: no sample has a finite '{self.uncertainty_key}' after epoch {epoch}; the next epoch is "

@@ -39,6 +39,7 @@ from monai.utils.enums import StrEnum
 
 from monai_ext.engines.per_sample import PerSampleKeys
 from monai_ext.networks.split import SplitFeatures, is_split_network
+from monai_ext.samplers.mombs import MoMBSSampler
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 if TYPE_CHECKING:
@@ -336,15 +337,18 @@ class MoMBSAssessor:
     run once per step (``SimpleInferer``; a ``SlidingWindowInferer`` runs it once per window and is refused).
     Under ``torchrun`` attach it on every rank (each rank assesses its own samples; the recorder gathers).
 
-    Bundle wiring (``train.json``)::
+    Bundle wiring (see ``bundles/covid_ct_mombs_segmentation/configs/train.json``)::
 
         "network_def": {"_target_": "monai_ext.networks.SplitUNet", "spatial_dims": 2, ...as for UNet...},
-        "train": {"assessor": {"_target_": "monai_ext.handlers.mombs_assessor.MoMBSAssessor", "ratio": 0.3},
-                  "recorder": {"_target_": "monai_ext.handlers.PerSampleRecorder",
-                               "num_samples": "$len(@train#datalist)", "keys": ["loss_per_sample", "uncertainty"]},
-                  "handlers": [..., "@train#assessor", "@train#recorder"], "inferer": {"_target_": "SimpleInferer"},
+        "mombs_assessor": {"_target_": "monai_ext.handlers.MoMBSAssessor", "ratio": 0.3,
+                           "sampler": "@train#sampler"},
+        "mombs_recorder": {"_target_": "monai_ext.handlers.PerSampleRecorder",
+                           "num_samples": "$len(@train#datalist)", "keys": ["loss_per_sample", "uncertainty"]},
+        "train": {"handlers": [..., {"_target_": "@mombs_recorder", "_mode_": "callable"},
+                               {"_target_": "@mombs_assessor", "_mode_": "callable"}],
+                  "inferer": {"_target_": "SimpleInferer"},
                   "trainer": {"_target_": "monai_ext.engines.PerSampleTrainer", "inferer": "@train#inferer", ...}},
-        checkpoint "save_dict": {..., "mombs_scores": "@train#recorder", "mombs_assessor": "@train#assessor"}
+        checkpoint "save_dict": {..., "mombs_scores": "@mombs_recorder", "mombs_assessor": "@mombs_assessor"}
 
     Args:
         num_disturbances: ``K`` >= 1, default 8.
@@ -359,9 +363,14 @@ class MoMBSAssessor:
         generator: the generator to draw the multipliers from (e.g. ``torch.Generator(device="cuda")`` to draw them
             on the GPU); ``None`` (default) makes a CPU generator seeded with ``seed``.
         name: logger name; ``None`` uses ``engine.logger``.
-        start_epoch: first (1-based) epoch assessed, default 1. The sampler plans epoch ``e >= pivot_epoch`` from the
-            scores of epoch ``e - 1``, so the bundles pass ``pivot_epoch - 1``: earlier epochs skip the ``K``
-            re-runs (their cost) and write ``NaN`` (no score) instead.
+        start_epoch: first (1-based) epoch assessed, default 1; earlier epochs skip the ``K`` re-runs (their cost)
+            and write ``NaN`` (no score) instead.
+        sampler: the :class:`monai_ext.samplers.MoMBSSampler` that plans from these scores; when given, only the
+            epochs whose uncertainty it uses are assessed (:meth:`~monai_ext.samplers.MoMBSSampler.needs_uncertainty`:
+            a strategy that ranks by uncertainty, from epoch ``pivot_epoch - 1`` on, since epoch ``e``'s scores plan
+            epoch ``e + 1``); every other epoch writes ``NaN`` without the ``K`` re-runs. So a bundle builds and
+            checkpoints the assessor whatever its ``sampling_strategy``, and the random/SCL/OHEM baselines pay nothing
+            for it. Default none (assess every epoch from ``start_epoch``).
 
     Raises:
         ValueError: ``K`` < 1 or not an integer, ``r`` outside [0, 1], ``start_epoch`` < 1, or an unknown option.
@@ -381,11 +390,13 @@ class MoMBSAssessor:
         generator: torch.Generator | None = None,
         name: str | None = None,
         start_epoch: int = 1,
+        sampler: MoMBSSampler | None = None,
     ) -> None:
         self.num_disturbances, self.ratio = _check_options(num_disturbances, ratio)
         if isinstance(start_epoch, bool) or not isinstance(start_epoch, int) or start_epoch < 1:
             raise ValueError(f"start_epoch must be an integer >= 1 (ignite epochs start at 1), got {start_epoch!r}.")
         self.start_epoch = start_epoch
+        self.sampler = sampler
         self.activation = look_up_option(activation, EntropyActivation)
         self.measure = look_up_option(measure, UncertaintyMeasure)
         self.norm_statistics = look_up_option(norm_statistics, NormStatistics)
@@ -432,7 +443,8 @@ class MoMBSAssessor:
                 engine.add_event_handler(event, handler)
 
     def _skipped(self, engine: Engine) -> bool:
-        return int(engine.state.epoch) < self.start_epoch
+        epoch = int(engine.state.epoch)
+        return epoch < self.start_epoch or (self.sampler is not None and not self.sampler.needs_uncertainty(epoch))
 
     def _arm(self, engine: Engine) -> None:
         self._disarm(engine)
@@ -461,7 +473,7 @@ class MoMBSAssessor:
         captured, network = self._captured, self._active
         self._disarm(engine)
         output = engine.state.output
-        if self._skipped(engine) and isinstance(output, Mapping):  # before start_epoch: no score, no cost
+        if self._skipped(engine) and isinstance(output, Mapping):  # a score nobody uses: NaN, no cost
             pred = output.get(CommonKeys.PRED)
             batch = len(output[PerSampleKeys.INDEX]) if PerSampleKeys.INDEX in output else pred.shape[0]
             device = pred.device if isinstance(pred, torch.Tensor) else None

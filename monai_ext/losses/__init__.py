@@ -5,8 +5,16 @@
 from __future__ import annotations
 
 from monai_ext.losses.dice_ce import PerSampleDiceCELoss
-from monai_ext.losses.nvum import NVUMLoss, NVUMMemorySource, NVUMMode, NVUMRegulariser, PriorConvention, nvum_prior
+from monai_ext.losses.nvum import (
+    NVUMLoss,
+    NVUMMemorySource,
+    NVUMMode,
+    NVUMRegulariser,
+    PriorConvention,
+    memory_logits_key,
+    nvum_prior,
+)
 
-__all__ = [
-    "PerSampleDiceCELoss",
-    "NVUMLoss", "NVUMMemorySource", "NVUMMode", "NVUMRegulariser", "PriorConvention", "nvum_prior"]
+__all__ = ["PerSampleDiceCELoss"]
+__all__ += ["NVUMLoss", "NVUMMemorySource", "NVUMMode", "NVUMRegulariser", "PriorConvention", "nvum_prior"]
+__all__ += ["memory_logits_key"]

@@ -25,16 +25,34 @@ from torch.nn.modules.loss import _Loss
 
 from monai_ext.utils.distributed import all_gather_indexed, last_occurrence
 
-__all__ = ["NVUMMode", "NVUMRegulariser", "NVUMMemorySource", "PriorConvention", "nvum_prior", "NVUMLoss"]
+__all__ = [
+    "NVUMMode",
+    "NVUMRegulariser",
+    "NVUMMemorySource",
+    "PriorConvention",
+    "nvum_prior",
+    "NVUMLoss",
+    "memory_logits_key",
+]
 
 _MAX_NAMED = 10  # how many offending samples an error message lists
 
 
 class NVUMMode(StrEnum):
-    """Preset of :class:`NVUMLoss` options: ``paper`` (Eq. 1-3 of the paper) or ``official`` (github FBLADL/NVUM)."""
+    """Preset of :class:`NVUMLoss` options: ``paper`` (Eq. 1-3 of the paper) or ``official`` (github FBLADL/NVUM).
+
+    Besides the loss options (table in :class:`NVUMLoss`), the mode decides the class prior's convention
+    (:attr:`prior_convention`), so that a bundle names the mode and the code draws the consequences.
+    """
 
     PAPER = "paper"
     OFFICIAL = "official"
+
+    @property
+    def prior_convention(self) -> PriorConvention:
+        """The :class:`PriorConvention` of :func:`nvum_prior` that goes with this mode (``paper`` -> ``paper``,
+        ``official`` -> ``official``)."""
+        return PriorConvention.PAPER if self == NVUMMode.PAPER else PriorConvention.OFFICIAL
 
 
 class NVUMRegulariser(StrEnum):
@@ -481,3 +499,15 @@ class NVUMLoss(_Loss):
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
 
+
+def memory_logits_key(loss: torch.nn.Module) -> str | None:
+    """The ``engine.state.output`` key an EMA teacher must fill for ``loss``: ``"memory_logits"`` for an
+    :class:`NVUMLoss` whose memory is fed by a teacher (``memory_source="teacher"``, official mode), else ``None``
+    (paper mode, or a loss without memory such as the BCE baseline): the teacher then skips its extra forward.
+
+    Bundle use: ``"output_key": "$monai_ext.losses.memory_logits_key(@loss)"`` on the
+    :class:`monai_ext.handlers.EMATeacher`.
+    """
+    if isinstance(loss, NVUMLoss) and loss.memory_source == NVUMMemorySource.TEACHER:
+        return "memory_logits"
+    return None

@@ -53,6 +53,13 @@ class SamplingStrategy(StrEnum):
     OHEM = "ohem"
     ANTI_MIXED = "anti_mixed"
 
+    @property
+    def uses_uncertainty(self) -> bool:
+        """Whether the plans of this strategy rank by uncertainty as well as by loss (``mombs``, ``anti_mixed``); the
+        others need no uncertainty, so :class:`monai_ext.handlers.mombs_assessor.MoMBSAssessor` skips its ``K``
+        passes for them."""
+        return self in (SamplingStrategy.MOMBS, SamplingStrategy.ANTI_MIXED)
+
 
 class MixedLayout(StrEnum):
     """How ``mombs`` deals the difficulty order (easiest ``p=0`` to hardest ``p=N-1``) into minibatches of ``B``.
@@ -274,6 +281,15 @@ class MoMBSSampler(DistributedSampler):
             buffer.copy_(t.to(device="cpu", dtype=buffer.dtype))
         self.scores_epoch = 0 if epoch is None else int(epoch)
         self._order = None
+
+    def needs_uncertainty(self, epoch: int) -> bool:
+        """Whether the uncertainty recorded in (1-based) epoch ``epoch`` will plan an epoch: the strategy ranks by
+        uncertainty (:attr:`SamplingStrategy.uses_uncertainty`) and ``epoch + 1 >= pivot_epoch`` (the scores of
+        epoch ``e`` plan epoch ``e + 1``; epochs before the pivot are random).
+
+        Example: ``pivot_epoch=20``: ``needs_uncertainty(18)`` is ``False``, ``needs_uncertainty(19)`` is ``True``.
+        """
+        return self.strategy.uses_uncertainty and int(epoch) + 1 >= self.pivot_epoch
 
     @property
     def has_scores(self) -> bool:

@@ -1,16 +1,13 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""Bundle tooling: offline metadata validation (``verify``), model-zoo checks (``zoo``), checkpoint checks
-(``checkpoint``) and the demo runner (``demo``). Submodules load on first access."""
+"""Bundle tooling a user needs: offline metadata validation (``verify``), the model-zoo checks (``zoo``), checkpoint
+checks (``checkpoint``) and in-process bundle runs with overrides (``workflow``)."""
 
 from __future__ import annotations
 
-import importlib
+from monai_ext.bundle.checkpoint import check_checkpoint_fits
+from monai_ext.bundle.verify import verify_bundle_metadata
+from monai_ext.bundle.workflow import bundle_parser, bundle_workflow, run_bundle_workflow
 
-__all__ = ["checkpoint", "demo", "verify", "zoo"]
-
-
-def __getattr__(name: str):
-    if name in __all__:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = ["check_checkpoint_fits", "verify_bundle_metadata", "bundle_parser", "bundle_workflow"]
+__all__ += ["run_bundle_workflow"]

@@ -36,13 +36,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from monai.bundle import ConfigParser, ConfigWorkflow, ckpt_export, verify_net_in_out
-
+from monai.bundle import ConfigParser, ckpt_export, verify_net_in_out
 from monai.data import load_net_with_metadata
 from monai.utils import look_up_option
 from monai.utils.enums import BundleProperty, BundlePropertyConfig, StrEnum
 
 from monai_ext.bundle.verify import verify_bundle_metadata
+from monai_ext.bundle.workflow import bundle_folder, bundle_parser, bundle_workflow, config_paths
 
 __all__ = [
     "REQUIRED_FILES",
@@ -143,22 +143,6 @@ class PropertyReport:
         return "\n".join(lines) or f"{self.workflow_type}: all properties defined"
 
 
-def _bundle(bundle_dir: str | os.PathLike) -> Path:
-    path = Path(bundle_dir).resolve()
-    if not (path / "configs").is_dir():
-        raise FileNotFoundError(f"'{path}' is not a bundle folder: expected '<bundle>/configs/metadata.json'.")
-    return path
-
-
-def _config_paths(bundle: Path, config_file: str | Sequence[str]) -> list[str]:
-    files = [config_file] if isinstance(config_file, (str, os.PathLike)) else list(config_file)
-    paths = [bundle / f for f in files]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(f"config file(s) not found: {missing}.")
-    return [str(p) for p in paths]
-
-
 def _load_meta(bundle: Path) -> dict[str, Any]:
     path = bundle / "configs" / "metadata.json"
     if not path.is_file():
@@ -175,7 +159,7 @@ def check_layout(bundle_dir: str | os.PathLike) -> None:
         FileNotFoundError: ``bundle_dir`` has no ``configs`` folder.
         BundleCheckError: a file is missing, ``logging.conf`` lacks a section, or the version is not in the changelog.
     """
-    bundle = _bundle(bundle_dir)
+    bundle = bundle_folder(bundle_dir)
     missing = [f for f in REQUIRED_FILES if not (bundle / f).is_file()]
     if missing:
         raise BundleCheckError(f"bundle '{bundle.name}' lacks {missing} (model-zoo layout: {list(REQUIRED_FILES)}).")
@@ -205,7 +189,7 @@ def check_metadata(bundle_dir: str | os.PathLike) -> None:
         ValueError: the schema check fails (MONAI's message names the key).
         BundleCheckError: the tensors are named otherwise.
     """
-    bundle = _bundle(bundle_dir)
+    bundle = bundle_folder(bundle_dir)
     verify_bundle_metadata(bundle / "configs" / "metadata.json")
     fmt = _load_meta(bundle)["network_data_format"]
     inputs, outputs = sorted(fmt.get("inputs", {})), sorted(fmt.get("outputs", {}))
@@ -230,7 +214,7 @@ def check_config_ids(
     Raises:
         BundleCheckError: naming each config and its missing ids, or the configs whose ``network_def`` differ.
     """
-    bundle = _bundle(bundle_dir)
+    bundle = bundle_folder(bundle_dir)
     required_ids = REQUIRED_CONFIG_IDS if required_ids is None else required_ids
     problems, networks = [], {}
     for rel, ids in required_ids.items():
@@ -272,11 +256,11 @@ def check_net_in_out(
         ValueError: output channel count or dtype differs from the metadata (MONAI's message).
         KeyError: ``net_id`` is not in the config.
     """
-    bundle = _bundle(bundle_dir)
+    bundle = bundle_folder(bundle_dir)
     verify_net_in_out(
         net_id=net_id,
         meta_file=str(bundle / "configs" / "metadata.json"),
-        config_file=_config_paths(bundle, config_file),
+        config_file=config_paths(bundle, config_file),
         device=device,
         bundle_root=str(bundle),
         **override,
@@ -318,14 +302,11 @@ def check_ckpt_export(
     Raises:
         BundleCheckError: the outputs differ beyond the tolerances, or the metadata is not embedded.
     """
-    bundle = _bundle(bundle_dir)
+    bundle = bundle_folder(bundle_dir)
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    meta_file, configs = str(bundle / "configs" / "metadata.json"), _config_paths(bundle, config_file)
-    parser = ConfigParser()
-    parser.read_config(configs)
-    parser.read_meta(meta_file)
-    parser["bundle_root"] = str(bundle)
+    meta_file, configs = str(bundle / "configs" / "metadata.json"), config_paths(bundle, config_file)
+    parser = bundle_parser(bundle, config_file, meta_file=meta_file)
     net = parser.get_parsed_content(net_id, instantiate=True).to("cpu").eval()
     ckpt, ts_path = work / "model.pt", work / "model.ts"
     torch.save({key_in_ckpt: net.state_dict()}, ckpt)
@@ -367,9 +348,7 @@ def demo_overrides(
     Returns:
         ``(overrides, dataset names)``, names in order of first appearance.
     """
-    bundle = _bundle(bundle_dir)
-    parser = ConfigParser()
-    parser.read_config(_config_paths(bundle, config_file))
+    parser = bundle_parser(bundle_dir, config_file)
     overrides, names = {}, []
     for key, value in parser.get().items():
         match = _DEMO_PATH.search(value) if isinstance(value, str) else None
@@ -422,14 +401,8 @@ def check_properties(
         BundleCheckError: MONAI's check itself fails on the config (e.g. ``train#handlers`` is an expression, not a
             list of handler dicts, which MONAI iterates to find the ``ValidationHandler``).
     """
-    bundle = _bundle(bundle_dir)
-    wf = ConfigWorkflow(
-        config_file=_config_paths(bundle, config_file),
-        meta_file=str(bundle / "configs" / "metadata.json"),
-        logging_file=False,
-        workflow_type=workflow_type,
-        **{"bundle_root": str(bundle), **override},
-    )
+    bundle = bundle_folder(bundle_dir)
+    wf = bundle_workflow(bundle, config_file, workflow_type, **override)
     report = PropertyReport(workflow_type=str(wf.workflow_type))
     for name, prop in wf.properties.items():
         if prop[BundlePropertyConfig.ID] not in wf.parser:
@@ -473,7 +446,7 @@ def verify_bundle(
     Raises:
         ValueError: an unknown check name.
     """
-    bundle, work = _bundle(bundle_dir), Path(work_dir)
+    bundle, work = bundle_folder(bundle_dir), Path(work_dir)
     demo = Path(demo_root) if demo_root is not None else work / "demo_data"
     selected = [look_up_option(c, ZooCheck) for c in (checks if checks is not None else list(ZooCheck))]
     has_train = (bundle / "configs" / "train.json").is_file()

@@ -36,6 +36,7 @@ from monai_ext.data.cxr_labels import (
     TermMatch,
     TermRule,
     align_labels,
+    disease_names,
     match_terms,
 )
 from monai_ext.data.cxr_mimic import MimicCxrLtSplit, mimic_cxr_lt_datalist
@@ -78,6 +79,7 @@ __all__ = [
     "NVUMSetting",
     "match_terms",
     "align_labels",
+    "disease_names",
     "patient_val_split",
     "parse_padchest_labels",
     "read_openi_reports",

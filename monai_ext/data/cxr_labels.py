@@ -26,6 +26,7 @@ from monai.utils.enums import StrEnum
 
 __all__ = [
     "NO_FINDING",
+    "disease_names",
     "NIH_CLASSES",
     "CHEXPERT_CLASSES",
     "MIMIC_CXR_LT_CLASSES",
@@ -319,6 +320,14 @@ def resolve_classes(
     if not out:
         raise ValueError("classes must name at least one class")
     return out
+
+
+def disease_names(class_names: Sequence[str]) -> list[str]:
+    """``class_names`` without :data:`NO_FINDING`, in order: the disease classes a report averages over.
+
+    Example: ``disease_names(["Atelectasis", "Effusion", "No Finding"])`` is ``["Atelectasis", "Effusion"]``.
+    """
+    return [str(c) for c in class_names if str(c) != NO_FINDING]
 
 
 def align_labels(

@@ -1,18 +1,18 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""Fixtures of the bundle tests: the bundle folders, one session-wide demo-data folder, and a helper running a
-bundle workflow in-process (``ConfigWorkflow``; a ``python -m monai.bundle`` subprocess costs ~10 s of imports)."""
+"""Fixtures of the bundle tests: the bundle folders, one session-wide demo-data folder, and the in-process bundle
+runner (:func:`monai_ext.bundle.workflow.run_bundle_workflow`; a ``python -m monai.bundle`` subprocess costs ~10 s of
+imports). Every bundle test runs its configs merged with the bundle's ``configs/demo.json`` small-run overlay."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from monai.bundle import ConfigWorkflow
 
+from monai_ext.bundle.workflow import run_bundle_workflow
 from monai_ext.bundle.zoo import write_demo_data
 
 BUNDLES_DIR = Path(__file__).resolve().parents[2] / "bundles"
@@ -30,30 +30,6 @@ def cxr_demo(demo_root) -> Path:
     return write_demo_data(demo_root, ["nih", "openi", "padchest"])
 
 
-def _run_bundle(
-    bundle_dir: Path,
-    config_file: str | Sequence[str],
-    workflow_type: str = "train",
-    hooks: Sequence[Any] = (),
-    **override: Any,
-) -> ConfigWorkflow:
-    """``initialize``, run ``hooks(workflow)`` (e.g. attach probes to resolved engines), ``run`` and ``finalize``."""
-    files = [config_file] if isinstance(config_file, str) else list(config_file)
-    wf = ConfigWorkflow(
-        config_file=[str(bundle_dir / f) for f in files],
-        meta_file=str(bundle_dir / "configs" / "metadata.json"),
-        logging_file=False,
-        workflow_type=workflow_type,
-        **{"bundle_root": str(bundle_dir), **override},
-    )
-    wf.initialize()
-    for hook in hooks:
-        hook(wf)
-    wf.run()
-    wf.finalize()
-    return wf
-
-
 @pytest.fixture(scope="session")
 def bundles_dir() -> Path:
     """The repository's ``bundles/`` folder."""
@@ -62,8 +38,9 @@ def bundles_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def run_bundle():
-    """The function ``(bundle_dir, config_file, workflow_type="train", hooks=(), **override) -> ConfigWorkflow``."""
-    return _run_bundle
+    """:func:`monai_ext.bundle.workflow.run_bundle_workflow`: ``(bundle_dir, config_file, workflow_type="train",
+    hooks=(), **override) -> ConfigWorkflow``."""
+    return run_bundle_workflow
 
 
 def _caused_by(error: BaseException, kind: type[BaseException], pattern: str) -> BaseException:

@@ -1,7 +1,7 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""End-to-end runs of ``bundles/covid_ct_mombs_segmentation/configs/inference.json`` on a tiny input folder (one
-NIfTI volume, one DICOM series, one corrupt NIfTI; 32 px, CPU): masks on the input grid, skipped.csv, resumable
+"""End-to-end runs of ``bundles/covid_ct_mombs_segmentation/configs/inference.json`` (with the ``configs/demo.json``
+small-run overlay) on a tiny input folder (one NIfTI volume, one DICOM series, one corrupt NIfTI; CPU): masks on the input grid, skipped.csv, resumable
 reruns, overwrite, and a fixed threshold network showing that the masks align voxel for voxel with the inputs."""
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from monai.transforms import LoadImage
 from scipy import ndimage
 
 from monai_ext.data.demo.dicom_series import write_ct_dicom_series
-from monai_ext.networks import SplitUNet
+from monai_ext.bundle.workflow import bundle_parser, run_bundle_workflow
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "covid_ct_mombs_segmentation"
-TINY = {"image_size": 32, "num_workers": 0, "sw_batch_size": 4, "device": "$torch.device('cpu')"}
+INFERENCE = ["configs/inference.json", "configs/demo.json"]
 pytestmark = pytest.mark.slow
 
 AFFINE = np.array([[-0.8, 0, 0, 12.0], [0, -0.7, 0, 34.0], [0, 0, 2.5, -56.0], [0, 0, 0, 1]])
@@ -56,17 +56,9 @@ def _save_ckpt(root: Path, network: torch.nn.Module) -> None:
 
 
 def _run(root: Path, **override) -> ConfigWorkflow:
-    wf = ConfigWorkflow(
-        config_file=str(BUNDLE / "configs" / "inference.json"),
-        meta_file=str(root / "metadata.json"),
-        logging_file=False,
-        workflow_type="infer",
-        **{"bundle_root": str(root), **TINY, **override},
-    )
-    wf.initialize()
-    wf.run()
-    wf.finalize()
-    return wf
+    """The bundle's inference configs with ``bundle_root`` = ``root`` (its input/, models/ and metadata.json)."""
+    return run_bundle_workflow(BUNDLE, INFERENCE, "infer", meta_file=root / "metadata.json", bundle_root=str(root),
+                               **override)  # fmt: skip
 
 
 def _mtimes(folder: Path) -> dict[str, int]:
@@ -75,7 +67,7 @@ def _mtimes(folder: Path) -> dict[str, int]:
 
 def test_random_weights_masks_skipped_rerun_and_overwrite(bundle_root):
     torch.manual_seed(0)
-    network = SplitUNet(2, 3, 2, channels=[16, 32, 64, 128, 256], strides=[2, 2, 2, 2], num_res_units=2, norm="batch")
+    network = bundle_parser(BUNDLE, INFERENCE).get_parsed_content("network_def")  # random weights
     _save_ckpt(bundle_root, network)
     _run(bundle_root)
     out = bundle_root / "eval" / "predictions"
@@ -138,7 +130,7 @@ def test_masks_align_with_inputs_voxel_for_voxel(bundle_root):
     _run(bundle_root, network=network)
     out = bundle_root / "eval" / "predictions"
     truth = _volume() > 50
-    inner = ndimage.binary_erosion(truth, structure=np.ones((3, 3, 1)))  # safe from the 40x36 -> 32 -> 40x36 blur
+    inner = ndimage.binary_erosion(truth, structure=np.ones((3, 3, 1)))  # safe from the 40x36 -> 64 -> 40x36 blur
     outer = ndimage.binary_dilation(truth, structure=np.ones((5, 5, 1)))
     masks = {c: np.asarray(nib.load(str(out / f"{c}_seg.nii.gz")).dataobj) for c in ("ct1", "p2__series")}
     for mask in masks.values():

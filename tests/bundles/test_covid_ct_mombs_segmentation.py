@@ -1,10 +1,12 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""End-to-end runs of ``bundles/covid_ct_mombs_segmentation`` on tiny demo data (32 px, 1-3 epochs, CPU): MoMBS
-state in checkpoints, resume, difficulty maps, baselines, training fractions, evaluation, and bad inputs."""
+"""End-to-end runs of ``bundles/covid_ct_mombs_segmentation`` with its ``configs/demo.json`` small-run overlay on
+tiny demo data (1-3 epochs, CPU): MoMBS state in checkpoints, resume, difficulty maps, baselines, training fractions,
+evaluation, and bad inputs."""
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import subprocess
@@ -19,16 +21,19 @@ import pytest
 import torch
 from ignite.engine import Events
 
+from monai_ext.bundle.workflow import bundle_parser
 from monai_ext.bundle.zoo import write_demo_data
 from monai_ext.data.datalist import DatasetLayoutError
 from monai_ext.handlers.mombs import DIFFICULTY_COLUMNS
 from monai_ext.samplers import MoMBSSampler
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "covid_ct_mombs_segmentation"
-TRAIN, EVALUATE, MULTI_GPU = "configs/train.json", "configs/evaluate.json", "configs/multi_gpu_train.json"
-TINY = {"image_size": 32, "num_workers": 0, "batch_size": 8, "device": "$torch.device('cpu')"}
+DEMO, MULTI_GPU = "configs/demo.json", "configs/multi_gpu_train.json"
+TRAIN = ["configs/train.json", DEMO]
+EVALUATE = [*TRAIN, "configs/evaluate.json"]
+BATCH = json.loads((BUNDLE / DEMO).read_text())["batch_size"]  # the demo overlay's batch size (8)
 PIVOT = 2
-METHOD_KEYS = {"model", "optimizer", "lr_scheduler", "trainer", "mombs_sampler", "mombs_scores"}
+METHOD_KEYS = {"model", "optimizer", "lr_scheduler", "trainer", "mombs_sampler", "mombs_scores", "mombs_assessor"}
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +45,7 @@ def covid_demo(demo_root) -> Path:
 
 
 def _train(run_bundle, dataset_dir: Path, out: Path, hooks=(), **override):
-    settings = {**TINY, "epochs": PIVOT, "pivot_epoch": PIVOT, **override}
+    settings = {"epochs": PIVOT, "pivot_epoch": PIVOT, **override}
     return run_bundle(
         BUNDLE, TRAIN, hooks=hooks, dataset_dir=str(dataset_dir), ckpt_dir=str(out / "models"),
         output_dir=str(out / "eval"), **settings,
@@ -64,7 +69,7 @@ def trained(covid_demo, run_bundle, tmp_path_factory) -> SimpleNamespace:
 
 def test_checkpoint_holds_the_mombs_state(trained):
     ckpt = torch.load(trained.ckpt_dir / "last.pt", weights_only=True, map_location="cpu")
-    assert set(ckpt) == METHOD_KEYS | {"mombs_assessor"}
+    assert set(ckpt) == METHOD_KEYS
     n = len(trained.datalist)
     sampler, scores = ckpt["mombs_sampler"], ckpt["mombs_scores"]
     assert sampler["loss"].shape == sampler["uncertainty"].shape == (n,)
@@ -74,7 +79,7 @@ def test_checkpoint_holds_the_mombs_state(trained):
     torch.testing.assert_close(sampler["loss"], recorded["loss_per_sample"], equal_nan=True)
     torch.testing.assert_close(sampler["uncertainty"], recorded["uncertainty"], equal_nan=True)
     visited = torch.isfinite(sampler["loss"])
-    assert int(visited.sum()) == n // TINY["batch_size"] * TINY["batch_size"]  # drop_last: full minibatches only
+    assert int(visited.sum()) == n // BATCH * BATCH  # drop_last: full minibatches only
     # softmax over 2 channels: the voxel-averaged entropy lies in [0, ln 2]
     unc = sampler["uncertainty"][visited]
     assert bool((unc >= 0).all()) and bool((unc <= math.log(2) + 1e-6).all())
@@ -86,8 +91,8 @@ def test_epoch_after_the_pivot_is_the_mirror_plan_of_the_first_epochs_scores(tra
     ckpt = torch.load(trained.ckpt_dir / "last.pt", weights_only=True, map_location="cpu")
     assert sorted(trained.plans) == [1, 2]
     n = len(trained.datalist)
-    assert len(trained.plans[1]) == len(trained.plans[2]) == n // TINY["batch_size"] * TINY["batch_size"]
-    replay = MoMBSSampler(range(n), batch_size=TINY["batch_size"], pivot_epoch=PIVOT, seed=0, drop_last=True)
+    assert len(trained.plans[1]) == len(trained.plans[2]) == n // BATCH * BATCH
+    replay = MoMBSSampler(range(n), batch_size=BATCH, pivot_epoch=PIVOT, seed=0, drop_last=True)
     difficulty_table = pd.read_csv(trained.out / "eval" / "difficulty" / "difficulty_epoch0001.csv")
     replay.update_scores(torch.tensor(difficulty_table["loss"].to_numpy()),
                          torch.tensor(difficulty_table["uncertainty"].to_numpy()), epoch=1)  # fmt: skip
@@ -95,7 +100,7 @@ def test_epoch_after_the_pivot_is_the_mirror_plan_of_the_first_epochs_scores(tra
     assert list(replay) == trained.plans[2]
     # mirror layout: each minibatch pairs difficulty ranks i and N-1-i, so every full minibatch has the same rank sum
     rank = dict(zip(difficulty_table["index"], difficulty_table["difficulty_rank"]))
-    sums = {sum(rank[i] for i in trained.plans[2][b : b + 8]) for b in range(0, len(trained.plans[2]), 8)}
+    sums = {sum(rank[i] for i in trained.plans[2][b : b + BATCH]) for b in range(0, len(trained.plans[2]), BATCH)}
     assert len(sums) == 1
     assert int(ckpt["mombs_sampler"]["scores_epoch"]) == PIVOT
 
@@ -131,14 +136,14 @@ def test_resume_restores_scores_and_plans_epoch_3_from_them(trained, run_bundle,
     assert seen["epoch"] == PIVOT
     torch.testing.assert_close(seen["loss"], saved["mombs_sampler"]["loss"], equal_nan=True, rtol=0, atol=0)
     torch.testing.assert_close(seen["unc"], saved["mombs_sampler"]["uncertainty"], equal_nan=True, rtol=0, atol=0)
-    replay = MoMBSSampler(range(len(trained.datalist)), batch_size=8, pivot_epoch=PIVOT, seed=0, drop_last=True)
+    replay = MoMBSSampler(range(len(trained.datalist)), batch_size=BATCH, pivot_epoch=PIVOT, seed=0, drop_last=True)
     replay.load_state_dict(saved["mombs_sampler"])
     replay.set_epoch(PIVOT + 1)
     assert seen["plan"] == list(replay)
 
 
 @pytest.mark.parametrize("strategy", ["random", "scl", "ohem"])
-def test_baseline_strategies_train_without_the_assessor(strategy, covid_demo, run_bundle, tmp_path):
+def test_baseline_strategies_train_without_the_assessors_passes(strategy, covid_demo, run_bundle, tmp_path):
     plans: dict[int, list[int]] = {}
 
     def probe(wf):
@@ -146,9 +151,15 @@ def test_baseline_strategies_train_without_the_assessor(strategy, covid_demo, ru
         trainer.add_event_handler(Events.EPOCH_STARTED, lambda e: plans.update({e.state.epoch: list(sampler)}))
 
     fraction = None if strategy == "random" else 0.25
-    wf = _train(run_bundle, covid_demo, tmp_path, hooks=[probe], sampler=strategy, hard_fraction=fraction)
+    wf = _train(run_bundle, covid_demo, tmp_path, hooks=[probe], sampling_strategy=strategy, hard_fraction=fraction)
     ckpt = torch.load(tmp_path / "models" / "last.pt", weights_only=True, map_location="cpu")
-    assert set(ckpt) == METHOD_KEYS  # no assessor state: the uncertainty is not computed
+    assert set(ckpt) == METHOD_KEYS  # the assessor is always built and checkpointed ...
+    # ... but never ran its K disturbed passes: its generator drew nothing and no uncertainty was recorded
+    fresh = torch.Generator().manual_seed(wf.parser.get_parsed_content("seed")).get_state()
+    assert torch.equal(ckpt["mombs_assessor"]["generator_state"], fresh)
+    assert bool(torch.isnan(ckpt["mombs_sampler"]["uncertainty"]).all())
+    recorded = dict(zip(ckpt["mombs_scores"]["keys"], ckpt["mombs_scores"]["values"].T))
+    assert bool(torch.isnan(recorded["uncertainty"]).all())
     assert wf.parser.get_parsed_content("train#sampler").strategy == strategy
     assert not (tmp_path / "eval" / "difficulty").exists()  # the map needs the uncertainty
     n = len(wf.parser.get_parsed_content("train#datalist"))
@@ -166,11 +177,7 @@ def test_baseline_strategies_train_without_the_assessor(strategy, covid_demo, ru
 
 
 def test_train_fraction_keeps_a_subset_of_the_training_cases(trained, run_bundle, tmp_path):
-    from monai.bundle import ConfigParser
-
-    parser = ConfigParser()
-    parser.read_config(str(BUNDLE / TRAIN))
-    parser.update({"bundle_root": str(BUNDLE), "dataset_dir": str(trained.demo), "train_fraction": 0.5})
+    parser = bundle_parser(BUNDLE, TRAIN, {"dataset_dir": str(trained.demo), "train_fraction": 0.5})
     half = parser.get_parsed_content("train#datalist")
     full = {item["image"] for item in trained.datalist}
     assert 0 < len(half) < len(trained.datalist)
@@ -180,10 +187,10 @@ def test_train_fraction_keeps_a_subset_of_the_training_cases(trained, run_bundle
 def test_evaluate_writes_per_case_dice_against_the_clean_masks(trained, run_bundle, tmp_path):
     out = tmp_path / "test"
     wf = run_bundle(
-        BUNDLE, [TRAIN, EVALUATE], ckpt_dir=str(trained.ckpt_dir), output_dir=str(out),
-        dataset_dir=str(trained.demo), eval_mask_dir=str(trained.demo / "demo_clean"), **TINY,
+        BUNDLE, EVALUATE, ckpt_dir=str(trained.ckpt_dir), output_dir=str(out),
+        dataset_dir=str(trained.demo), eval_mask_dir=str(trained.demo / "demo_clean"),
     )  # fmt: skip
-    datalist = wf.parser.get_parsed_content("test#datalist")
+    datalist = wf.parser.get_parsed_content("validate#datalist")
     assert all("/demo_clean" in item["source_label"] for item in datalist)
     table = pd.read_csv(out / "test_per_case.csv")
     assert sorted(table["case_id"]) == sorted({item["case_id"] for item in datalist})
@@ -244,22 +251,22 @@ def test_nan_loss_of_one_sample_stops_training_naming_it(covid_demo, run_bundle,
     net = SplitUNet(spatial_dims=2, in_channels=3, out_channels=2, channels=(4, 8), strides=(2,))
     with pytest.raises(Exception) as info:
         _train(run_bundle, covid_demo, tmp_path, epochs=1, network_def=_NaNForOneSample(net))
-    caused_by(info.value, FloatingPointError, r"1 of 8 samples")
+    caused_by(info.value, FloatingPointError, rf"1 of {BATCH} samples")
 
 
 @pytest.mark.skipif(not (BUNDLE / MULTI_GPU).exists(), reason=f"{MULTI_GPU} not written yet")
 def test_two_process_gloo_training_plans_the_same_epoch_on_both_ranks(covid_demo, tmp_path):
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2",
-        "-m", "monai.bundle", "run", "--config_file", f"['{TRAIN}','{MULTI_GPU}']", "--bundle_root", str(BUNDLE),
-        "--dist_backend", "gloo", "--dataset_dir", str(covid_demo), "--image_size", "32", "--epochs", "2",
-        "--pivot_epoch", "2", "--batch_size", "4", "--num_workers", "0",
+        "-m", "monai.bundle", "run", "--config_file", f"['{TRAIN[0]}','{DEMO}','{MULTI_GPU}']",
+        "--bundle_root", str(BUNDLE), "--dist_backend", "gloo", "--dataset_dir", str(covid_demo), "--epochs", "2",
+        "--pivot_epoch", "2", "--batch_size", "4",
         "--ckpt_dir", str(tmp_path / "models"), "--output_dir", str(tmp_path / "eval"),
     ]  # fmt: skip
     done = subprocess.run(command, cwd=BUNDLE, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
     ckpt = torch.load(tmp_path / "models" / "last.pt", weights_only=True, map_location="cpu")
-    assert set(ckpt) == METHOD_KEYS | {"mombs_assessor"}
+    assert set(ckpt) == METHOD_KEYS
     assert not any(k.startswith("module.") for k in ckpt["model"])  # the unwrapped network is saved
     # both ranks' samples were recorded: 2 ranks x 4 per step over the full global minibatches
     n = int(ckpt["mombs_sampler"]["loss"].numel())
@@ -281,8 +288,8 @@ def test_settings_train_one_epoch(setting, dataset, classes, run_bundle, tmp_pat
     write_demo_datasets(root, size=1.0, seed=0, names=[dataset])  # 6 Ma volumes: every fold gets a patient
     data = root / dataset
     wf = run_bundle(
-        BUNDLE, [TRAIN, setting], dataset_dir=str(data), ckpt_dir=str(tmp_path / "models"),
-        output_dir=str(tmp_path / "eval"), epochs=1, **TINY,
+        BUNDLE, [*TRAIN, setting], dataset_dir=str(data), ckpt_dir=str(tmp_path / "models"),
+        output_dir=str(tmp_path / "eval"), epochs=1,
     )  # fmt: skip
     assert wf.parser.get_parsed_content("class_names") == classes
     datalist = wf.parser.get_parsed_content("train#datalist")
@@ -304,6 +311,6 @@ def test_uncertainty_is_assessed_from_the_epoch_before_the_pivot(covid_demo, run
 
     _train(run_bundle, covid_demo, tmp_path, hooks=[probe], epochs=2, pivot_epoch=3)
     assert bool(torch.isnan(seen[1]).all())
-    assert int(torch.isfinite(seen[2]).sum()) == len(seen[2]) // TINY["batch_size"] * TINY["batch_size"]
+    assert int(torch.isfinite(seen[2]).sum()) == len(seen[2]) // BATCH * BATCH
     folder = tmp_path / "eval" / "difficulty"
     assert sorted(p.name for p in folder.iterdir()) == ["difficulty_epoch0002.csv", "difficulty_map_epoch0002.png"]

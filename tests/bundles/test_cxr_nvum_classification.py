@@ -1,7 +1,8 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""End-to-end runs of ``bundles/cxr_nvum_classification`` on tiny demo data (32 px, 1-2 epochs, CPU): train,
-evaluate, resume, label audit, inference, and the errors a user meets with bad inputs."""
+"""End-to-end runs of ``bundles/cxr_nvum_classification`` with its ``configs/demo.json`` small-run overlay on tiny
+demo data (1-2 epochs, CPU): train, evaluate, resume, label audit, inference, and the errors a user meets with bad
+inputs."""
 
 from __future__ import annotations
 
@@ -27,14 +28,15 @@ from monai_ext.data.datalist import DatasetLayoutError
 from monai_ext.handlers.label_audit import AUDIT_COLUMNS
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "cxr_nvum_classification"
-TRAIN, EVALUATE, INFERENCE = "configs/train.json", "configs/evaluate.json", "configs/inference.json"
+DEMO = "configs/demo.json"
+TRAIN, INFERENCE = ["configs/train.json", DEMO], ["configs/inference.json", DEMO]
+EVALUATE = [*TRAIN, "configs/evaluate.json"]
 MULTI_GPU = "configs/multi_gpu_train.json"
+BATCH = json.loads((BUNDLE / DEMO).read_text())["batch_size"]  # the demo overlay's training batch size
 NIH_CLASSES = [
     "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia", "Pneumothorax",
     "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia", "No Finding",
 ]  # fmt: skip
-TINY_INFER = {"image_size": 32, "num_workers": 0, "device": "$torch.device('cpu')"}  # shipped batch_size 1
-TINY = {**TINY_INFER, "batch_size": 16}
 CKPT_KEYS = {"model", "student", "ema", "nvum", "optimizer", "lr_scheduler", "trainer"}
 
 pytestmark = pytest.mark.slow
@@ -47,7 +49,7 @@ def trained(cxr_demo, run_bundle, tmp_path_factory) -> SimpleNamespace:
     ckpt_dir, output_dir = out / "models", out / "eval"
     wf = run_bundle(
         BUNDLE, TRAIN, dataset_dir=str(cxr_demo / "nih"), epochs=1, ckpt_dir=str(ckpt_dir),
-        output_dir=str(output_dir), **TINY,
+        output_dir=str(output_dir),
     )  # fmt: skip
     datalist = wf.parser.get_parsed_content("train#datalist")
     return SimpleNamespace(ckpt_dir=ckpt_dir, output_dir=output_dir, datalist=datalist, demo=cxr_demo)
@@ -58,13 +60,15 @@ def test_train_writes_checkpoints_with_method_state(trained):
     ckpt = torch.load(trained.ckpt_dir / "last.pt", weights_only=True, map_location="cpu")
     assert set(ckpt) == CKPT_KEYS
     # the train loader drops the last partial batch (a batch of one would break BatchNorm)
-    visited = len(trained.datalist) // TINY["batch_size"] * TINY["batch_size"]
-    assert ckpt["trainer"]["iteration"] == len(trained.datalist) // TINY["batch_size"]
+    visited = len(trained.datalist) // BATCH * BATCH
+    assert ckpt["trainer"]["iteration"] == len(trained.datalist) // BATCH
     assert ckpt["nvum"]["memory"].shape == (len(trained.datalist), len(NIH_CLASSES))
     # every training image was seen once in the single epoch
     updates = ckpt["nvum"]["num_updates"]
     assert set(updates.tolist()) <= {0, 1} and int(updates.sum()) == visited  # each visited sample once
-    assert ckpt["model"]["class_layers.out.weight"].shape == (len(NIH_CLASSES), 1024)
+    # demo DenseNet(init_features=16, growth_rate=16, block_config=(2, 4, 6, 4)): 16 + 2*16 = 48 -> 24, 24 + 4*16 = 88
+    # -> 44, 44 + 6*16 = 140 -> 70 (transitions halve), 70 + 4*16 = 134 features into the classifier
+    assert ckpt["model"]["class_layers.out.weight"].shape == (len(NIH_CLASSES), 134)
 
 
 def test_label_audit_matches_saved_memory(trained):
@@ -95,12 +99,13 @@ def test_evaluate_reports_match_sklearn(trained, run_bundle, tmp_path):
             collected["label"].append(item["label"].detach().cpu().numpy().reshape(-1))
 
     def probe(wf):
-        wf.parser.get_parsed_content("test#openi#evaluator").add_event_handler(Events.ITERATION_COMPLETED, collect)
+        wf.parser.get_parsed_content("validate#evaluator").add_event_handler(Events.ITERATION_COMPLETED, collect)
 
-    run_bundle(
-        BUNDLE, [TRAIN, EVALUATE], hooks=[probe], ckpt_dir=str(trained.ckpt_dir), output_dir=str(tmp_path),
-        openi_dir=str(trained.demo / "openi"), padchest_dir=str(trained.demo / "padchest"), **TINY,
-    )  # fmt: skip
+    for test_set in ("openi", "padchest"):  # one test set per run, chosen by the test_set id
+        run_bundle(
+            BUNDLE, EVALUATE, hooks=[probe] if test_set == "openi" else [], ckpt_dir=str(trained.ckpt_dir),
+            output_dir=str(tmp_path), test_set=test_set, test_dir=str(trained.demo / test_set),
+        )  # fmt: skip
     for prefix in ("openi", "padchest"):
         for suffix in ("_per_class.csv", "_per_class.md", "_roc.png"):
             assert (tmp_path / f"{prefix}{suffix}").stat().st_size > 0, f"{prefix}{suffix}"
@@ -144,7 +149,7 @@ def test_resume_continues_at_epoch_2_with_saved_memory(trained, run_bundle, tmp_
 
     wf = run_bundle(
         BUNDLE, TRAIN, hooks=[probe], dataset_dir=str(trained.demo / "nih"), epochs=2, resume_ckpt=str(last),
-        ckpt_dir=str(tmp_path / "models"), output_dir=str(tmp_path / "eval"), **TINY,
+        ckpt_dir=str(tmp_path / "models"), output_dir=str(tmp_path / "eval"),
     )  # fmt: skip
     assert seen["epoch"] == 1
     assert seen["epochs"] == [2]
@@ -152,7 +157,7 @@ def test_resume_continues_at_epoch_2_with_saved_memory(trained, run_bundle, tmp_
     torch.testing.assert_close(seen["num_updates"], saved["nvum"]["num_updates"], rtol=0, atol=0)
     assert wf.parser.get_parsed_content("train#trainer").state.epoch == 2
     resumed = torch.load(tmp_path / "models" / "last.pt", weights_only=True, map_location="cpu")
-    visited = len(trained.datalist) // TINY["batch_size"] * TINY["batch_size"]
+    visited = len(trained.datalist) // BATCH * BATCH
     assert int(resumed["nvum"]["num_updates"].sum()) == 2 * visited  # two epochs, last partial batch dropped
 
 
@@ -173,8 +178,9 @@ def test_inference_writes_one_result_per_readable_case_and_is_idempotent(
 ):
     out = tmp_path / "predictions"
     pngs = sorted(p.stem for p in inference_inputs.glob("*.png") if p.name != "broken.png")
-    args = dict(dataset_dir=str(inference_inputs), output_dir=str(out), ckpt_path=str(trained.ckpt_dir / "model.pt"))
-    run_bundle(BUNDLE, INFERENCE, workflow_type="infer", **args, **TINY_INFER)
+    args = dict(dataset_dir=str(inference_inputs), output_dir=str(out), ckpt_path=str(trained.ckpt_dir / "model.pt"),
+                batch_size=1)  # the shipped inference batch size: one case at a time
+    run_bundle(BUNDLE, INFERENCE, workflow_type="infer", **args)
     assert sorted(p.stem for p in out.glob("*.json")) == sorted(["RG1_UNCI", *pngs])
     for path in out.glob("*.json"):
         record = json.loads(path.read_text())
@@ -188,7 +194,7 @@ def test_inference_writes_one_result_per_readable_case_and_is_idempotent(
     predictions = pd.read_csv(out / "predictions.csv")
     assert predictions["case_id"].tolist() == sorted(["RG1_UNCI", *pngs])
     before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()}
-    run_bundle(BUNDLE, INFERENCE, workflow_type="infer", **args, **TINY_INFER)
+    run_bundle(BUNDLE, INFERENCE, workflow_type="infer", **args)
     after = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()}
     assert sorted(after) == sorted(before)
     assert {k: v[0] for k, v in after.items()} == {k: v[0] for k, v in before.items()}
@@ -201,7 +207,7 @@ def test_inference_batches_mixed_dicom_and_png(trained, inference_inputs, run_bu
     (inference_inputs / "broken.png").unlink()
     out = tmp_path / "predictions"
     run_bundle(BUNDLE, INFERENCE, workflow_type="infer", dataset_dir=str(inference_inputs), output_dir=str(out),
-               ckpt_path=str(trained.ckpt_dir / "model.pt"), **{**TINY_INFER, "batch_size": 3})  # fmt: skip
+               ckpt_path=str(trained.ckpt_dir / "model.pt"), batch_size=3)  # fmt: skip
     records = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
     assert sorted(records) == sorted(p.stem for p in inference_inputs.iterdir())
     assert all(Path(r["image"]).is_file() for r in records.values())
@@ -216,7 +222,7 @@ def test_dataset_csv_without_a_column_names_it(trained, run_bundle, tmp_path, ca
     # MONAI wraps errors raised inside a "$" expression in RuntimeError("Failed to evaluate ...") from the original
     with pytest.raises(RuntimeError) as info:
         run_bundle(BUNDLE, TRAIN, dataset_dir=str(nih), epochs=1, ckpt_dir=str(tmp_path / "m"),
-                   output_dir=str(tmp_path / "e"), **TINY)  # fmt: skip
+                   output_dir=str(tmp_path / "e"))  # fmt: skip
     message = r"Data_Entry_2017_v2020\.csv' is missing column\(s\) \['Finding Labels'\]"
     caused_by(info.value, DatasetLayoutError, message)
 
@@ -227,9 +233,9 @@ def test_checkpoint_of_another_class_count_names_the_size_mismatch(trained, run_
     inputs = tmp_path / "inputs"
     inputs.mkdir()
     shutil.copy(sorted((trained.demo / "nih" / "images").glob("*.png"))[0], inputs / "case.png")
-    with pytest.raises(RuntimeError) as info:
-        run_bundle(BUNDLE, INFERENCE, workflow_type="infer", dataset_dir=str(inputs), output_dir=str(tmp_path / "o"),
-                   ckpt_path=str(tmp_path / "model8.pt"), **TINY_INFER)  # fmt: skip
+    with pytest.raises(RuntimeError) as info:  # the shipped inference config: its DenseNet121 checks the file
+        run_bundle(BUNDLE, "configs/inference.json", workflow_type="infer", dataset_dir=str(inputs),
+                   output_dir=str(tmp_path / "o"), ckpt_path=str(tmp_path / "model8.pt"))  # fmt: skip
     caused_by(
         info.value, ValueError, r"model8\.pt.*'class_layers\.out\.weight': checkpoint \(8, 1024\) vs network \(14, 1024\).*--setting"
     )
@@ -250,17 +256,17 @@ class _NaNLogits(torch.nn.Module):
 def test_nan_logits_stop_training_with_floating_point_error(trained, run_bundle, tmp_path, caused_by):
     with pytest.raises(RuntimeError) as info:
         run_bundle(BUNDLE, TRAIN, dataset_dir=str(trained.demo / "nih"), epochs=1, network_def=_NaNLogits(14),
-                   ckpt_dir=str(tmp_path / "m"), output_dir=str(tmp_path / "e"), **TINY)  # fmt: skip
-    caused_by(info.value, FloatingPointError, r"logits are nan/inf for 16 of 16 samples")
+                   ckpt_dir=str(tmp_path / "m"), output_dir=str(tmp_path / "e"))  # fmt: skip
+    caused_by(info.value, FloatingPointError, rf"logits are nan/inf for {BATCH} of {BATCH} samples")
 
 
 @pytest.mark.skipif(not (BUNDLE / MULTI_GPU).exists(), reason=f"{MULTI_GPU} not written yet")
 def test_two_process_gloo_training(cxr_demo, tmp_path):
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2",
-        "-m", "monai.bundle", "run", "--config_file", f"['{TRAIN}','{MULTI_GPU}']", "--bundle_root", str(BUNDLE),
-        "--dist_backend", "gloo", "--dataset_dir", str(cxr_demo / "nih"),
-        "--image_size", "32", "--epochs", "1", "--batch_size", "8", "--num_workers", "0",
+        "-m", "monai.bundle", "run", "--config_file", f"['{TRAIN[0]}','{DEMO}','{MULTI_GPU}']",
+        "--bundle_root", str(BUNDLE), "--dist_backend", "gloo", "--dataset_dir", str(cxr_demo / "nih"),
+        "--epochs", "1", "--batch_size", "8",
         "--ckpt_dir", str(tmp_path / "models"), "--output_dir", str(tmp_path / "eval"),
     ]  # fmt: skip
     done = subprocess.run(command, cwd=BUNDLE, capture_output=True, text=True, timeout=600)

@@ -421,8 +421,9 @@ def write_skipped(
 ) -> Path:
     """Write ``<output_dir>/skipped.csv`` (``case_id,image,error``, one row per skipped case) and return its path.
 
-    The file describes the latest run: it is replaced (atomically) on every call, header only when nothing was
-    skipped, so that a case fixed since an earlier run no longer appears.
+    The file describes the latest run: header only when nothing was skipped, so that a case fixed since an earlier
+    run no longer appears. It is replaced atomically when its rows change, and left untouched (content and mtime)
+    when it already holds exactly these rows, so a rerun with nothing new changes no file.
 
     Args:
         skipped: the unreadable items of :func:`check_readable` (with ``"error"``).
@@ -433,16 +434,25 @@ def write_skipped(
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / SKIPPED_CSV
-    tmp = out / f".{SKIPPED_CSV}.{os.getpid()}.tmp"
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["case_id", "image", "error"])
-        for item in skipped:
-            writer.writerow([item.get(case_key, ""), item.get(image_key, ""), item.get("error", "")])
-    os.replace(tmp, path)
+    rows = [["case_id", "image", "error"]]
+    rows += [["" if item.get(k) is None else str(item[k]) for k in (case_key, image_key, "error")] for item in skipped]
+    if _csv_rows(path) != rows:
+        tmp = out / f".{SKIPPED_CSV}.{os.getpid()}.tmp"
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows(rows)
+        os.replace(tmp, path)
     if skipped:
         logger.warning(f"{len(skipped)} unreadable case(s) skipped; listed in '{path}'.")
     return path
+
+
+def _csv_rows(path: Path) -> list[list[str]] | None:
+    """The rows of the CSV file ``path``, or None when it is missing or unreadable."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
 
 
 def prepare_inference_datalist(

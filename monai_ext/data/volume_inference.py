@@ -32,7 +32,6 @@ float32 image in HU with a RAS affine (:mod:`monai_ext.data.demo.dicom_series` d
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import logging
 import os
@@ -49,7 +48,6 @@ from monai.utils import look_up_option
 from pydicom.misc import is_dicom
 
 from monai_ext.data.inference import (
-    SKIPPED_CSV,
     ReadCheck,
     case_id_from_path,
     result_path,
@@ -367,25 +365,6 @@ def check_volumes(
     return split_readable(datalist, check, image_key, num_workers)
 
 
-def _write_skipped_if_changed(
-    skipped: Sequence[dict], output_dir: str | os.PathLike, image_key: str, case_key: str
-) -> None:
-    """:func:`monai_ext.data.inference.write_skipped`, unless ``skipped.csv`` already holds exactly these rows (a
-    rerun with nothing new then changes no file)."""
-    path = Path(output_dir) / SKIPPED_CSV
-    rows = [["case_id", "image", "error"]]
-    rows += [[str(item.get(key, "")) for key in (case_key, image_key, "error")] for item in skipped]
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            if list(csv.reader(f)) == rows:
-                if skipped:
-                    logger.warning(f"{len(skipped)} unreadable case(s) skipped; listed in '{path}'.")
-                return
-    except (OSError, UnicodeDecodeError, csv.Error):
-        pass
-    write_skipped(skipped, output_dir, image_key=image_key, case_key=case_key)
-
-
 def prepare_volume_inference_datalist(
     inputs: str | os.PathLike | Sequence[str | os.PathLike],
     output_dir: str | os.PathLike,
@@ -428,7 +407,7 @@ def prepare_volume_inference_datalist(
     datalist = volume_inference_datalist(inputs, image_key=image_key, case_key=case_key)
     todo = pending_volume_cases(datalist, output_dir, overwrite=overwrite, case_key=case_key)
     readable, unreadable = check_volumes(todo, reader=reader, level=level, image_key=image_key, num_workers=num_workers)
-    _write_skipped_if_changed(unreadable, output_dir, image_key, case_key)
+    write_skipped(unreadable, output_dir, image_key=image_key, case_key=case_key)
     logger.info(
         f"volume inference: {len(datalist)} case(s) found, {len(datalist) - len(todo)} already done, "
         f"{len(unreadable)} unreadable, {len(readable)} to run."

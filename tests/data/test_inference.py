@@ -228,6 +228,17 @@ def test_write_skipped_quotes_messages(tmp_path):
         assert list(csv.reader(f)) == [["case_id", "image", "error"], ["c", "/d/c.dcm", message]]
 
 
+
+def test_write_skipped_leaves_an_unchanged_file_untouched(tmp_path):
+    skipped = [{"case_id": "c", "image": "/d/c.dcm", "error": "ValueError: bad"}]
+    path = write_skipped(skipped, tmp_path)
+    os.utime(path, (1_000_000, 1_000_000))
+    assert write_skipped(skipped, tmp_path) == path
+    assert os.stat(path).st_mtime == 1_000_000  # same rows: file untouched
+    write_skipped([], tmp_path)
+    assert path.read_text().splitlines() == ["case_id,image,error"]  # changed rows: replaced
+    assert os.stat(path).st_mtime != 1_000_000
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -92,7 +92,7 @@ def _snapshot(folder):
 
 def test_inference_run_writes_skips_and_never_overwrites(input_dir, tmp_path, network, caplog):
     out = tmp_path / "out"
-    todo = prepare_inference_datalist(input_dir, out, reader="PydicomReader")
+    todo = prepare_inference_datalist(input_dir, out, "radiograph", reader="PydicomReader")
     ids = ["dicom__RG1_UNCI", "jpeg__frontal", "png__chest"]
     assert [d["case_id"] for d in todo] == ids
     with open(out / "skipped.csv", newline="") as f:
@@ -131,7 +131,7 @@ def test_inference_run_writes_skips_and_never_overwrites(input_dir, tmp_path, ne
 
     # a rerun finds nothing to do; forcing the same cases through the evaluator overwrites nothing
     before, csv_before = _snapshot(out), (out / "predictions.csv").read_bytes()
-    assert prepare_inference_datalist(input_dir, out, reader="PydicomReader") == []
+    assert prepare_inference_datalist(input_dir, out, "radiograph", reader="PydicomReader") == []
     with caplog.at_level(logging.WARNING, logger="test_writer"):
         writer = _run(todo, network, out, model_version="0.2.0")
     assert writer.written == [] and writer.kept == ids

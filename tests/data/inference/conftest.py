@@ -114,3 +114,23 @@ def tree(tmp_path) -> Path:
     _nifti(root / ".hidden.nii.gz")
     _nifti(root / ".cache" / "c.nii.gz")
     return root
+
+
+KIND_SUFFIXES = {"radiograph": ".png", "volume": ".nii.gz"}
+
+
+@pytest.fixture
+def kind_suffix() -> dict[str, str]:
+    """The file suffix of one case of each input kind in the shared-path tests (a PNG, or a NIfTI volume)."""
+    return dict(KIND_SUFFIXES)
+
+
+@pytest.fixture
+def case_file() -> Callable[[str, Path], Path]:
+    """``(kind, path without suffix) -> path``: writes one readable case of ``kind`` (a PNG, or a NIfTI volume)."""
+
+    def write(kind: str, stem: Path) -> Path:
+        path = stem.with_name(stem.name + KIND_SUFFIXES[kind])
+        return _png(path) if kind == "radiograph" else _nifti(path)
+
+    return write

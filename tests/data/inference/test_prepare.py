@@ -1,7 +1,7 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Tests for monai_ext.data.inference.prepare: pending cases (each kind's result file), the one-call datalist of a
-resumable run with skipped.csv, and the first rank's decision under two gloo ranks."""
+resumable run with skipped.csv, for radiographs and volumes, and the first rank's decision under two gloo ranks."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from monai_ext.data.inference import case_kind, pending_cases, prepare_inference_datalist
+
+KINDS = ["radiograph", "volume"]
 
 
 def test_pending_cases_leave_out_existing_results(tmp_path):
@@ -46,6 +48,19 @@ def test_mask_path_and_pending(tmp_path):
     assert pending_cases(items, tmp_path, "volume", overwrite=True) == items
     with pytest.raises(KeyError, match="have no 'case_id'"):
         pending_cases([{"image": "a"}], tmp_path, "volume")
+
+
+@pytest.mark.parametrize("kind, other", [("radiograph", "volume"), ("volume", "radiograph")])
+def test_only_the_kinds_own_result_marks_a_case_done(tmp_path, kind, other, caplog):
+    items = [{"case_id": c, "image": c} for c in ("a", "b", "c")]
+    case_kind(kind).result_path(tmp_path, "b").write_bytes(b"done")
+    case_kind(other).result_path(tmp_path, "c").write_bytes(b"another kind's result")
+    with caplog.at_level("INFO", logger="monai_ext.data.inference.prepare"):
+        assert pending_cases(items, tmp_path, kind) == [items[0], items[2]]
+    assert "1 of 3 cases already have a result" in caplog.text and "left out (overwrite=False)" in caplog.text
+    assert pending_cases(items, tmp_path, kind, overwrite=True) == items
+    with pytest.raises(ValueError, match="Unsupported option 'segmentation'"):
+        pending_cases(items, tmp_path, "segmentation")
 
 
 def test_prepare_writes_skipped_csv_and_resumes(input_dir, tmp_path, png, sha8):
@@ -89,23 +104,43 @@ def test_prepare_writes_skipped_and_keeps_it_when_unchanged(tree, tmp_path):
     assert os.stat(out / "skipped.csv").st_mtime == 1_000_000  # same rows: file untouched
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_prepare_resumes_and_rewrites_skipped_only_when_it_changes(tmp_path, case_file, kind_suffix, kind):
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    for name in ("a", "b", "c"):
+        case_file(kind, inputs / name)
+    broken = inputs / f"broken{kind_suffix[kind]}"
+    broken.write_bytes(b"not an image at all" * 8)
+    assert [d["case_id"] for d in prepare_inference_datalist(inputs, out, kind)] == ["a", "b", "c"]
+    with open(out / "skipped.csv", newline="") as f:
+        assert [r[:2] for r in csv.reader(f)] == [["case_id", "image"], ["broken", str(broken)]]
+    os.utime(out / "skipped.csv", (1_000_000, 1_000_000))
+    case_kind(kind).result_path(out, "a").write_bytes(b"done")
+    assert [d["case_id"] for d in prepare_inference_datalist(inputs, out, kind)] == ["b", "c"]
+    assert os.stat(out / "skipped.csv").st_mtime == 1_000_000  # same rows: file untouched
+    assert [d["case_id"] for d in prepare_inference_datalist(inputs, out, kind, overwrite=True)] == ["a", "b", "c"]
+    broken.unlink()
+    assert [d["case_id"] for d in prepare_inference_datalist(inputs, out, kind, level="header")] == ["b", "c"]
+    assert (out / "skipped.csv").read_text().splitlines() == ["case_id,image,error"]  # the fixed case is gone
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _prepare_worker(rank: int, port: int, input_dir: str, out_dir: str) -> None:
+def _prepare_worker(rank: int, port: int, input_dir: str, out_dir: str, kind: str) -> None:
     dist.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2, timeout=timedelta(seconds=60)
     )
     try:
         if rank == 1:  # a result appears after rank 0 listed the cases, before rank 1 would: rank 0's list counts
             time.sleep(0.5)
-            (Path(out_dir) / "a.json").write_text("{}")
-        todo = prepare_inference_datalist(input_dir, out_dir, "radiograph", level="header")
+            case_kind(kind).result_path(out_dir, "a").write_bytes(b"{}")
+        todo = prepare_inference_datalist(input_dir, out_dir, kind, level="header")
         try:
-            prepare_inference_datalist(f"{input_dir}/missing", out_dir, "radiograph")
+            prepare_inference_datalist(f"{input_dir}/missing", out_dir, kind)
             error = ""
         except FileNotFoundError as e:
             error = str(e)
@@ -115,14 +150,15 @@ def _prepare_worker(rank: int, port: int, input_dir: str, out_dir: str) -> None:
 
 
 @pytest.mark.slow
-def test_prepare_under_two_gloo_ranks_is_decided_by_rank_0(tmp_path, png):
-    png(tmp_path / "in" / "a.png", seed=1)
-    png(tmp_path / "in" / "b.png", seed=2)
+@pytest.mark.parametrize("kind", KINDS)
+def test_prepare_under_two_gloo_ranks_is_decided_by_rank_0(tmp_path, case_file, kind):
+    case_file(kind, tmp_path / "in" / "a")
+    case_file(kind, tmp_path / "in" / "b")
     (tmp_path / "out").mkdir()
     start_method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     mp.start_processes(
         _prepare_worker,
-        args=(_free_port(), str(tmp_path / "in"), str(tmp_path / "out")),
+        args=(_free_port(), str(tmp_path / "in"), str(tmp_path / "out"), kind),
         nprocs=2,
         join=True,
         start_method=start_method,

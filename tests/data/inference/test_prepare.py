@@ -37,7 +37,7 @@ def test_pending_cases_leave_out_existing_results(tmp_path):
         pending_cases([{"image": "/x/c.png"}], out, "radiograph")
 
 
-def test_mask_path_and_pending(tmp_path):
+def test_volume_result_path_and_pending(tmp_path):
     assert case_kind("volume").result_path(tmp_path, "p1__ct") == tmp_path / "p1__ct_seg.nii.gz"
     with pytest.raises(ValueError, match="not a safe file name"):
         case_kind("volume").result_path(tmp_path, "../evil")

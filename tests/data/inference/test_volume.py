@@ -74,7 +74,7 @@ def test_nothing_found(tmp_path):
         inference_datalist(tmp_path / "nope", "volume")
 
 
-def test_check_volumes_catches_corrupt_2d_and_truncated(tmp_path, nifti):
+def test_decode_check_catches_corrupt_2d_and_truncated_volumes(tmp_path, nifti):
     good = nifti(tmp_path / "good.nii.gz")
     flat = nifti(tmp_path / "flat.nii.gz", shape=(6, 5))
     corrupt = tmp_path / "corrupt.nii.gz"

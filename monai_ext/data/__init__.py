@@ -5,9 +5,9 @@
 Submodules (import the one you need): ``datalist`` (shared checks and helpers), ``cxr`` (the public entry for
 NIH ChestX-ray14, CheXpert, OpenI, PadChest, MIMIC-CXR-LT, VinDr-CXR and NVUM label alignment; one ``cxr_<dataset>``
 module per reader, ``cxr_labels`` for class lists and label rules, ``cxr_nvum`` for NVUM's sets), ``deeplesion``,
-``covid_ct`` (+ ``covid_ct_slices``, its 2D slice cache), ``rop``, ``inference`` (folders/lists of DICOM/PNG/JPEG
-radiographs for batch inference), ``volume_inference`` (NIfTI volumes and DICOM series for batch CT inference) and
-``demo`` (writes small datasets in every layout).
+``covid_ct`` (+ ``covid_ct_slices``, its 2D slice cache), ``rop``, ``inference`` (folders/lists for batch inference,
+one mechanism with an input kind: DICOM/PNG/JPEG radiographs, or NIfTI volumes and DICOM series) and ``demo`` (writes
+small datasets in every layout).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 
 __all__ = [
-    "datalist", "cxr", "deeplesion", "covid_ct", "covid_ct_slices", "rop", "inference", "volume_inference", "demo",
+    "datalist", "cxr", "deeplesion", "covid_ct", "covid_ct_slices", "rop", "inference", "demo",
 ]  # fmt: skip
 
 

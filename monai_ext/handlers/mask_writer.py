@@ -4,12 +4,13 @@
 of class volumes, and rebuilding ``predictions.csv`` from them; never overwriting a result unless asked.
 
 Resumable design (as :mod:`monai_ext.handlers.prediction_writer`): the mask ``<case_id>_seg.nii.gz`` is the result
-that marks a case done (:func:`monai_ext.data.volume_inference.pending_volume_cases` leaves such cases out of the
-next run); it is written to a hidden temporary file and linked into place, so a crash never leaves a half-written
-mask. Then ``<case_id>_seg.json`` (``case_id``, ``image``, ``seg``, ``model_version``, voxel counts and millilitres
-per class) is written the same way. ``predictions.csv`` is rebuilt at the end of every run from every sidecar in the
-folder, so rows of earlier runs are kept; a mask without its sidecar (a crash between the two writes) is counted
-from the mask itself.
+that marks a case done (the volume kind's result, :meth:`monai_ext.data.inference.CaseKind.result_path`;
+:func:`monai_ext.data.inference.pending_cases` with ``kind="volume"`` leaves such cases out of the next run); it is
+written to a hidden temporary file and linked into place, so a crash never leaves a half-written mask. Then
+``<case_id>_seg.json`` (``case_id``, ``image``, ``seg``, ``model_version``, voxel counts and millilitres per class)
+is written the same way. ``predictions.csv`` is rebuilt at the end of every run from every sidecar in the folder, so
+rows of earlier runs are kept; a mask without its sidecar (a crash between the two writes) is counted from the mask
+itself.
 
 Conventions: the mask is ``X Y Z`` uint8 (0 = background, ``k`` = ``class_names[k - 1]``) on the grid of the input
 as MONAI loaded it (``NibabelReader`` for NIfTI: the stored voxel order; ``ITKReader`` for a DICOM series: column,
@@ -37,7 +38,7 @@ from monai.data.utils import orientation_ras_lps
 from monai.utils import IgniteInfo, min_version, optional_import
 from monai.utils.enums import MetaKeys, SpaceKeys
 
-from monai_ext.data.volume_inference import SEG_SUFFIX, mask_path
+from monai_ext.data.inference import InputKind, case_kind
 from monai_ext.handlers.prediction_writer import (
     PREDICTIONS_CSV,
     PredictionWriter,
@@ -149,10 +150,11 @@ def write_volume_predictions_csv(
     log = logging.getLogger(__name__)
     names = [str(c) for c in class_names]
     rows = []
-    for seg in sorted(out.glob(f"*{SEG_SUFFIX}")):
+    seg_suffix = case_kind(InputKind.VOLUME).result_suffix
+    for seg in sorted(out.glob(f"*{seg_suffix}")):
         if seg.name.startswith("."):
             continue
-        case_id = seg.name[: -len(SEG_SUFFIX)]
+        case_id = seg.name[: -len(seg_suffix)]
         record: dict[str, Any] = {}
         sidecar = out / f"{case_id}{SIDECAR_SUFFIX}"
         try:
@@ -213,6 +215,9 @@ class SegmentationMaskWriter(PredictionWriter):
         ValueError: ``class_names`` is empty or repeats a name.
     """
 
+    input_kind = InputKind.VOLUME
+    """Its result is the volume kind's mask ``<case_id>_seg.nii.gz``."""
+
     def __call__(self, engine: Engine) -> None:
         """Write one mask (and sidecar) per sample of this iteration.
 
@@ -257,12 +262,12 @@ class SegmentationMaskWriter(PredictionWriter):
         False.
 
         Args:
-            case_id: a safe file name (see :func:`monai_ext.data.volume_inference.mask_path`).
+            case_id: a safe file name (see :meth:`result_path`).
             image: the source path, stored as given.
             labels: ``X Y Z`` class indices in ``0..C-1``.
             affine: 4x4 RAS affine (mm).
         """
-        path = mask_path(self.output_dir, case_id)
+        path = self.result_path(case_id)
         if not write_mask(labels, affine, path, self.overwrite):
             self.kept.append(case_id)
             return False

@@ -18,14 +18,14 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 from monai.data import MetaTensor
 from monai.utils import IgniteInfo, ImageMetaKey, min_version, optional_import
 
-from monai_ext.data.inference import result_path
+from monai_ext.data.inference import InputKind, case_kind
 
 idist, _ = optional_import("ignite", IgniteInfo.OPT_IMPORT_VERSION, min_version, "distributed")
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
@@ -175,7 +175,7 @@ class PredictionWriter:
 
     With ``overwrite=False`` (default) an existing result is never replaced: the case is left alone, counted and
     logged (a warning names the first few; filter them out beforehand with
-    :func:`monai_ext.data.inference.pending_cases`). ``overwrite=True`` replaces it.
+    :func:`monai_ext.data.inference.pending_cases` with ``kind="radiograph"``). ``overwrite=True`` replaces it.
 
     At ``COMPLETED`` the handler logs how many results were written and kept, and the first rank rebuilds the CSV
     (:func:`write_predictions_csv`) after a barrier: under ``torchrun`` attach it on every rank (each rank writes its
@@ -197,6 +197,9 @@ class PredictionWriter:
     Raises:
         ValueError: ``class_names`` is empty or repeats a name.
     """
+
+    input_kind: ClassVar[InputKind] = InputKind.RADIOGRAPH
+    """The input kind whose result a case gets (:meth:`monai_ext.data.inference.CaseKind.result_path`)."""
 
     def __init__(
         self,
@@ -261,18 +264,27 @@ class PredictionWriter:
         for pred, case_id, image in zip(preds, case_ids, images):
             self.write(case_id, image, pred)
 
+    def result_path(self, case_id: str) -> Path:
+        """Where the result of ``case_id`` goes: the :attr:`input_kind`'s result in ``output_dir``.
+
+        Raises:
+            ValueError: ``case_id`` is not a safe file name (allowed: ``A-Z a-z 0-9 . _ -``, not starting with ``.``
+                or ``-``; :func:`monai_ext.data.inference.case_ids.check_case_id`).
+        """
+        return case_kind(self.input_kind).result_path(self.output_dir, case_id)
+
     def write(self, case_id: str, image: str, pred: Any) -> bool:
         """Write one case's result; returns False when it exists and ``overwrite`` is False (the case is kept).
 
         Args:
-            case_id: a safe file name (see :func:`monai_ext.data.inference.result_path`).
+            case_id: a safe file name (see :meth:`result_path`).
             image: the source image path, stored as given.
             pred: ``C`` probabilities in [0, 1] (tensor, array or list; a ``C 1 ...`` shape is flattened).
 
         Raises:
             ValueError: as :meth:`__call__`.
         """
-        path = result_path(self.output_dir, case_id)
+        path = self.result_path(case_id)
         values = torch.as_tensor(pred.as_tensor() if isinstance(pred, MetaTensor) else pred).detach()
         values = values.to(device="cpu", dtype=torch.float64).reshape(-1)
         if values.numel() != len(self.class_names):

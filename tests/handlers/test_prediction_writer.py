@@ -20,7 +20,8 @@ from monai.engines import SupervisedEvaluator
 from monai.transforms import Activationsd, Compose, LoadImaged, Resized
 from PIL import Image
 
-from monai_ext.data.inference import prepare_inference_datalist
+from monai_ext.data.inference import case_kind, pending_cases, prepare_inference_datalist
+from monai_ext.handlers.mask_writer import SegmentationMaskWriter
 from monai_ext.handlers.prediction_writer import PredictionWriter, write_predictions_csv
 from monai_ext.transforms.dicom import NormalizeRadiographd
 
@@ -92,7 +93,7 @@ def _snapshot(folder):
 
 def test_inference_run_writes_skips_and_never_overwrites(input_dir, tmp_path, network, caplog):
     out = tmp_path / "out"
-    todo = prepare_inference_datalist(input_dir, out, reader="PydicomReader")
+    todo = prepare_inference_datalist(input_dir, out, "radiograph", reader="PydicomReader")
     ids = ["dicom__RG1_UNCI", "jpeg__frontal", "png__chest"]
     assert [d["case_id"] for d in todo] == ids
     with open(out / "skipped.csv", newline="") as f:
@@ -131,7 +132,7 @@ def test_inference_run_writes_skips_and_never_overwrites(input_dir, tmp_path, ne
 
     # a rerun finds nothing to do; forcing the same cases through the evaluator overwrites nothing
     before, csv_before = _snapshot(out), (out / "predictions.csv").read_bytes()
-    assert prepare_inference_datalist(input_dir, out, reader="PydicomReader") == []
+    assert prepare_inference_datalist(input_dir, out, "radiograph", reader="PydicomReader") == []
     with caplog.at_level(logging.WARNING, logger="test_writer"):
         writer = _run(todo, network, out, model_version="0.2.0")
     assert writer.written == [] and writer.kept == ids
@@ -202,3 +203,19 @@ def test_predictions_csv_skips_foreign_json_and_adds_other_classes(tmp_path, cap
     assert "config.json' left out of predictions.csv: not a prediction file" in caplog.text
     assert "broken.json' left out" in caplog.text
     assert "other classes ['y']" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "writer_class, kind, pred",
+    [
+        (PredictionWriter, "radiograph", (torch.tensor([0.1, 0.2, 0.3]),)),
+        (SegmentationMaskWriter, "volume", (np.zeros((4, 3, 2), np.uint8), np.eye(4))),
+    ],
+)
+def test_a_written_result_is_the_kinds_result_and_marks_the_case_done(tmp_path, writer_class, kind, pred):
+    writer = writer_class(tmp_path, CLASSES)
+    assert writer.result_path("c1") == case_kind(kind).result_path(tmp_path, "c1")
+    assert writer.write("c1", "/d/c1", *pred)
+    assert writer.result_path("c1").is_file()
+    items = [{"case_id": "c1", "image": "/d/c1"}, {"case_id": "c2", "image": "/d/c2"}]
+    assert pending_cases(items, tmp_path, kind) == [items[1]]

@@ -2,9 +2,10 @@
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Readers that turn each public dataset's real on-disk layout into MONAI datalists.
 
-Submodules (import the one you need): ``datalist`` (shared checks and helpers), ``cxr`` (the public entry for
-NIH ChestX-ray14, CheXpert, OpenI, PadChest, MIMIC-CXR-LT, VinDr-CXR and NVUM label alignment; one ``cxr_<dataset>``
-module per reader, ``cxr_labels`` for class lists and label rules, ``cxr_nvum`` for NVUM's sets), ``deeplesion``,
+Submodules (import the one you need): ``datalist`` (shared checks and helpers), ``cxr`` (a package whose
+``__init__`` is the public entry for NIH ChestX-ray14, CheXpert, OpenI, PadChest, MIMIC-CXR-LT, VinDr-CXR and NVUM
+label alignment; one ``cxr.<dataset>`` module per reader, ``cxr.labels`` for class lists and label rules,
+``cxr.nvum`` for NVUM's sets, ``cxr.common`` for file lookup and the patient split), ``deeplesion``,
 ``covid_ct`` (+ ``covid_ct_slices``, its 2D slice cache), ``rop``, ``inference`` (folders/lists of DICOM/PNG/JPEG
 radiographs for batch inference), ``volume_inference`` (NIfTI volumes and DICOM series for batch CT inference) and
 ``demo`` (writes small datasets in every layout).

@@ -392,8 +392,8 @@ def test_writers_are_deterministic(tmp_path, name):
 
 
 def test_round_trip_with_readers(demo):
-    nih = pytest.importorskip("monai_ext.data.cxr_nih")
-    chexpert = pytest.importorskip("monai_ext.data.cxr_chexpert")
+    nih = pytest.importorskip("monai_ext.data.cxr.nih")
+    chexpert = pytest.importorskip("monai_ext.data.cxr.chexpert")
     root, _ = demo("nih")
     clean, noise = _truth(root)
     expected = _expected_from_truth(clean, noise)

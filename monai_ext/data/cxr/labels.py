@@ -10,7 +10,7 @@ behaviour documented for torchxrayvision's ``PC_Dataset`` / ``Openi_Dataset`` (C
 https://github.com/mlmed/torchxrayvision), which NVUM uses for its "label alignment following torchxrayvision".
 
 :func:`align_labels` moves a datalist from one label space to another; :data:`NVUM_NIH_SETTING_CLASSES` and
-:data:`NVUM_CHEXPERT_SETTING_CLASSES` are NVUM's two evaluation label spaces (see :mod:`monai_ext.data.cxr_nvum`).
+:data:`NVUM_CHEXPERT_SETTING_CLASSES` are NVUM's two evaluation label spaces (see :mod:`monai_ext.data.cxr.nvum`).
 """
 
 from __future__ import annotations

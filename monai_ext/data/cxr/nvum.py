@@ -3,7 +3,7 @@
 """The training and test sets of NVUM (Liu F, Chen Y, Tian Y, Liu Y, Wang C, Belagiannis V, Carneiro G. "NVUM:
 Non-volatile unbiased memory for robust medical image classification", MICCAI 2022; github FBLADL/NVUM), built
 from the readers of :mod:`monai_ext.data.cxr` with NVUM's label alignment
-(:func:`~monai_ext.data.cxr_labels.align_labels`).
+(:func:`~monai_ext.data.cxr.labels.align_labels`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 from monai.utils import look_up_option
 from monai.utils.enums import StrEnum
 
-from monai_ext.data.cxr_chexpert import chexpert_datalist
-from monai_ext.data.cxr_labels import (
+from monai_ext.data.cxr.chexpert import chexpert_datalist
+from monai_ext.data.cxr.labels import (
     CHEXPERT_CLASSES,
     NIH_CLASSES,
     NO_FINDING,
@@ -26,9 +26,9 @@ from monai_ext.data.cxr_labels import (
     PADCHEST_CLASSES,
     align_labels,
 )
-from monai_ext.data.cxr_nih import nih_datalist
-from monai_ext.data.cxr_openi import openi_datalist
-from monai_ext.data.cxr_padchest import PADCHEST_MISSING_IMAGES, padchest_datalist
+from monai_ext.data.cxr.nih import nih_datalist
+from monai_ext.data.cxr.openi import openi_datalist
+from monai_ext.data.cxr.padchest import PADCHEST_MISSING_IMAGES, padchest_datalist
 from monai_ext.data.datalist import assign_indices
 
 __all__ = ["NVUMDataset", "NVUMSetting", "nvum_setting_classes", "nvum_datalist"]
@@ -86,10 +86,10 @@ def nvum_datalist(
 
     Per dataset (the reader and its NVUM options; ``reader_kwargs`` override them):
 
-    - ``"nih"`` (setting ``nih`` only): :func:`~monai_ext.data.cxr_nih.nih_datalist`, ``split`` ``"train"``
+    - ``"nih"`` (setting ``nih`` only): :func:`~monai_ext.data.cxr.nih.nih_datalist`, ``split`` ``"train"``
       (``train_val_list.txt``; 86,524 - 2,852 Consolidation = 83,672 as in NVUM Table 4), ``"val"`` (with
       ``val_fraction``, default 0) or ``"test"``; ``No Finding`` = no NIH disease.
-    - ``"chexpert"`` (setting ``chexpert`` only): :func:`~monai_ext.data.cxr_chexpert.chexpert_datalist` with
+    - ``"chexpert"`` (setting ``chexpert`` only): :func:`~monai_ext.data.cxr.chexpert.chexpert_datalist` with
       frontal rows (``Frontal/Lateral == "Frontal"``), ``Age != 0``, blank -> 0, uncertain -> 0 (U-Zeros);
       ``No Finding`` is the CSV column; ``"train"``/``"val"`` are a patient-disjoint split of ``train.csv`` with
       ``val_fraction`` of the patients in val (default 0.1, NVUM's 90/10), ``"valid"`` the official ``valid.csv``.
@@ -98,12 +98,12 @@ def nvum_datalist(
       train and val share patients; that is how it reaches 170,958 training rows. Here every image appears once
       and the split is patient-disjoint: 32,010 unique frontal images survive the class trim over all patients
       (about 28.8k in a 90 % train split).
-    - ``"padchest"`` (either setting, ``split="test"``): :func:`~monai_ext.data.cxr_padchest.padchest_datalist`
+    - ``"padchest"`` (either setting, ``split="test"``): :func:`~monai_ext.data.cxr.padchest.padchest_datalist`
       with its defaults (physician-labelled, ``Projection`` PA/AP, manually reviewed views, one image per patient,
       age > 10 in 2019) and NVUM's 11 missing files excluded; torchxrayvision substring rules over 28 classes,
       ``No Finding`` = none of the 28. Gives 14,714 images (NIH setting) and 12,885 (CheXpert setting), NVUM
       Table 4 exactly.
-    - ``"openi"`` (either setting, ``split="test"``): :func:`~monai_ext.data.cxr_openi.openi_datalist`, every
+    - ``"openi"`` (either setting, ``split="test"``): :func:`~monai_ext.data.cxr.openi.openi_datalist`, every
       ``Frontal`` image of ``indiana_projections.csv`` (3,818), MeSH ``<automatic>`` terms with torchxrayvision
       substring rules over 18 classes, ``No Finding`` = none of the 18 (about 2,973 / 2,822 images vs NVUM's
       2,971 / 2,823).

@@ -18,8 +18,8 @@ import pandas as pd
 from monai.utils import look_up_option
 from monai.utils.enums import StrEnum
 
-from monai_ext.data.cxr_common import check_images, find_label_file
-from monai_ext.data.cxr_labels import MIMIC_CXR_LT_CLASSES, resolve_classes
+from monai_ext.data.cxr.common import check_images, find_label_file
+from monai_ext.data.cxr.labels import MIMIC_CXR_LT_CLASSES, resolve_classes
 from monai_ext.data.datalist import assign_indices, read_csv_checked, require_dir, row_error
 
 __all__ = ["MimicCxrLtSplit", "mimic_cxr_lt_datalist"]

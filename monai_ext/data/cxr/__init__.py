@@ -1,13 +1,13 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Chest X-ray dataset readers: NIH ChestX-ray14, CheXpert, OpenI, PadChest, MIMIC-CXR-LT, VinDr-CXR, and NVUM's
-label alignment. This module is the public entry; the code lives in focused modules:
+label alignment. This package's ``__init__`` is the public entry; the code lives in one module per concern:
 
-- :mod:`monai_ext.data.cxr_labels`: class lists, torchxrayvision-style term rules, :func:`align_labels`;
-- :mod:`monai_ext.data.cxr_nih`, :mod:`~monai_ext.data.cxr_chexpert`, :mod:`~monai_ext.data.cxr_openi`,
-  :mod:`~monai_ext.data.cxr_padchest`, :mod:`~monai_ext.data.cxr_mimic`, :mod:`~monai_ext.data.cxr_vindr`: readers;
-- :mod:`monai_ext.data.cxr_nvum`: NVUM's training and test sets (:func:`nvum_datalist`);
-- :mod:`monai_ext.data.cxr_common`: file lookup, image checks and the patient-level split.
+- :mod:`monai_ext.data.cxr.labels`: class lists, torchxrayvision-style term rules, :func:`align_labels`;
+- :mod:`monai_ext.data.cxr.nih`, :mod:`~monai_ext.data.cxr.chexpert`, :mod:`~monai_ext.data.cxr.openi`,
+  :mod:`~monai_ext.data.cxr.padchest`, :mod:`~monai_ext.data.cxr.mimic`, :mod:`~monai_ext.data.cxr.vindr`: readers;
+- :mod:`monai_ext.data.cxr.nvum`: NVUM's training and test sets (:func:`nvum_datalist`);
+- :mod:`monai_ext.data.cxr.common`: file lookup, image checks and the patient-level split.
 
 Every reader returns a MONAI datalist (``image`` absolute path, ``label`` float list over its ``classes``,
 ``index``, ``patient_id``, ``split`` plus metadata), sorted deterministically, and takes ``check_files``.
@@ -19,9 +19,9 @@ Example (bundle config)::
 
 from __future__ import annotations
 
-from monai_ext.data.cxr_chexpert import BlankPolicy, CheXpertSplit, UncertainPolicy, chexpert_datalist
-from monai_ext.data.cxr_common import patient_val_split
-from monai_ext.data.cxr_labels import (
+from monai_ext.data.cxr.chexpert import BlankPolicy, CheXpertSplit, UncertainPolicy, chexpert_datalist
+from monai_ext.data.cxr.common import patient_val_split
+from monai_ext.data.cxr.labels import (
     CHEXPERT_CLASSES,
     MIMIC_CXR_LT_CLASSES,
     NIH_CLASSES,
@@ -38,17 +38,17 @@ from monai_ext.data.cxr_labels import (
     align_labels,
     match_terms,
 )
-from monai_ext.data.cxr_mimic import MimicCxrLtSplit, mimic_cxr_lt_datalist
-from monai_ext.data.cxr_nih import NIHSplit, nih_boxes, nih_datalist
-from monai_ext.data.cxr_nvum import NVUMDataset, NVUMSetting, nvum_datalist, nvum_setting_classes
-from monai_ext.data.cxr_openi import MeshField, OpenIProjection, openi_datalist, read_openi_reports
-from monai_ext.data.cxr_padchest import (
+from monai_ext.data.cxr.mimic import MimicCxrLtSplit, mimic_cxr_lt_datalist
+from monai_ext.data.cxr.nih import NIHSplit, nih_boxes, nih_datalist
+from monai_ext.data.cxr.nvum import NVUMDataset, NVUMSetting, nvum_datalist, nvum_setting_classes
+from monai_ext.data.cxr.openi import MeshField, OpenIProjection, openi_datalist, read_openi_reports
+from monai_ext.data.cxr.padchest import (
     PADCHEST_BROKEN_IMAGES,
     PADCHEST_MISSING_IMAGES,
     padchest_datalist,
     parse_padchest_labels,
 )
-from monai_ext.data.cxr_vindr import ReaderAggregation, vindr_datalist
+from monai_ext.data.cxr.vindr import ReaderAggregation, vindr_datalist
 
 __all__ = [
     "NO_FINDING",

@@ -110,7 +110,7 @@ def test_chexpert_real(chexpert_dir):
     assert round(100 * 12_983 / 191_027, 1) == 6.8 and round(100 * (12_983 + 24_381) / 191_027, 1) == 19.6
 
     # NVUM's CheXpert rule without its duplicate-row artefact (the composition nvum_datalist uses, see
-    # test_cxr.py::test_nvum_nih_and_chexpert_fixtures): Age != 0, then the class trim -> 32,010 unique images
+    # test_readers.py::test_nvum_nih_and_chexpert_fixtures): Age != 0, then the class trim -> 32,010 unique images
     nvum = align_labels(
         [d for d in zeros if d["age"] != 0], CHEXPERT_CLASSES, NVUM_CHEXPERT_SETTING_CLASSES,
         rename={"Pleural Effusion": "Effusion"}, drop_positive=("Consolidation",),

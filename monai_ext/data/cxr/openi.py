@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from monai.utils import look_up_option
 from monai.utils.enums import StrEnum
 
-from monai_ext.data.cxr_common import check_images, find_label_file, records
-from monai_ext.data.cxr_labels import (
+from monai_ext.data.cxr.common import check_images, find_label_file, records
+from monai_ext.data.cxr.labels import (
     NO_FINDING,
     OPENI_CLASSES,
     OPENI_TERM_RULES,

@@ -18,8 +18,8 @@ import pandas as pd
 from monai.utils import look_up_option
 from monai.utils.enums import StrEnum
 
-from monai_ext.data.cxr_common import check_images, find_label_file, patient_val_split
-from monai_ext.data.cxr_labels import CHEXPERT_CLASSES, resolve_classes
+from monai_ext.data.cxr.common import check_images, find_label_file, patient_val_split
+from monai_ext.data.cxr.labels import CHEXPERT_CLASSES, resolve_classes
 from monai_ext.data.datalist import assign_indices, read_csv_checked, require_dir, row_error
 
 __all__ = ["CheXpertSplit", "UncertainPolicy", "BlankPolicy", "chexpert_datalist"]
@@ -116,7 +116,7 @@ def chexpert_datalist(
             Defaults to ``None`` (no projection filter).
         drop_zero_age: drop rows with ``Age == 0`` (3 frontal train rows; NVUM drops them). Defaults to ``False``.
         val_fraction: fraction of ``train.csv`` *patients* held out as ``"val"`` (patient-disjoint, deterministic
-            given ``seed``, see :func:`monai_ext.data.cxr_common.patient_val_split`; the split is drawn over the
+            given ``seed``, see :func:`monai_ext.data.cxr.common.patient_val_split`; the split is drawn over the
             patients left after the view/age filters). Defaults to 0 (``"train"`` = all of train.csv).
         seed: seed of the patient split. Defaults to 0.
         check_files: raise if an image file is missing. Defaults to ``True``.

@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 from monai.utils import look_up_option
 
-from monai_ext.data.cxr_common import check_images, find_label_file, records
-from monai_ext.data.cxr_labels import (
+from monai_ext.data.cxr.common import check_images, find_label_file, records
+from monai_ext.data.cxr.labels import (
     NO_FINDING,
     PADCHEST_CLASSES,
     PADCHEST_TERM_RULES,

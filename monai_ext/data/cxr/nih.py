@@ -18,8 +18,8 @@ from pathlib import Path
 from monai.utils import look_up_option
 from monai.utils.enums import StrEnum
 
-from monai_ext.data.cxr_common import check_images, find_label_file, patient_val_split, records
-from monai_ext.data.cxr_labels import NIH_CLASSES, NO_FINDING, resolve_classes
+from monai_ext.data.cxr.common import check_images, find_label_file, patient_val_split, records
+from monai_ext.data.cxr.labels import NIH_CLASSES, NO_FINDING, resolve_classes
 from monai_ext.data.datalist import DatasetLayoutError, assign_indices, read_csv_checked, require_dir, row_error
 
 __all__ = ["NIHSplit", "nih_datalist", "nih_boxes"]
@@ -96,7 +96,7 @@ def nih_datalist(
         classes: label columns, any of :data:`NIH_CLASSES` plus ``"No Finding"`` (1 when the image has none of the
             14 diseases). Defaults to :data:`NIH_CLASSES`.
         val_fraction: fraction of train_val *patients* moved to ``"val"`` (see
-            :func:`monai_ext.data.cxr_common.patient_val_split`). Defaults to 0 (``"train"`` = the whole list).
+            :func:`monai_ext.data.cxr.common.patient_val_split`). Defaults to 0 (``"train"`` = the whole list).
         seed: seed of the patient split. Defaults to 0.
         check_files: raise if an image file is missing. Defaults to ``True``.
 

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from monai.utils import look_up_option
 from monai.utils.enums import StrEnum
 
-from monai_ext.data.cxr_common import check_images, find_label_file, records
-from monai_ext.data.cxr_labels import VINDR_CLASSES, resolve_classes
+from monai_ext.data.cxr.common import check_images, find_label_file, records
+from monai_ext.data.cxr.labels import VINDR_CLASSES, resolve_classes
 from monai_ext.data.datalist import assign_indices, read_csv_checked, require_dir, row_error
 
 __all__ = ["ReaderAggregation", "vindr_datalist"]

@@ -7,8 +7,8 @@ Submodules (import the one you need): ``datalist`` (shared checks and helpers), 
 label alignment; one ``cxr.<dataset>`` module per reader, ``cxr.labels`` for class lists and label rules,
 ``cxr.nvum`` for NVUM's sets, ``cxr.common`` for file lookup and the patient split), ``deeplesion``,
 ``covid_ct`` (+ ``covid_ct_slices``, its 2D slice cache), ``rop``, ``inference`` (folders/lists of DICOM/PNG/JPEG
-radiographs for batch inference), ``volume_inference`` (NIfTI volumes and DICOM series for batch CT inference) and
-``demo`` (writes small datasets in every layout).
+radiographs for batch inference) and ``volume_inference`` (NIfTI volumes and DICOM series for batch CT inference).
+The synthetic demo datasets written in these layouts live in :mod:`monai_ext.demo`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 
 __all__ = [
-    "datalist", "cxr", "deeplesion", "covid_ct", "covid_ct_slices", "rop", "inference", "volume_inference", "demo",
+    "datalist", "cxr", "deeplesion", "covid_ct", "covid_ct_slices", "rop", "inference", "volume_inference",
 ]  # fmt: skip
 
 

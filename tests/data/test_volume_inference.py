@@ -13,7 +13,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from monai_ext.data.demo.dicom_series import write_ct_dicom_series
+from monai_ext.demo.dicom_series import write_ct_dicom_series
 from monai_ext.data.volume_inference import (
     check_volumes,
     mask_path,

@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from monai_ext.data.demo.covid_ct import write_covid_ma_demo, write_covid_medseg_demo
-from monai_ext.data.demo.deeplesion import write_deeplesion_demo
+from monai_ext.demo.covid_ct import write_covid_ma_demo, write_covid_medseg_demo
+from monai_ext.demo.deeplesion import write_deeplesion_demo
 
 DL_HEADER = (
     "File_name,Patient_index,Study_index,Series_ID,Key_slice_index,Measurement_coordinates,Bounding_boxes,"

@@ -2,7 +2,7 @@
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Small demo datasets in each public dataset's real on-disk layout, with learnable signal and realistic noise.
 
-``python -m monai_ext.data.demo --out demo_data`` writes every dataset under ``demo_data/<name>/``; the bundles'
+``python -m monai_ext.demo --out demo_data`` writes every dataset under ``demo_data/<name>/``; the bundles'
 ``dataset_dir`` defaults point there. Each writer is deterministic given its seed.
 """
 
@@ -18,16 +18,16 @@ __all__ = ["DEMO_WRITERS", "get_writer", "write_demo_datasets"]
 
 # dataset folder name -> (module, writer function); the folder names are the ones the readers' docs use.
 DEMO_WRITERS: dict[str, tuple[str, str]] = {
-    "nih": ("monai_ext.data.demo.cxr", "write_nih_demo"),
-    "chexpert": ("monai_ext.data.demo.cxr", "write_chexpert_demo"),
-    "openi": ("monai_ext.data.demo.cxr", "write_openi_demo"),
-    "padchest": ("monai_ext.data.demo.cxr", "write_padchest_demo"),
-    "mimic_cxr_lt": ("monai_ext.data.demo.cxr", "write_mimic_cxr_lt_demo"),
-    "vindr": ("monai_ext.data.demo.cxr", "write_vindr_demo"),
-    "deeplesion": ("monai_ext.data.demo.deeplesion", "write_deeplesion_demo"),
-    "covid_medseg": ("monai_ext.data.demo.covid_ct", "write_covid_medseg_demo"),
-    "covid_ma": ("monai_ext.data.demo.covid_ct", "write_covid_ma_demo"),
-    "rop": ("monai_ext.data.demo.rop", "write_rop_demo"),
+    "nih": ("monai_ext.demo.cxr", "write_nih_demo"),
+    "chexpert": ("monai_ext.demo.cxr", "write_chexpert_demo"),
+    "openi": ("monai_ext.demo.cxr", "write_openi_demo"),
+    "padchest": ("monai_ext.demo.cxr", "write_padchest_demo"),
+    "mimic_cxr_lt": ("monai_ext.demo.cxr", "write_mimic_cxr_lt_demo"),
+    "vindr": ("monai_ext.demo.cxr", "write_vindr_demo"),
+    "deeplesion": ("monai_ext.demo.deeplesion", "write_deeplesion_demo"),
+    "covid_medseg": ("monai_ext.demo.covid_ct", "write_covid_medseg_demo"),
+    "covid_ma": ("monai_ext.demo.covid_ct", "write_covid_ma_demo"),
+    "rop": ("monai_ext.demo.rop", "write_rop_demo"),
 }
 
 

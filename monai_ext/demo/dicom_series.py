@@ -2,7 +2,7 @@
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Write a CT volume as a real DICOM series (one CT Image Storage file per slice) with pydicom, for tests and demos.
 
-Axis conventions (the same as the demo NIfTI volumes of :mod:`monai_ext.data.demo.covid_ct`): the volume is
+Axis conventions (the same as the demo NIfTI volumes of :mod:`monai_ext.demo.covid_ct`): the volume is
 ``X Y Z`` with ``X`` = image column (DICOM row direction, ``ImageOrientationPatient[:3]``), ``Y`` = image row (DICOM
 column direction, ``ImageOrientationPatient[3:]``) and ``Z`` = slice index along the slice normal (row direction x
 column direction). Slice ``k`` holds ``volume[:, :, k].T`` as its ``Rows x Columns`` pixel data and lies at
@@ -194,7 +194,7 @@ def write_ct_dicom_series(
 
 
 def nifti_to_dicom_series(nifti_path: str | os.PathLike, out_dir: str | os.PathLike, **kwargs: Any) -> list[Path]:
-    """Write a NIfTI CT volume (HU, e.g. a demo case of :mod:`monai_ext.data.demo.covid_ct`) as a DICOM series that
+    """Write a NIfTI CT volume (HU, e.g. a demo case of :mod:`monai_ext.demo.covid_ct`) as a DICOM series that
     MONAI loads as the same voxels on the same grid (same array and RAS affine).
 
     Spacing, origin and orientation come from the NIfTI affine (``LPS = diag(-1, -1, 1) @ affine``); the third axis

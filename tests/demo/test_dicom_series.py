@@ -1,6 +1,6 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""Tests for monai_ext.data.demo.dicom_series: the written CT series' headers, and MONAI's ITKReader / PydicomReader
+"""Tests for monai_ext.demo.dicom_series: the written CT series' headers, and MONAI's ITKReader / PydicomReader
 reading it back as the same X Y Z HU volume with the hand-worked RAS affine (axial, shuffled files, coronal)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from monai.transforms import LoadImage
 from pydicom.pixels import apply_rescale
 from pydicom.uid import CTImageStorage
 
-from monai_ext.data.demo.dicom_series import dicom_series_affine, nifti_to_dicom_series, write_ct_dicom_series
+from monai_ext.demo.dicom_series import dicom_series_affine, nifti_to_dicom_series, write_ct_dicom_series
 
 SPACING, ORIGIN = (0.7, 0.8, 2.5), (10.0, 20.0, 30.0)
 # RAS = diag(-1, -1, 1) @ LPS; axial: column step +x LPS * 0.7, row step +y LPS * 0.8, slice step +z LPS * 2.5

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from monai_ext.data.demo.rop import write_rop_demo
+from monai_ext.demo.rop import write_rop_demo
 
 HEADER = (
     "image_id,path,infant_id,exam_id,eye,gestational_age_wk,birth_weight_g,postmenstrual_age_wk,"

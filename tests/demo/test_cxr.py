@@ -1,6 +1,6 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""Tests of the demo CXR writers (monai_ext.data.demo.cxr), their patterns and their label model and noise."""
+"""Tests of the demo CXR writers (monai_ext.demo.cxr), their patterns and their label model and noise."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ import pydicom
 import pytest
 from PIL import Image
 
-from monai_ext.data.demo import cxr
-from monai_ext.data.demo.cxr_patterns import BOX_QUANTILES, POLARITY, Pattern, render_chest
-from monai_ext.data.demo.label_noise import (
+from monai_ext.demo import cxr
+from monai_ext.demo.cxr_patterns import BOX_QUANTILES, POLARITY, Pattern, render_chest
+from monai_ext.demo.label_noise import (
     LABEL_MODELS,
     NIH_CLASSES,
     NOISE_PAIRS,

@@ -12,7 +12,7 @@ Tissue values (HU, mean and texture standard deviation) are typical contrast-enh
 air -1000, lung -860, fat -100, muscle 45, soft tissue 40, liver 60, spleen 50, kidney 150, aorta 130, bone
 marrow 250, cortical bone 800, bladder 8. Quantum noise is spatially correlated Gaussian noise (default 12 HU).
 
-The CT writers live in :mod:`monai_ext.data.demo.deeplesion` and :mod:`monai_ext.data.demo.covid_ct`.
+The CT writers live in :mod:`monai_ext.demo.deeplesion` and :mod:`monai_ext.demo.covid_ct`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Demo COVID-19 CT segmentation datasets in the two real layouts (MedSeg and Ma et al.), with mask label noise.
 
-Chest slices come from :class:`monai_ext.data.demo.ct.BodyPhantom`. COVID-19 findings are drawn the way they look
+Chest slices come from :class:`monai_ext.demo.ct.BodyPhantom`. COVID-19 findings are drawn the way they look
 on CT: ground-glass opacity (GGO, -700..-500 HU) and consolidation (-100..50 HU, often the core of a GGO patch)
 as irregular peripheral, posterior- and basal-predominant patches inside the lungs; pleural effusion (0..20 HU)
 as a dependent crescent at the posterior lung base (MedSeg layout only, outside the lung mask).
@@ -30,7 +30,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from monai_ext.data.demo.ct import BodyPhantom, tissue_code, window_to_uint8
+from monai_ext.demo.ct import BodyPhantom, tissue_code, window_to_uint8
 
 __all__ = [
     "MA_CORONACASES",

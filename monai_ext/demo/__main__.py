@@ -1,6 +1,6 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""Command line: ``python -m monai_ext.data.demo --out demo_data [--size 1.0] [--seed 0] [--only nih ...] [--summary]``.
+"""Command line: ``python -m monai_ext.demo --out demo_data [--size 1.0] [--seed 0] [--only nih ...] [--summary]``.
 
 Writes the demo datasets in their real layouts and, with ``--summary``, reads each one back through its reader and
 prints datalist sizes and class prevalences.
@@ -16,13 +16,13 @@ from collections.abc import Sequence
 
 from tqdm import tqdm
 
-from monai_ext.data.demo import DEMO_WRITERS, write_demo_datasets
+from monai_ext.demo import DEMO_WRITERS, write_demo_datasets
 
 __all__ = ["main"]
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m monai_ext.data.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m monai_ext.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="demo_data", help="root folder; each dataset goes to <out>/<name>")
     parser.add_argument("--size", type=float, default=1.0, help="scale of the number of cases (1.0 = demo size)")
     parser.add_argument("--seed", type=int, default=0, help="base seed (dataset k uses seed + k)")
@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_demo_datasets(args.out, size=args.size, seed=args.seed, names=[name])
         logging.info("wrote %s/%s in %.1f s", args.out, name, time.perf_counter() - start)
     if args.summary:
-        from monai_ext.data.demo.summary import format_summary, summarize_demo
+        from monai_ext.demo.summary import format_summary, summarize_demo
 
         print(format_summary(summarize_demo(args.out, names)))
     return 0

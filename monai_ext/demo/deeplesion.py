@@ -2,7 +2,7 @@
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Demo DeepLesion dataset in the real layout: ``DL_info.csv`` plus 16-bit PNG slices (HU = value - 32768).
 
-Each series is a body phantom (:class:`monai_ext.data.demo.ct.BodyPhantom`) scanned from lung apex to pelvis; the
+Each series is a body phantom (:class:`monai_ext.demo.ct.BodyPhantom`) scanned from lung apex to pelvis; the
 folder ``Images_png/<pppppp_ss_ss>/`` holds only the key slices and a few neighbours (``Slice_range``), as the real
 release does. Lesions are 3D ellipsoids with the HU and host organ of their coarse type (lung nodule in lung,
 hypodense liver lesion, enlarged mediastinal / abdominal / pelvic node in fat, renal cyst, lytic or sclerotic bone
@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from monai_ext.data.demo.ct import BodyPhantom, hu_to_uint16, tissue_code
+from monai_ext.demo.ct import BodyPhantom, hu_to_uint16, tissue_code
 
 __all__ = ["DL_INFO_HEADER", "DEMO_LESIONS_HEADER", "LESION_SPECS", "write_deeplesion_demo"]
 

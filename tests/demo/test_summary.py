@@ -7,9 +7,9 @@ import math
 import pandas as pd
 import pytest
 
-from monai_ext.data.demo import DEMO_WRITERS, get_writer, write_demo_datasets
-from monai_ext.data.demo.__main__ import main
-from monai_ext.data.demo.summary import SplitSummary, format_summary, summarize_demo
+from monai_ext.demo import DEMO_WRITERS, get_writer, write_demo_datasets
+from monai_ext.demo.__main__ import main
+from monai_ext.demo.summary import SplitSummary, format_summary, summarize_demo
 
 
 def test_format_summary_hand_worked():

@@ -34,6 +34,8 @@ from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from monai_ext.demo.stats import load_stats
+
 from .cxr_patterns import Lesion, patterns_for_class, render_chest, render_lateral
 from .label_noise import LABEL_MODELS, VINDR_ANY_READER, FprMode, corrupt_labels, enforce_min_positives, resolve_noise
 from .label_noise import sample_clean_labels
@@ -48,10 +50,12 @@ _NIH_HEADER = ("Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Pa
 _BBOX_HEADER = "Image Index,Finding Label,Bbox [x,y,w,h],,,"
 _BOXED = {"Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia", "Pneumothorax"}
 _CHEXPERT_COLS = ["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", NO_FINDING] + list(LABEL_MODELS["chexpert"].classes)
-# CheXpert frontal-train fractions: uncertain (-1.0) per class, and explicit 0.0 among non-positive mentions.
-_CHEXPERT_UNCERTAIN = (0.0538, 0.0351, 0.0232, 0.0058, 0.0619, 0.1276, 0.0837, 0.1563, 0.0142, 0.0501, 0.0095, 0.0026,
-                       0.0048)  # fmt: skip
-_CHEXPERT_ZERO = (0.089, 0.049, 0.055, 0.004, 0.123, 0.128, 0.011, 0.008, 0.28, 0.242, 0.001, 0.011, 0.064)
+# CheXpert frontal-train fractions per class (cxr_label_stats.json chexpert_frontal.per_class_frontal): uncertain
+# (-1.0) among all images, and explicit 0.0 among the entries that are 0.0 or blank, neg / (neg + blank), to 3 places.
+_CHEXPERT_COUNTS = [load_stats("cxr_label_stats")["chexpert_frontal"]["per_class_frontal"][c]
+                    for c in LABEL_MODELS["chexpert"].classes]  # fmt: skip
+_CHEXPERT_UNCERTAIN = tuple(c["frac_uncertain"] for c in _CHEXPERT_COUNTS)
+_CHEXPERT_ZERO = tuple(round(c["neg"] / (c["neg"] + c["blank"]), 3) for c in _CHEXPERT_COUNTS)
 _PADCHEST_COLS = ("ImageID,ImageDir,StudyDate_DICOM,StudyID,PatientID,PatientBirth,PatientSex_DICOM,ViewPosition_DICOM,"
                   "Projection,MethodProjection,Pediatric,Modality_DICOM,Manufacturer_DICOM,"
                   "PhotometricInterpretation_DICOM,"

@@ -6,7 +6,7 @@ The background is a display image in [0, 1] (bright = dense, as MONOCHROME2): bo
 fields with rib shadows and smooth vascular texture, a brighter mediastinum/spine and heart, mild random anatomy
 variation and pixel noise. Every finding class of every demo dataset maps to one shared :class:`Pattern` vocabulary
 (:data:`CLASS_PATTERNS`). The 8 classes with NIH boxes take their box centre and size from the quantiles of the 984
-NIH boxes (``shared/data/nih_bbox_stats.json``, copied into :data:`BOX_QUANTILES`), with the centre moved inside the
+NIH boxes (package data ``nih_bbox_stats.json``, read into :data:`BOX_QUANTILES`), with the centre moved inside the
 lung field for parenchymal patterns. The others follow textbook appearance (documented per pattern in
 :class:`Pattern`). Each drawn pattern reports its box (extent of the drawn mask) and polarity (+1 brighter,
 -1 darker), from which NIH ``BBox_List_2017.csv`` rows and VinDr boxes are written.
@@ -23,6 +23,8 @@ from monai.utils import look_up_option
 from monai.utils.enums import StrEnum
 from scipy.ndimage import gaussian_filter
 from scipy.special import expit
+
+from monai_ext.demo.stats import load_stats
 
 __all__ = ["Pattern", "POLARITY", "CLASS_PATTERNS", "BOX_QUANTILES", "Lesion", "ChestImage", "render_chest",
            "render_lateral", "patterns_for_class"]  # fmt: skip
@@ -100,42 +102,14 @@ CLASS_PATTERNS: dict[str, tuple[Pattern, ...]] = {
 }  # fmt: skip
 
 _Q = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
+_Q_KEYS = ("q00", "q05", "q25", "q50", "q75", "q95", "q100")
+_BOX_VARIABLES = ("center_x_norm", "center_y_norm", "width_norm", "height_norm")
 #: nih_bbox_stats.json per_class[c][v] quantiles q00, q05, q25, q50, q75, q95, q100 (normalised by 1024) for
-#: v in (center_x_norm, center_y_norm, width_norm, height_norm).
+#: v in (center_x_norm, center_y_norm, width_norm, height_norm); classes in the NIH box file's spelling.
 BOX_QUANTILES: dict[str, tuple[tuple[float, ...], ...]] = {
-    "Atelectasis": ((0.1561, 0.2164, 0.3135, 0.4998, 0.7145, 0.8144, 0.9253),
-                    (0.2286, 0.3488, 0.4991, 0.572, 0.6525, 0.7441, 0.8887),
-                    (0.0497, 0.0846, 0.1246, 0.1673, 0.2396, 0.6012, 0.8517),
-                    (0.0289, 0.0522, 0.0815, 0.1149, 0.1814, 0.2617, 0.4289)),
-    "Cardiomegaly": ((0.4291, 0.4971, 0.5413, 0.5744, 0.6028, 0.6554, 0.7198),
-                     (0.3958, 0.4601, 0.5255, 0.5658, 0.6167, 0.6844, 0.7286),
-                     (0.357, 0.3869, 0.435, 0.4664, 0.5, 0.5484, 0.6466),
-                     (0.2521, 0.2841, 0.336, 0.3732, 0.4061, 0.4712, 0.5312)),
-    "Effusion": ((0.0974, 0.1469, 0.2423, 0.3762, 0.7899, 0.8527, 0.9132),
-                 (0.2513, 0.3496, 0.4741, 0.5603, 0.6448, 0.7383, 0.8545),
-                 (0.0267, 0.0724, 0.1534, 0.2032, 0.2589, 0.3447, 0.88),
-                 (0.05, 0.0618, 0.1544, 0.2709, 0.4497, 0.6353, 0.8529)),
-    "Infiltrate": ((0.1878, 0.2584, 0.3479, 0.5556, 0.6918, 0.7548, 0.7868),
-                   (0.1778, 0.3453, 0.4558, 0.5192, 0.5967, 0.7342, 0.7984),
-                   (0.0933, 0.1348, 0.1894, 0.2222, 0.2561, 0.68, 0.7344),
-                   (0.0544, 0.1301, 0.1878, 0.2593, 0.3852, 0.5351, 0.6178)),
-    "Mass": ((0.1519, 0.2473, 0.3233, 0.4383, 0.7072, 0.8062, 0.9032),
-             (0.2198, 0.2634, 0.3698, 0.4455, 0.5275, 0.6528, 0.7228),
-             (0.0433, 0.0671, 0.0942, 0.1175, 0.1661, 0.4229, 0.6822),
-             (0.05, 0.0656, 0.0995, 0.1376, 0.2265, 0.4547, 0.6589)),
-    "Nodule": ((0.0905, 0.186, 0.277, 0.6275, 0.7632, 0.8342, 0.9079),
-               (0.2063, 0.268, 0.3526, 0.4672, 0.6061, 0.7261, 0.8286),
-               (0.0275, 0.0421, 0.0534, 0.0688, 0.0852, 0.1012, 0.1196),
-               (0.0254, 0.0397, 0.055, 0.0667, 0.0778, 0.1132, 0.1471)),
-    "Pneumonia": ((0.1899, 0.2418, 0.3107, 0.5242, 0.6901, 0.7482, 0.8),
-                  (0.2898, 0.3987, 0.4825, 0.556, 0.6205, 0.7248, 0.836),
-                  (0.0889, 0.1438, 0.1854, 0.2233, 0.2584, 0.6946, 0.7456),
-                  (0.091, 0.1287, 0.1899, 0.2688, 0.3693, 0.5746, 0.8022)),
-    "Pneumothorax": ((0.082, 0.1549, 0.2869, 0.3403, 0.6833, 0.7758, 0.8386),
-                     (0.0231, 0.1091, 0.1812, 0.2532, 0.4354, 0.7295, 0.8136),
-                     (0.0333, 0.0695, 0.1269, 0.1967, 0.2556, 0.3272, 0.418),
-                     (0.0211, 0.0527, 0.1176, 0.2011, 0.2921, 0.576, 0.7933)),
-}  # fmt: skip
+    name: tuple(tuple(stats[v][q] for q in _Q_KEYS) for v in _BOX_VARIABLES)
+    for name, stats in load_stats("nih_bbox_stats")["per_class"].items()
+}
 
 # Relative strength of each pattern (multiplies ``lesion_contrast``); devices and calcium are denser than fluid.
 _STRENGTH = {P.NODULE: 1.3, P.MASS: 1.1, P.CARDIOMEGALY: 1.0, P.EFFUSION: 1.2, P.PNEUMOTHORAX: 0.9,

@@ -11,8 +11,9 @@ VinDr, OpenI, MIMIC-CXR-LT), one shared latent factor is fitted so that ``P(no p
 
 Training labels are then corrupted with per-class asymmetric flips: ``FPR = P(noisy=1 | clean=0)`` and
 ``FNR = P(noisy=0 | clean=1)`` taken from the NIH-NLP vs radiologist-adjudicated comparison (Majkowska et al.,
-Radiology 2020; DATASETS.md 2.5). The numbers below are copied from ``shared/data/cxr_label_stats.json`` and
-``shared/data/nvum_split_reproduction.json`` (a test checks them against the files).
+Radiology 2020; DATASETS.md 2.5). The statistics are read once, at import, from the package data
+``cxr_label_stats.json`` and ``nvum_split_reproduction.json`` (:func:`monai_ext.demo.stats.load_stats`); only the
+MIMIC-CXR-LT prevalences, which no measured file holds, are written here.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import numpy as np
 from monai.utils import look_up_option
 from monai.utils.enums import StrEnum
 from scipy.special import ndtr, ndtri
+
+from monai_ext.demo.stats import load_stats
 
 __all__ = [
     "NIH_CLASSES",
@@ -43,42 +46,33 @@ __all__ = [
     "corrupt_labels",
 ]
 
-NIH_CLASSES = (
-    "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia", "Pneumothorax",
-    "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia",
-)  # fmt: skip
+_LABEL_STATS = load_stats("cxr_label_stats")
+_NVUM_SPLITS = load_stats("nvum_split_reproduction")
+_NIH = _LABEL_STATS["nih_chestxray14"]
 
-_NIH_N = 112120
-# cxr_label_stats.json nih_chestxray14.cooccurrence_counts (rows/cols in NIH_CLASSES order, diagonal = class count)
-_NIH_COOC = (
-    (11559, 370, 3275, 3264, 739, 590, 262, 774, 1223, 221, 424, 220, 496, 40),
-    (370, 2776, 1063, 587, 102, 108, 41, 49, 169, 127, 44, 52, 111, 7),
-    (3275, 1063, 13317, 4000, 1254, 912, 269, 996, 1287, 593, 359, 188, 849, 21),
-    (3264, 587, 4000, 19894, 1159, 1546, 605, 946, 1221, 981, 449, 345, 750, 33),
-    (739, 102, 1254, 1159, 5782, 906, 71, 431, 610, 129, 215, 117, 452, 25),
-    (590, 108, 912, 1546, 906, 6331, 70, 341, 428, 131, 115, 166, 411, 10),
-    (262, 41, 269, 605, 71, 70, 1431, 41, 123, 340, 23, 11, 48, 3),
-    (774, 49, 996, 946, 431, 341, 41, 5302, 223, 33, 747, 80, 289, 9),
-    (1223, 169, 1287, 1221, 610, 428, 123, 223, 4667, 162, 103, 79, 251, 4),
-    (221, 127, 593, 981, 129, 131, 340, 33, 162, 2303, 30, 9, 64, 3),
-    (424, 44, 359, 449, 215, 115, 23, 747, 103, 30, 2516, 36, 151, 4),
-    (220, 52, 188, 345, 117, 166, 11, 80, 79, 9, 36, 1686, 176, 8),
-    (496, 111, 849, 750, 452, 411, 48, 289, 251, 64, 151, 176, 3385, 8),
-    (40, 7, 21, 33, 25, 10, 3, 9, 4, 3, 4, 8, 8, 227),
-)
+NIH_CLASSES: tuple[str, ...] = tuple(_NIH["classes"])
 
-# (FPR = P(NIH=1|adj=0), FNR = P(NIH=0|adj=1), FDR = P(adj=0|NIH=1)) over all 4,376 adjudicated images
-# (cxr_label_stats.json nih_vs_google_adjudicated.pairs[*].all).
-NOISE_PAIRS: dict[str, tuple[float, float, float]] = {
-    "Pneumothorax": (0.0312, 0.542, 0.542),
-    "Nodule/Mass": (0.0528, 0.5769, 0.4374),
-    "AirspaceOpacity_vs_Consolidation|Infiltration|Pneumonia": (0.1294, 0.5808, 0.2395),
-    "AirspaceOpacity_vs_Consolidation|Infiltration|Pneumonia|Atelectasis|Edema": (0.1937, 0.4912, 0.2797),
-    "AnyAdjudicatedFinding_vs_NIH_not_NoFinding": (0.2872, 0.3009, 0.2358),
-}
+_NIH_N: int = _NIH["n_images"]
+# nih_chestxray14.cooccurrence_counts (rows/cols in NIH_CLASSES order, diagonal = class count)
+_NIH_COOC: tuple[tuple[int, ...], ...] = tuple(tuple(row) for row in _NIH["cooccurrence_counts"])
+
 _POOLED = "AnyAdjudicatedFinding_vs_NIH_not_NoFinding"
 _AIR3 = "AirspaceOpacity_vs_Consolidation|Infiltration|Pneumonia"
 _AIR5 = "AirspaceOpacity_vs_Consolidation|Infiltration|Pneumonia|Atelectasis|Edema"
+_ADJUDICATED = _LABEL_STATS["nih_vs_google_adjudicated"]["pairs"]
+
+
+def _flip_rates(pair: str) -> tuple[float, float, float]:
+    """(FPR, FNR, FDR) of one NIH-vs-adjudicated comparison over all 4,376 adjudicated images."""
+    rec = _ADJUDICATED[pair]["all"]
+    return rec["P_nih1_given_adj0"], rec["P_nih0_given_adj1"], rec["P_adj0_given_nih1"]
+
+
+#: (FPR = P(NIH=1|adj=0), FNR = P(NIH=0|adj=1), FDR = P(adj=0|NIH=1)) of the comparisons :data:`NOISE_GROUP` maps
+#: classes to (cxr_label_stats.json nih_vs_google_adjudicated.pairs[*].all).
+NOISE_PAIRS: dict[str, tuple[float, float, float]] = {
+    pair: _flip_rates(pair) for pair in ("Pneumothorax", "Nodule/Mass", _AIR3, _AIR5, _POOLED)
+}
 
 #: Class name (any dataset's spelling) -> adjudicated comparison whose rates it gets. Nodule and Mass take the
 #: Nodule-or-mass union (the single-class rows count every mass as a missed nodule); Consolidation, Infiltration,
@@ -113,34 +107,23 @@ class LabelModel:
     source: str = ""
 
 
+_CHEXPERT_STATS = _LABEL_STATS["chexpert_frontal"]
 _CHEXPERT = {  # per_class_frontal: prev_U_zeros (P(label == 1.0)) over 191,027 frontal train images
-    "Enlarged Cardiomediastinum": 0.0481, "Cardiomegaly": 0.1224, "Lung Opacity": 0.4932, "Lung Lesion": 0.0369,
-    "Edema": 0.26, "Consolidation": 0.068, "Pneumonia": 0.0245, "Atelectasis": 0.1556, "Pneumothorax": 0.0926,
-    "Pleural Effusion": 0.4026, "Pleural Other": 0.0131, "Fracture": 0.0389, "Support Devices": 0.561,
-}  # fmt: skip
-_PADCHEST = {  # padchest_physician_frontal.per_class_exact_terms
-    "Atelectasis": 0.0563, "Cardiomegaly": 0.0925, "Effusion": 0.0455, "Infiltration": 0.1085, "Mass": 0.0057,
-    "Nodule": 0.0194, "Pneumonia": 0.0414, "Pneumothorax": 0.0029, "Consolidation": 0.0098, "Edema": 0.0028,
-    "Emphysema": 0.0087, "Fibrosis": 0.0037, "Pleural_Thickening": 0.0463, "Hernia": 0.0158,
-}  # fmt: skip
-_VINDR = {  # vindr_cxr_image_level.per_class[*].prev_majority_2of3 (>= 2 of 3 readers = demo truth)
-    "Aortic enlargement": 0.1564, "Atelectasis": 0.0041, "Calcification": 0.0118, "Cardiomegaly": 0.1211,
-    "Consolidation": 0.0081, "ILD": 0.0101, "Infiltration": 0.0163, "Lung Opacity": 0.0365, "Nodule/Mass": 0.027,
-    "Other lesion": 0.0241, "Pleural effusion": 0.0423, "Pleural thickening": 0.0588, "Pneumothorax": 0.0039,
-    "Pulmonary fibrosis": 0.0678,
-}  # fmt: skip
+    c: v["prev_U_zeros"] for c, v in _CHEXPERT_STATS["per_class_frontal"].items() if c != "No Finding"
+}
+_PADCHEST_STATS = _LABEL_STATS["padchest_physician_frontal"]
+_PADCHEST = {c: v["prevalence"] for c, v in _PADCHEST_STATS["per_class_exact_terms"].items()}
+_VINDR_STATS = _LABEL_STATS["vindr_cxr_image_level"]
+_VINDR_FINDINGS = [c for c in _VINDR_STATS["per_class"] if c != "No finding"]
+_VINDR = {c: _VINDR_STATS["per_class"][c]["prev_majority_2of3"] for c in _VINDR_FINDINGS}  # >= 2 of 3 = demo truth
 #: VinDr-CXR prevalence marked by any of the 3 readers (vindr_cxr_image_level.per_class[*].prev_any_reader).
-VINDR_ANY_READER: dict[str, float] = {
-    "Aortic enlargement": 0.2045, "Atelectasis": 0.0124, "Calcification": 0.0301, "Cardiomegaly": 0.1533,
-    "Consolidation": 0.0235, "ILD": 0.0257, "Infiltration": 0.0409, "Lung Opacity": 0.0881, "Nodule/Mass": 0.0551,
-    "Other lesion": 0.0756, "Pleural effusion": 0.0688, "Pleural thickening": 0.1321, "Pneumothorax": 0.0064,
-    "Pulmonary fibrosis": 0.1078,
-}  # fmt: skip
-_OPENI = {  # nvum_split_reproduction.json opi.NIH_setting positive rates (+ Fracture from CXP_setting)
-    "Atelectasis": 0.0497, "Cardiomegaly": 0.0615, "Effusion": 0.037, "Infiltration": 0.0134, "Mass": 0.0007,
-    "Nodule": 0.016, "Pneumonia": 0.0139, "Pneumothorax": 0.0048, "Edema": 0.0119, "Emphysema": 0.0215,
-    "Fibrosis": 0.0046, "Pleural_Thickening": 0.0067, "Hernia": 0.011, "Fracture": 0.0226,
-}  # fmt: skip
+VINDR_ANY_READER: dict[str, float] = {c: _VINDR_STATS["per_class"][c]["prev_any_reader"] for c in _VINDR_FINDINGS}
+# nvum_split_reproduction.json opi.NIH_setting positive rates (+ Fracture from CXP_setting)
+_OPENI_NIH = _NVUM_SPLITS["opi"]["NIH_setting"]["positive_rate_among_kept_all_views"]
+_OPENI = {
+    **{c: v for c, v in _OPENI_NIH.items() if c != "No_Finding"},
+    "Fracture": _NVUM_SPLITS["opi"]["CXP_setting"]["positive_rate_among_kept_all_views"]["Fracture"],
+}
 # MIMIC-CXR-LT 2023: long-tailed demo prevalences (DATASETS.md 4.3: head ~20-30 %, tail << 0.5 %), rounded and
 # approximate (shape of the CXR-LT 2023 class-count figure, Holste et al., MedIA 2024), not read from the real file.
 _MIMIC_LT = {
@@ -159,17 +142,30 @@ LABEL_MODELS: dict[str, LabelModel] = {
         tuple(_NIH_COOC[i][i] / _NIH_N for i in range(len(NIH_CLASSES))),
         _NIH_COOC,
         _NIH_N,
-        0.5384,
+        _NIH["no_finding"]["fraction"],
         "NIH Data_Entry_2017_v2020 (cxr_label_stats.json nih_chestxray14)",
     ),
     "chexpert": LabelModel(
-        tuple(_CHEXPERT), tuple(_CHEXPERT.values()), no_finding=0.0889, source="CheXpert-small train, frontal"
+        tuple(_CHEXPERT),
+        tuple(_CHEXPERT.values()),
+        no_finding=_CHEXPERT_STATS["no_finding_fraction_frontal"],
+        source="CheXpert-small train, frontal",
     ),
     "padchest": LabelModel(
-        tuple(_PADCHEST), tuple(_PADCHEST.values()), no_finding=0.6698, source="PadChest physician frontal"
+        tuple(_PADCHEST),
+        tuple(_PADCHEST.values()),
+        no_finding=_PADCHEST_STATS["no_NIH14_class_fraction_substring"],
+        source="PadChest physician frontal",
     ),
-    "vindr": LabelModel(tuple(_VINDR), tuple(_VINDR.values()), no_finding=0.7071, source="VinDr-CXR train"),
-    "openi": LabelModel(tuple(_OPENI), tuple(_OPENI.values()), no_finding=0.8106, source="OpenI (NVUM rules)"),
+    "vindr": LabelModel(
+        tuple(_VINDR),
+        tuple(_VINDR.values()),
+        no_finding=_VINDR_STATS["no_finding_fraction_all_readers_no_finding"],
+        source="VinDr-CXR train",
+    ),
+    "openi": LabelModel(
+        tuple(_OPENI), tuple(_OPENI.values()), no_finding=_OPENI_NIH["No_Finding"], source="OpenI (NVUM rules)"
+    ),
     "mimic_cxr_lt": LabelModel(
         tuple(_MIMIC_LT), tuple(_MIMIC_LT.values()), no_finding=0.25, source="MIMIC-CXR-LT 2023 (approximate)"
     ),

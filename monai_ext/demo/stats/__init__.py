@@ -6,8 +6,8 @@ The JSON files in this folder are verbatim copies of the project's measured stat
 where each one was measured): ``cxr_label_stats.json`` (prevalences, NIH co-occurrence, No-Finding fractions, CheXpert
 value fractions, NIH-vs-adjudicated flip rates), ``nih_bbox_stats.json`` (NIH box quantiles) and
 ``nvum_split_reproduction.json`` (NVUM's OpenI/PadChest test-set rates). The generators
-(:mod:`monai_ext.demo.label_noise`, :mod:`monai_ext.demo.cxr_patterns`, :mod:`monai_ext.demo.cxr`) derive their
-module-level constants from :func:`load_stats` once, at import.
+(:mod:`monai_ext.demo.label_noise`, :mod:`monai_ext.demo.cxr_patterns`, :mod:`monai_ext.demo.cxr.chexpert`) derive
+their module-level constants from :func:`load_stats` once, at import.
 
 Example::
 

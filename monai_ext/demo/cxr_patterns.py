@@ -225,57 +225,67 @@ def _blobs(cv: _Canvas, rng, cx, cy, w, h, k, rmin, rmax) -> np.ndarray:
     return out
 
 
+_LUNG_BOX_KEY = {P.NODULE: "Nodule", P.MASS: "Mass", P.ATELECTASIS: "Atelectasis", P.PNEUMOTHORAX: "Pneumothorax",
+                 P.PNEUMONIA: "Pneumonia", P.CONSOLIDATION: "Pneumonia", P.INFILTRATION: "Infiltrate",
+                 P.OPACITY: "Infiltrate"}  # fmt: skip
+_DIFFUSE = (P.EDEMA, P.EMPHYSEMA, P.FIBROSIS, P.RETICULONODULAR)
+_PLEURA_AND_WALL = (P.EFFUSION, P.PLEURAL_THICKENING, P.FRACTURE, P.PLEURAL_PLAQUE, P.PNEUMOPERITONEUM,
+                    P.SUBCUTANEOUS_EMPHYSEMA)  # fmt: skip
+_MEDIASTINUM = (P.CARDIOMEGALY, P.HERNIA, P.SUPPORT_DEVICE, P.WIDE_MEDIASTINUM, P.AORTIC_CALCIFICATION, P.AORTA,
+                P.PNEUMOMEDIASTINUM)  # fmt: skip
+
+
 def _draw(cv: _Canvas, pattern: Pattern, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Return (signed unit-strength delta, mask whose > 0.5 extent is the box) for one pattern."""
+    if pattern in _LUNG_BOX_KEY:
+        return _draw_lung_lesion(cv, pattern, rng)
+    side = "R" if rng.random() < 0.5 else "L"  # drawn for every other pattern, whether it uses the side or not
+    if pattern in _DIFFUSE:
+        return _draw_diffuse(cv, pattern, rng)
+    if pattern in _PLEURA_AND_WALL:
+        return _draw_pleura_and_wall(cv, pattern, side, rng)
+    if pattern in _MEDIASTINUM:
+        return _draw_mediastinum(cv, pattern, rng)
+    return _draw_other_lesion(cv, rng)
+
+
+def _draw_lung_lesion(cv: _Canvas, pattern: Pattern, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Focal lung patterns placed by an NIH box sample moved into the lung (see :data:`_LUNG_BOX_KEY`)."""
     X, Y = cv.X, cv.Y
-    if pattern in (P.NODULE, P.MASS, P.ATELECTASIS, P.PNEUMOTHORAX, P.INFILTRATION, P.PNEUMONIA, P.OPACITY,
-                   P.CONSOLIDATION):  # fmt: skip
-        key = {P.NODULE: "Nodule", P.MASS: "Mass", P.ATELECTASIS: "Atelectasis", P.PNEUMOTHORAX: "Pneumothorax",
-               P.PNEUMONIA: "Pneumonia", P.CONSOLIDATION: "Pneumonia"}.get(pattern, "Infiltrate")  # fmt: skip
-        cx, cy, w, h = cv.box_sample(key, rng)
-        cx, cy = cv.into_lung(cx, cy)
-        side = cv.lung_mask[cv.side_of(cx)]
-        if pattern == P.NODULE:
-            m = _ellipse(X, Y, cx, cy, w / 2, h / 2, soft=0.12)[0]
-            return m, m
-        if pattern == P.MASS:
-            m = _ellipse(X, Y, cx, cy, 0.42 * w, 0.42 * h, soft=0.1)[0]
-            for _ in range(2):
-                ox, oy = (rng.random() - 0.5) * 0.5 * w, (rng.random() - 0.5) * 0.5 * h
-                m = np.maximum(m, _ellipse(X, Y, cx + ox, cy + oy, 0.28 * w, 0.28 * h, soft=0.1)[0])
-            return m, m
-        if pattern == P.ATELECTASIS:
-            m = _ellipse(X, Y, cx, cy, w / 2, max(0.2 * h, 0.012), angle=rng.normal(0, 0.25), soft=0.15)[0] * side
-            return m, m
-        if pattern == P.PNEUMOTHORAX:
-            ell, d = _ellipse(X, Y, cx, cy, w / 2, h / 2, soft=0.1)
-            m = ell * side
-            line = side * np.exp(-(((d - 1) / 0.05) ** 2))
-            return -m + 0.3 * line, m
-        if pattern == P.CONSOLIDATION:
-            lx, ly, _, ry, _ = cv.lungs[cv.side_of(cx)]
-            zone = expit((Y - ly) / 0.015) if rng.random() < 0.6 else expit((ly - 0.1 * ry - Y) / 0.015)
-            m = side * zone * (1 - cv.heart)
-            return m, m
-        k, r0, r1 = {P.INFILTRATION: (rng.integers(5, 9), 0.1, 0.2), P.PNEUMONIA: (rng.integers(3, 6), 0.2, 0.35),
-                     P.OPACITY: (rng.integers(1, 3), 0.3, 0.45)}[pattern]  # fmt: skip
-        m = _blobs(cv, rng, cx, cy, w, h, k, r0, r1) * (0.3 + 0.7 * cv.lung_field)
-        return m, m / (m.max() + 1e-8)
-    side_name = "R" if rng.random() < 0.5 else "L"
-    lx, ly, rx, ry, ang = cv.lungs[side_name]
-    sgn = -1 if side_name == "R" else 1
-    if pattern == P.CARDIOMEGALY:
-        cx, cy, w, h = cv.box_sample("Cardiomegaly", rng)
-        m = _ellipse(X, Y, cx, cy, w / 2, h / 2, soft=0.04)[0]
-        return m * cv.lung_field, m
-    if pattern == P.EFFUSION:
-        cx, _, _, h = cv.box_sample("Effusion", rng)
-        lx, ly, rx, ry, ang = cv.lungs[cv.side_of(cx)]
-        h = float(np.clip(h, 0.06, 0.5))
-        lateral = np.clip((np.abs(X - 0.5) - abs(lx - 0.5)) / rx, 0, 1)
-        level = ly + ry - h - 0.5 * h * lateral
-        m = _ellipse(X, Y, lx, ly, rx * 1.05, ry * 1.03, ang, soft=0.04)[0] * expit((Y - level) / 0.01)
+    cx, cy, w, h = cv.box_sample(_LUNG_BOX_KEY[pattern], rng)
+    cx, cy = cv.into_lung(cx, cy)
+    side = cv.lung_mask[cv.side_of(cx)]
+    if pattern == P.NODULE:
+        m = _ellipse(X, Y, cx, cy, w / 2, h / 2, soft=0.12)[0]
         return m, m
+    if pattern == P.MASS:
+        m = _ellipse(X, Y, cx, cy, 0.42 * w, 0.42 * h, soft=0.1)[0]
+        for _ in range(2):
+            ox, oy = (rng.random() - 0.5) * 0.5 * w, (rng.random() - 0.5) * 0.5 * h
+            m = np.maximum(m, _ellipse(X, Y, cx + ox, cy + oy, 0.28 * w, 0.28 * h, soft=0.1)[0])
+        return m, m
+    if pattern == P.ATELECTASIS:
+        m = _ellipse(X, Y, cx, cy, w / 2, max(0.2 * h, 0.012), angle=rng.normal(0, 0.25), soft=0.15)[0] * side
+        return m, m
+    if pattern == P.PNEUMOTHORAX:
+        ell, d = _ellipse(X, Y, cx, cy, w / 2, h / 2, soft=0.1)
+        m = ell * side
+        line = side * np.exp(-(((d - 1) / 0.05) ** 2))
+        return -m + 0.3 * line, m
+    if pattern == P.CONSOLIDATION:
+        lx, ly, _, ry, _ = cv.lungs[cv.side_of(cx)]
+        zone = expit((Y - ly) / 0.015) if rng.random() < 0.6 else expit((ly - 0.1 * ry - Y) / 0.015)
+        m = side * zone * (1 - cv.heart)
+        return m, m
+    k, r0, r1 = {P.INFILTRATION: (rng.integers(5, 9), 0.1, 0.2), P.PNEUMONIA: (rng.integers(3, 6), 0.2, 0.35),
+                 P.OPACITY: (rng.integers(1, 3), 0.3, 0.45)}[pattern]  # fmt: skip
+    m = _blobs(cv, rng, cx, cy, w, h, k, r0, r1) * (0.3 + 0.7 * cv.lung_field)
+    return m, m / (m.max() + 1e-8)
+
+
+def _draw_diffuse(cv: _Canvas, pattern: Pattern, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Patterns spread over both lungs: edema, emphysema, fibrosis, reticulonodular (ILD)."""
+    X, Y = cv.X, cv.Y
     if pattern == P.EDEMA:
         b = sum(np.exp(-(((X - hx) / 0.11) ** 2 + ((Y - 0.47) / 0.15) ** 2) / 2) for hx in (0.37, 0.63))
         m = b * cv.lung_field
@@ -284,33 +294,67 @@ def _draw(cv: _Canvas, pattern: Pattern, rng: np.random.Generator) -> tuple[np.n
         m = np.maximum(*(_ellipse(X, Y, *cv.lungs[s][:2], p[2], p[3] * 1.08, p[4], soft=0.05)[0]
                          for s, p in cv.lungs.items())) * (1 - cv.heart) * (1 - cv.mediast)  # fmt: skip
         return -m, m
-    if pattern in (P.FIBROSIS, P.RETICULONODULAR):
-        r = gaussian_filter(rng.standard_normal(X.shape).astype(np.float32), sigma=max(cv.size / 110, 0.6))
-        net = np.exp(-((r / (0.3 * r.std() + 1e-8)) ** 2))
-        if pattern == P.FIBROSIS:
-            zone = cv.lung_field * expit((Y - (cv.lung_cy + 0.05)) / 0.03)
-            return net * zone, zone
-        dots = np.zeros_like(X)
-        for _ in range(60):
-            dx, dy = rng.uniform(0.15, 0.85), rng.uniform(0.15, 0.75)
-            dots = np.maximum(dots, np.exp(-((X - dx) ** 2 + (Y - dy) ** 2) / (2 * 0.01**2)))
-        return (0.6 * net + dots) * cv.lung_field, cv.lung_field
-    if pattern in (P.PLEURAL_THICKENING, P.FRACTURE, P.PLEURAL_PLAQUE):
+    r = gaussian_filter(rng.standard_normal(X.shape).astype(np.float32), sigma=max(cv.size / 110, 0.6))
+    net = np.exp(-((r / (0.3 * r.std() + 1e-8)) ** 2))
+    if pattern == P.FIBROSIS:
+        zone = cv.lung_field * expit((Y - (cv.lung_cy + 0.05)) / 0.03)
+        return net * zone, zone
+    dots = np.zeros_like(X)
+    for _ in range(60):
+        dx, dy = rng.uniform(0.15, 0.85), rng.uniform(0.15, 0.75)
+        dots = np.maximum(dots, np.exp(-((X - dx) ** 2 + (Y - dy) ** 2) / (2 * 0.01**2)))
+    return (0.6 * net + dots) * cv.lung_field, cv.lung_field
+
+
+def _draw_pleura_and_wall(
+    cv: _Canvas, pattern: Pattern, side: str, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Patterns at the pleura or chest wall of one side (``side`` "R"/"L"; effusion picks its own from a box)."""
+    X, Y = cv.X, cv.Y
+    lx, ly, rx, ry, ang = cv.lungs[side]
+    sgn = -1 if side == "R" else 1
+    if pattern == P.EFFUSION:
+        cx, _, _, h = cv.box_sample("Effusion", rng)
+        lx, ly, rx, ry, ang = cv.lungs[cv.side_of(cx)]
+        h = float(np.clip(h, 0.06, 0.5))
+        lateral = np.clip((np.abs(X - 0.5) - abs(lx - 0.5)) / rx, 0, 1)
+        level = ly + ry - h - 0.5 * h * lateral
+        m = _ellipse(X, Y, lx, ly, rx * 1.05, ry * 1.03, ang, soft=0.04)[0] * expit((Y - level) / 0.01)
+        return m, m
+    if pattern == P.PNEUMOPERITONEUM:
         _, d = _ellipse(X, Y, lx, ly, rx, ry, ang)
-        lateral = expit(sgn * (X - lx) / 0.01)
-        if pattern == P.PLEURAL_THICKENING:
-            y0 = rng.uniform(ly - 0.7 * ry, ly)
-            m = np.exp(-(((d - 0.97) / 0.05) ** 2)) * lateral * expit((Y - y0) / 0.01) * expit((y0 + 0.35 - Y) / 0.01)
-            return m, m
-        y = rng.uniform(ly - 0.5 * ry, ly + 0.5 * ry)
-        x = lx + sgn * rx * math.sqrt(max(1 - ((y - ly) / ry) ** 2, 0.0))
-        if pattern == P.PLEURAL_PLAQUE:
-            m = _ellipse(X, Y, x, y, 0.012, 0.04, angle=0.0, soft=0.1)[0]
-            return m, m
-        a = sgn * rng.uniform(0.2, 0.5)
-        m = _ellipse(X, Y, x, y, 0.04, 0.013, angle=a, soft=0.1)[0]
-        gap = np.exp(-(((math.cos(a) * (X - x) + math.sin(a) * (Y - y)) / 0.004) ** 2))
-        return m - 0.8 * gap * m, m
+        m = np.exp(-(((d - 1.07) / 0.03) ** 2)) * expit((Y - (ly + 0.6 * ry)) / 0.01) * cv.body
+        return -m, m
+    if pattern == P.SUBCUTANEOUS_EMPHYSEMA:
+        region = cv.body * (1 - cv.lung_field) * expit(sgn * (X - lx - sgn * rx) / 0.01)
+        region = region * expit((Y - 0.2) / 0.02) * expit((0.7 - Y) / 0.02)
+        r = gaussian_filter(rng.standard_normal(X.shape).astype(np.float32), sigma=(cv.size / 30, cv.size / 200))
+        streak = expit((r - 0.5 * r.std()) / (0.1 * r.std() + 1e-8))
+        return -streak * region, region
+    _, d = _ellipse(X, Y, lx, ly, rx, ry, ang)
+    lateral = expit(sgn * (X - lx) / 0.01)
+    if pattern == P.PLEURAL_THICKENING:
+        y0 = rng.uniform(ly - 0.7 * ry, ly)
+        m = np.exp(-(((d - 0.97) / 0.05) ** 2)) * lateral * expit((Y - y0) / 0.01) * expit((y0 + 0.35 - Y) / 0.01)
+        return m, m
+    y = rng.uniform(ly - 0.5 * ry, ly + 0.5 * ry)
+    x = lx + sgn * rx * math.sqrt(max(1 - ((y - ly) / ry) ** 2, 0.0))
+    if pattern == P.PLEURAL_PLAQUE:
+        m = _ellipse(X, Y, x, y, 0.012, 0.04, angle=0.0, soft=0.1)[0]
+        return m, m
+    a = sgn * rng.uniform(0.2, 0.5)  # FRACTURE
+    m = _ellipse(X, Y, x, y, 0.04, 0.013, angle=a, soft=0.1)[0]
+    gap = np.exp(-(((math.cos(a) * (X - x) + math.sin(a) * (Y - y)) / 0.004) ** 2))
+    return m - 0.8 * gap * m, m
+
+
+def _draw_mediastinum(cv: _Canvas, pattern: Pattern, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Heart, mediastinum, aorta and midline patterns (cardiomegaly, hernia, devices, aorta, pneumomediastinum)."""
+    X, Y = cv.X, cv.Y
+    if pattern == P.CARDIOMEGALY:
+        cx, cy, w, h = cv.box_sample("Cardiomegaly", rng)
+        m = _ellipse(X, Y, cx, cy, w / 2, h / 2, soft=0.04)[0]
+        return m * cv.lung_field, m
     if pattern == P.HERNIA:
         cx, cy, r = 0.5 + rng.normal(0, 0.015), 0.66 + rng.normal(0, 0.02), rng.uniform(0.06, 0.09)
         m = _ellipse(X, Y, cx, cy, r, 0.85 * r, soft=0.06)[0]
@@ -326,32 +370,24 @@ def _draw(cv: _Canvas, pattern: Pattern, rng: np.random.Generator) -> tuple[np.n
         hw = rng.uniform(0.08, 0.11)
         m = expit((hw - np.abs(X - 0.5)) / 0.01) * expit((Y - 0.12) / 0.02) * expit((0.45 - Y) / 0.02)
         return m * (1 - cv.mediast), m * (1 - cv.mediast)
-    if pattern in (P.AORTIC_CALCIFICATION, P.AORTA):
-        kx, ky, kr = 0.57 + rng.normal(0, 0.008), 0.27 + rng.normal(0, 0.01), rng.uniform(0.035, 0.05)
-        if pattern == P.AORTIC_CALCIFICATION:
-            rr = np.hypot(X - kx, Y - ky)
-            m = np.exp(-(((rr - kr) / 0.005) ** 2)) * expit((ky - Y + 0.3 * kr) / 0.005)
-            return m, m
-        knob = _ellipse(X, Y, kx + 0.01, ky, kr, kr, soft=0.06)[0]
-        desc = np.exp(-(((X - kx - 0.012 * np.sin(20 * Y)) / 0.012) ** 2)) * expit((Y - ky) / 0.01)
-        m = np.maximum(knob, desc * expit((0.65 - Y) / 0.01))
-        return m, m
     if pattern == P.PNEUMOMEDIASTINUM:
         band = sum(np.exp(-(((X - 0.5 - s * (cv.med_hw + 0.012)) / 0.006) ** 2)) for s in (-1, 1))
         m = band * expit((Y - 0.12) / 0.01) * expit((0.5 - Y) / 0.01)
         return -m, m
-    if pattern == P.PNEUMOPERITONEUM:
-        _, d = _ellipse(X, Y, lx, ly, rx, ry, ang)
-        m = np.exp(-(((d - 1.07) / 0.03) ** 2)) * expit((Y - (ly + 0.6 * ry)) / 0.01) * cv.body
-        return -m, m
-    if pattern == P.SUBCUTANEOUS_EMPHYSEMA:
-        region = cv.body * (1 - cv.lung_field) * expit(sgn * (X - lx - sgn * rx) / 0.01)
-        region = region * expit((Y - 0.2) / 0.02) * expit((0.7 - Y) / 0.02)
-        r = gaussian_filter(rng.standard_normal(X.shape).astype(np.float32), sigma=(cv.size / 30, cv.size / 200))
-        streak = expit((r - 0.5 * r.std()) / (0.1 * r.std() + 1e-8))
-        return -streak * region, region
-    # OTHER_LESION
-    m = _ellipse(X, Y, rng.uniform(0.25, 0.75), rng.uniform(0.25, 0.7), rng.uniform(0.02, 0.04),
+    kx, ky, kr = 0.57 + rng.normal(0, 0.008), 0.27 + rng.normal(0, 0.01), rng.uniform(0.035, 0.05)
+    if pattern == P.AORTIC_CALCIFICATION:
+        rr = np.hypot(X - kx, Y - ky)
+        m = np.exp(-(((rr - kr) / 0.005) ** 2)) * expit((ky - Y + 0.3 * kr) / 0.005)
+        return m, m
+    knob = _ellipse(X, Y, kx + 0.01, ky, kr, kr, soft=0.06)[0]  # AORTA
+    desc = np.exp(-(((X - kx - 0.012 * np.sin(20 * Y)) / 0.012) ** 2)) * expit((Y - ky) / 0.01)
+    m = np.maximum(knob, desc * expit((0.65 - Y) / 0.01))
+    return m, m
+
+
+def _draw_other_lesion(cv: _Canvas, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Small irregular bright opacity anywhere in the thorax (VinDr "Other lesion")."""
+    m = _ellipse(cv.X, cv.Y, rng.uniform(0.25, 0.75), rng.uniform(0.25, 0.7), rng.uniform(0.02, 0.04),
                  rng.uniform(0.01, 0.03), angle=rng.uniform(0, math.pi), soft=0.05)[0]  # fmt: skip
     return m, m
 

@@ -77,6 +77,129 @@ def _bump(t: float, start: float, end: float, power: float = 0.5) -> float:
     return float(np.sin(np.pi * (t - start) / (end - start)) ** power)
 
 
+@dataclass
+class _Slice:
+    """One axial slice being painted: tissue codes ``m`` (``H W`` int8, changed in place), body position ``t``, and
+    the trunk outline at ``t`` (centre ``cx, cy`` and semi-axes ``a, b`` in pixels)."""
+
+    m: np.ndarray
+    t: float
+    cx: float
+    cy: float
+    a: float
+    b: float
+
+    def paint(self, name, ecx, ecy, ea, eb, angle=0.0, within=None, keep=()) -> None:
+        """Set the pixels of an ellipse to tissue ``name`` (only inside ``within``, never over ``keep``)."""
+        m, n = self.m, self.m.shape[0]
+        if ea <= 0.5 or eb <= 0.5:
+            return
+        r = max(ea, eb) + 1
+        y0, y1 = max(int(ecy - r), 0), min(int(ecy + r) + 2, n)
+        x0, x1 = max(int(ecx - r), 0), min(int(ecx + r) + 2, n)
+        if y0 >= y1 or x0 >= x1:
+            return
+        yy, xx = np.arange(y0, y1, dtype=np.float32)[:, None], np.arange(x0, x1, dtype=np.float32)[None, :]
+        c, s = np.cos(angle), np.sin(angle)
+        u, v = (xx - ecx) * c + (yy - ecy) * s, -(xx - ecx) * s + (yy - ecy) * c
+        mask = (u / ea) ** 2 + (v / eb) ** 2 <= 1.0
+        sub = m[y0:y1, x0:x1]
+        if within is not None:
+            mask &= within[y0:y1, x0:x1]
+        for code in keep:
+            mask &= sub != _CODE[code]
+        sub[mask] = _CODE[name]
+
+
+def _paint_body_wall(sl: _Slice, fat_scale: float) -> tuple[float, float]:
+    """Subcutaneous fat, muscle wall and (abdomen) visceral fat; returns the inner semi-axes ``(ai, bi)``."""
+    t, cx, cy, a, b = sl.t, sl.cx, sl.cy, sl.a, sl.b
+    sl.paint("subcutaneous_fat", cx, cy, a, b)
+    fat = 0.05 * fat_scale * (1.0 + 0.5 * _bump(t, 0.45, 1.1, 1.0))
+    sl.paint("muscle", cx, cy, a * (1 - fat), b * (1 - fat * 1.2))
+    ai, bi = a * (1 - fat - 0.07), b * (1 - fat * 1.2 - 0.09)
+    if t >= 0.4:
+        sl.paint("visceral_fat", cx, cy - 0.04 * b, ai, bi * 0.9)
+    return ai, bi
+
+
+def _paint_ribs(sl: _Slice, ai: float, bi: float, rib_phase: float) -> None:
+    """Ribs: small bony ellipses on the inner wall, alternating in and out of plane along the body axis."""
+    t, cx, cy, n = sl.t, sl.cx, sl.cy, sl.m.shape[0]
+    if t < 0.55:
+        for k in range(14):
+            ang = np.pi * (0.1 + 0.8 * (k % 7) / 6.0) + (np.pi if k >= 7 else 0.0)
+            if np.sin(2 * np.pi * 9 * t + rib_phase + k) > -0.2:
+                rx, ry = cx + 0.9 * ai * np.cos(ang), cy + 0.88 * bi * np.sin(ang)
+                sl.paint("bone_cortex", rx, ry, 0.025 * n, 0.012 * n, ang + np.pi / 2)
+
+
+def _paint_chest_and_upper_abdomen(sl: _Slice, p: dict) -> None:
+    """Mediastinum, trachea and heart; liver, spleen and kidneys (patient right = image left)."""
+    t, cx, cy, a, b = sl.t, sl.cx, sl.cy, sl.a, sl.b
+    if t < 0.42:
+        sl.paint("mediastinal_fat", cx, cy - 0.1 * b, 0.22 * a, 0.62 * b)
+        if t < 0.16:
+            sl.paint("trachea", cx, cy - 0.2 * b, 0.05 * a, 0.07 * b)
+        hs = _bump(t, 0.12, 0.42, 0.7) * p["heart"]
+        sl.paint("heart", cx + 0.08 * a, cy - 0.18 * b, 0.27 * a * hs, 0.36 * b * hs, 0.3)
+    ls = _bump(t, 0.3, 0.64, 0.6) * p["liver"]
+    sl.paint("liver", cx - 0.33 * a, cy - 0.02 * b, 0.5 * a * ls, 0.62 * b * ls, -0.25)
+    ss = _bump(t, 0.37, 0.56, 0.6)
+    sl.paint("spleen", cx + 0.52 * a, cy + 0.25 * b, 0.17 * a * ss, 0.3 * b * ss, 0.6)
+    ks = _bump(t, 0.49, 0.69, 0.6)
+    for side in (-1, 1):
+        sl.paint("kidney", cx + side * 0.38 * a, cy + 0.42 * b, 0.13 * a * ks, 0.2 * b * ks, side * 0.5)
+
+
+def _paint_bowel(sl: _Slice, bowel: np.ndarray, ai: float, bi: float, cavity: np.ndarray) -> None:
+    """Bowel loops (some with gas) inside the abdominal ``cavity``; ``bowel`` as :attr:`BodyPhantom.bowel`."""
+    t, cx, cy, a, b = sl.t, sl.cx, sl.cy, sl.a, sl.b
+    for u, v, r, t0, t1, gas in bowel:
+        if t0 < t < t1:
+            rr = r * _bump(t, t0, t1, 0.5)
+            bx, by = cx + u * ai, cy - 0.04 * b + v * bi
+            sl.paint("bowel", bx, by, rr * a, rr * a, within=cavity)
+            if gas:
+                sl.paint("bowel_gas", bx, by - 0.3 * rr * a, 0.5 * rr * a, 0.35 * rr * a, within=cavity)
+
+
+def _paint_pelvis(sl: _Slice) -> None:
+    """Bladder and pelvic bones (cortex around marrow)."""
+    t, cx, cy, a, b = sl.t, sl.cx, sl.cy, sl.a, sl.b
+    bl = _bump(t, 0.84, 1.1, 0.6)
+    sl.paint("bladder", cx, cy - 0.12 * b, 0.28 * a * bl, 0.3 * b * bl)
+    ps = _bump(t, 0.72, 1.3, 0.5)
+    for side in (-1, 1):
+        sl.paint("bone_cortex", cx + side * 0.58 * a, cy + 0.15 * b, 0.16 * a * ps, 0.42 * b * ps, side * 0.5)
+        sl.paint("bone_marrow", cx + side * 0.58 * a, cy + 0.15 * b, 0.11 * a * ps, 0.36 * b * ps, side * 0.5)
+
+
+def _paint_lungs(sl: _Slice, lung_scale: float) -> None:
+    """Lungs, drawn over the liver domes (which pushes the bases posteriorly), never over heart or ribs."""
+    t, cx, cy, a, b = sl.t, sl.cx, sl.cy, sl.a, sl.b
+    for side, name, end in ((-1, "lung_right", 0.42), (1, "lung_left", 0.45)):
+        s = (_bump(t, -0.02, end * 2 - 0.3, 0.45) if t < end else 0.0) * lung_scale
+        if t > 0.3:
+            s *= max(0.0, 1.0 - (t - 0.3) / (end - 0.3)) ** 0.5
+        ly = cy - 0.05 * b + 0.3 * b * max(0.0, (t - 0.3) / 0.15)
+        sl.paint(
+            name, cx + side * 0.46 * a, ly, 0.36 * a * s, 0.64 * b * s, side * 0.12, keep=("heart", "bone_cortex")
+        )
+
+
+def _paint_spine_and_aorta(sl: _Slice) -> None:
+    """Spine (vertebral body, canal, posterior elements) and the aorta in front-left of it."""
+    t, cx, cy, a, b = sl.t, sl.cx, sl.cy, sl.a, sl.b
+    vy, rv = cy + 0.58 * b, 0.14 * b * (1.0 + 0.3 * _bump(t, 0.75, 1.3, 1.0))
+    sl.paint("bone_cortex", cx, vy, rv, rv)
+    sl.paint("bone_marrow", cx, vy, rv * 0.78, rv * 0.78)
+    sl.paint("bone_cortex", cx, vy + 1.6 * rv, 0.8 * rv, 0.45 * rv)
+    sl.paint("csf", cx, vy + 1.25 * rv, 0.42 * rv, 0.38 * rv)
+    if t < 0.78:
+        sl.paint("aorta", cx + 0.12 * a, vy - 1.55 * rv, 0.075 * b, 0.075 * b)
+
+
 @dataclass(frozen=True)
 class BodyPhantom:
     """One synthetic patient; :meth:`render` draws its axial slice at body position ``t``.
@@ -149,101 +272,19 @@ class BodyPhantom:
     def organ_map(self, t: float) -> np.ndarray:
         """Tissue codes (see :data:`TISSUES`) of the axial slice at body position ``t``, shape ``H W`` (int8)."""
         n = self.size
-        m = np.zeros((n, n), dtype=np.int8)
         g, p = self.geometry(), self.params
-        cx, cy = g["cx"], g["cy"]
         a = g["a"] * (1.0 + 0.08 * _bump(t, 0.7, 1.2, 1.0))  # wider pelvis
         b = g["b"] * (1.0 + 0.1 * _bump(t, 0.4, 0.9, 1.0))  # rounder abdomen
-
-        def paint(name, ecx, ecy, ea, eb, angle=0.0, within=None, keep=()):
-            """Set the pixels of an ellipse to tissue ``name`` (only inside ``within``, never over ``keep``)."""
-            if ea <= 0.5 or eb <= 0.5:
-                return
-            r = max(ea, eb) + 1
-            y0, y1 = max(int(ecy - r), 0), min(int(ecy + r) + 2, n)
-            x0, x1 = max(int(ecx - r), 0), min(int(ecx + r) + 2, n)
-            if y0 >= y1 or x0 >= x1:
-                return
-            yy, xx = np.arange(y0, y1, dtype=np.float32)[:, None], np.arange(x0, x1, dtype=np.float32)[None, :]
-            c, s = np.cos(angle), np.sin(angle)
-            u, v = (xx - ecx) * c + (yy - ecy) * s, -(xx - ecx) * s + (yy - ecy) * c
-            mask = (u / ea) ** 2 + (v / eb) ** 2 <= 1.0
-            sub = m[y0:y1, x0:x1]
-            if within is not None:
-                mask &= within[y0:y1, x0:x1]
-            for code in keep:
-                mask &= sub != _CODE[code]
-            sub[mask] = _CODE[name]
-
-        paint("subcutaneous_fat", cx, cy, a, b)
-        fat = 0.05 * p["fat"] * (1.0 + 0.5 * _bump(t, 0.45, 1.1, 1.0))
-        paint("muscle", cx, cy, a * (1 - fat), b * (1 - fat * 1.2))
-        ai, bi = a * (1 - fat - 0.07), b * (1 - fat * 1.2 - 0.09)
-        if t >= 0.4:
-            paint("visceral_fat", cx, cy - 0.04 * b, ai, bi * 0.9)
-        cavity = m == _CODE["visceral_fat"]
-
-        # ribs: small bony ellipses on the inner wall, alternating in and out of plane along the body axis
-        if t < 0.55:
-            for k in range(14):
-                ang = np.pi * (0.1 + 0.8 * (k % 7) / 6.0) + (np.pi if k >= 7 else 0.0)
-                if np.sin(2 * np.pi * 9 * t + p["rib_phase"] + k) > -0.2:
-                    rx, ry = cx + 0.9 * ai * np.cos(ang), cy + 0.88 * bi * np.sin(ang)
-                    paint("bone_cortex", rx, ry, 0.025 * n, 0.012 * n, ang + np.pi / 2)
-
-        # mediastinum, trachea, heart
-        if t < 0.42:
-            paint("mediastinal_fat", cx, cy - 0.1 * b, 0.22 * a, 0.62 * b)
-            if t < 0.16:
-                paint("trachea", cx, cy - 0.2 * b, 0.05 * a, 0.07 * b)
-            hs = _bump(t, 0.12, 0.42, 0.7) * p["heart"]
-            paint("heart", cx + 0.08 * a, cy - 0.18 * b, 0.27 * a * hs, 0.36 * b * hs, 0.3)
-
-        # liver, spleen, kidneys (patient right = image left)
-        ls = _bump(t, 0.3, 0.64, 0.6) * p["liver"]
-        paint("liver", cx - 0.33 * a, cy - 0.02 * b, 0.5 * a * ls, 0.62 * b * ls, -0.25)
-        ss = _bump(t, 0.37, 0.56, 0.6)
-        paint("spleen", cx + 0.52 * a, cy + 0.25 * b, 0.17 * a * ss, 0.3 * b * ss, 0.6)
-        ks = _bump(t, 0.49, 0.69, 0.6)
-        for side in (-1, 1):
-            paint("kidney", cx + side * 0.38 * a, cy + 0.42 * b, 0.13 * a * ks, 0.2 * b * ks, side * 0.5)
-
-        # bowel loops
-        for u, v, r, t0, t1, gas in self.bowel:
-            if t0 < t < t1:
-                rr = r * _bump(t, t0, t1, 0.5)
-                bx, by = cx + u * ai, cy - 0.04 * b + v * bi
-                paint("bowel", bx, by, rr * a, rr * a, within=cavity)
-                if gas:
-                    paint("bowel_gas", bx, by - 0.3 * rr * a, 0.5 * rr * a, 0.35 * rr * a, within=cavity)
-
-        # bladder and pelvic bones
-        bl = _bump(t, 0.84, 1.1, 0.6)
-        paint("bladder", cx, cy - 0.12 * b, 0.28 * a * bl, 0.3 * b * bl)
-        ps = _bump(t, 0.72, 1.3, 0.5)
-        for side in (-1, 1):
-            paint("bone_cortex", cx + side * 0.58 * a, cy + 0.15 * b, 0.16 * a * ps, 0.42 * b * ps, side * 0.5)
-            paint("bone_marrow", cx + side * 0.58 * a, cy + 0.15 * b, 0.11 * a * ps, 0.36 * b * ps, side * 0.5)
-
-        # lungs (drawn over the liver domes, which pushes the bases posteriorly)
-        for side, name, end in ((-1, "lung_right", 0.42), (1, "lung_left", 0.45)):
-            s = (_bump(t, -0.02, end * 2 - 0.3, 0.45) if t < end else 0.0) * p["lung"]
-            if t > 0.3:
-                s *= max(0.0, 1.0 - (t - 0.3) / (end - 0.3)) ** 0.5
-            ly = cy - 0.05 * b + 0.3 * b * max(0.0, (t - 0.3) / 0.15)
-            paint(
-                name, cx + side * 0.46 * a, ly, 0.36 * a * s, 0.64 * b * s, side * 0.12, keep=("heart", "bone_cortex")
-            )
-
-        # spine: vertebral body, canal, posterior elements; aorta in front-left of the spine
-        vy, rv = cy + 0.58 * b, 0.14 * b * (1.0 + 0.3 * _bump(t, 0.75, 1.3, 1.0))
-        paint("bone_cortex", cx, vy, rv, rv)
-        paint("bone_marrow", cx, vy, rv * 0.78, rv * 0.78)
-        paint("bone_cortex", cx, vy + 1.6 * rv, 0.8 * rv, 0.45 * rv)
-        paint("csf", cx, vy + 1.25 * rv, 0.42 * rv, 0.38 * rv)
-        if t < 0.78:
-            paint("aorta", cx + 0.12 * a, vy - 1.55 * rv, 0.075 * b, 0.075 * b)
-        return m
+        sl = _Slice(np.zeros((n, n), dtype=np.int8), t, g["cx"], g["cy"], a, b)
+        ai, bi = _paint_body_wall(sl, p["fat"])
+        cavity = sl.m == _CODE["visceral_fat"]
+        _paint_ribs(sl, ai, bi, p["rib_phase"])
+        _paint_chest_and_upper_abdomen(sl, p)
+        _paint_bowel(sl, self.bowel, ai, bi, cavity)
+        _paint_pelvis(sl)
+        _paint_lungs(sl, p["lung"])
+        _paint_spine_and_aorta(sl)
+        return sl.m
 
     def render(
         self,

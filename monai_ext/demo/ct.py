@@ -183,9 +183,7 @@ def _paint_lungs(sl: _Slice, lung_scale: float) -> None:
         if t > 0.3:
             s *= max(0.0, 1.0 - (t - 0.3) / (end - 0.3)) ** 0.5
         ly = cy - 0.05 * b + 0.3 * b * max(0.0, (t - 0.3) / 0.15)
-        sl.paint(
-            name, cx + side * 0.46 * a, ly, 0.36 * a * s, 0.64 * b * s, side * 0.12, keep=("heart", "bone_cortex")
-        )
+        sl.paint(name, cx + side * 0.46 * a, ly, 0.36 * a * s, 0.64 * b * s, side * 0.12, keep=("heart", "bone_cortex"))
 
 
 def _paint_spine_and_aorta(sl: _Slice) -> None:

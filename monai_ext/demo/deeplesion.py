@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +192,221 @@ def _recist(rng, lesion: dict, k: int, noisy: bool) -> np.ndarray:
     return pts + rng.normal(0.0, 0.3, 8)
 
 
+@dataclass(frozen=True)
+class _Options:
+    """Options of one :func:`write_deeplesion_demo` call and the lesion-type distribution drawn from."""
+
+    image_size: int
+    unannotated_rate: float
+    noisy_rate: float
+    multi_lesion_rate: float
+    noise_hu: float
+    types: np.ndarray  # coarse lesion types, sorted
+    weights: np.ndarray  # their probabilities (LESION_SPECS weights, normalised)
+
+    @property
+    def pad(self) -> float:
+        """Bounding-box padding in pixels: the release pads 5 px at 512."""
+        return 5.0 * self.image_size / 512.0
+
+
+@dataclass(frozen=True)
+class _Series:
+    """One CT series of one patient's study: identifiers, patient fields and scan geometry."""
+
+    pid: int
+    study: int
+    series: int
+    split: int  # Train_Val_Test code 1/2/3
+    gender: str
+    age: str
+    px_mm: float
+    z_mm: float
+    length: float  # scanned body length in mm (lung apex to pelvic floor)
+
+    @property
+    def folder(self) -> str:
+        return f"{self.pid:06d}_{self.study:02d}_{self.series:02d}"
+
+    @property
+    def n_total(self) -> int:
+        return int(self.length / self.z_mm) + 1
+
+    def t_of(self, k: int) -> float:
+        """Body position of 1-based slice ``k``."""
+        return (k - 1) * self.z_mm / self.length
+
+
+def _check_options(
+    unannotated_rate: float,
+    noisy_rate: float,
+    multi_lesion_rate: float,
+    image_size: int,
+    split_fractions: tuple[float, float, float],
+) -> None:
+    """Raise ``ValueError`` naming the first option of :func:`write_deeplesion_demo` that is out of range."""
+    for name, rate in (
+        ("unannotated_rate", unannotated_rate),
+        ("noisy_rate", noisy_rate),
+        ("multi_lesion_rate", multi_lesion_rate),
+    ):
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"{name} must lie in [0, 1], got {rate}.")
+    if image_size < 64:
+        raise ValueError(f"image_size must be >= 64, got {image_size}.")
+    if len(split_fractions) != 3 or abs(sum(split_fractions) - 1.0) > 1e-6 or min(split_fractions) < 0:
+        raise ValueError(f"split_fractions must be 3 non-negative numbers summing to 1, got {split_fractions}.")
+
+
+def _split_codes(rng: np.random.Generator, n_patients: int, split_fractions: tuple[float, float, float]) -> np.ndarray:
+    """``Train_Val_Test`` code (1 train, 2 val, 3 test) of each patient, val and test at least one patient each."""
+    n_val = max(1, int(round(split_fractions[1] * n_patients)))
+    n_test = max(1, int(round(split_fractions[2] * n_patients)))
+    codes = np.array([2] * n_val + [3] * n_test + [1] * (n_patients - n_val - n_test))
+    return codes[rng.permutation(n_patients)]
+
+
+def _place_key_lesions(
+    rng: np.random.Generator, phantom: BodyPhantom, ser: _Series, opt: _Options
+) -> tuple[list[tuple[int, list[dict]]], list[dict]]:
+    """Choose 1-3 key slices and place their lesions (a second annotated one, and in training an unannotated one,
+    with the option rates); returns ``([(key slice, its lesions)], every lesion of the series)``."""
+    keys: list[tuple[int, list[dict]]] = []
+    lesions: list[dict] = []
+    n_keys = int(rng.choice([1, 2, 3], p=[0.4, 0.35, 0.25]))
+    for _ in range(40):
+        if len(keys) == n_keys:
+            break
+        ctype = int(rng.choice(opt.types, p=opt.weights))
+        if keys:  # further key images lie a few slices away in the same series
+            k = keys[-1][0] + int(rng.choice([-1, 1]) * rng.integers(2, 7))
+        else:
+            k = int(round(rng.uniform(*LESION_SPECS[ctype]["t"]) * ser.length / ser.z_mm)) + 1
+        if not 1 <= k <= ser.n_total or any(k == kk for kk, _ in keys):
+            continue
+        t = ser.t_of(k)
+        on_slice = [les for les in lesions if abs(les["zc"] - k) < les["r_z"]]
+        first = _place(rng, phantom, t, ctype, ser.px_mm, ser.z_mm, on_slice)
+        if first is None:
+            continue
+        first["annotated"] = True
+        found = [first]
+        wanted = (
+            (True, rng.random() < opt.multi_lesion_rate),
+            (False, ser.split == 1 and rng.random() < opt.unannotated_rate),
+        )
+        for annotated, draw in wanted:
+            for _ in range(6 if draw else 0):
+                ctype = int(rng.choice(opt.types, p=opt.weights))
+                other = _place(rng, phantom, t, ctype, ser.px_mm, ser.z_mm, on_slice + found)
+                if other is not None:
+                    other["annotated"] = annotated
+                    found.append(other)
+                    break
+        for les in found:
+            les["zc"] = k + rng.uniform(-0.4, 0.4) * min(les["r_z"], 1.0)
+        lesions.extend(found)
+        keys.append((k, found))
+    return keys, lesions
+
+
+def _write_slices(
+    folder: Path, rng: np.random.Generator, phantom: BodyPhantom, ser: _Series, lesions: list[dict], lo: int, hi: int,
+    noise_hu: float,
+) -> int:  # fmt: skip
+    """Render slices ``lo..hi`` of the series with its lesions into ``folder`` as 16-bit PNGs; returns the count."""
+    folder.mkdir(exist_ok=True)
+    for k in range(lo, hi + 1):
+
+        def overlay(img, _organs, k=k, lesions=lesions):
+            for les in lesions:
+                _draw(img, les, k, rng)
+
+        hu, _ = phantom.render(ser.t_of(k), rng, noise_hu, overlay=overlay)
+        Image.fromarray(hu_to_uint16(hu)).save(folder / f"{k:03d}.png", compress_level=1)
+    return len(range(lo, hi + 1))
+
+
+def _truth_row(file_name: str, j: int, les: dict, noisy: bool) -> list:
+    """``demo_lesions.csv`` row of lesion ``j`` of a key image (unformatted numbers)."""
+    return [file_name, j, les["type"], int(les["annotated"]), int(noisy), les["cx"], les["cy"], les["zc"],
+            les["r_long"], les["r_short"], les["r_z"], math.degrees(les["angle"]), les["hu"], les["host"]]  # fmt: skip
+
+
+def _dl_info_row(
+    rng: np.random.Generator, ser: _Series, opt: _Options, k: int, les: dict, noisy: bool, body_box: tuple,
+    slice_range: tuple[int, int], window: list,
+) -> list:  # fmt: skip
+    """``DL_info.csv`` row of an annotated lesion on key slice ``k``: RECIST axes, padded box, diameters, location."""
+    bx0, bx1, by0, by1 = body_box
+    pts = _recist(rng, les, k, noisy)
+    xs, ys = pts[0::2], pts[1::2]
+    box = [
+        max(xs.min() - opt.pad, 0.0),
+        max(ys.min() - opt.pad, 0.0),
+        min(xs.max() + opt.pad, opt.image_size - 1.0),
+        min(ys.max() + opt.pad, opt.image_size - 1.0),
+    ]
+    diam = sorted(
+        [math.hypot(pts[2] - pts[0], pts[3] - pts[1]), math.hypot(pts[6] - pts[4], pts[7] - pts[5])], reverse=True
+    )
+    loc = np.clip([(les["cx"] - bx0) / (bx1 - bx0), (les["cy"] - by0) / (by1 - by0), ser.t_of(k)], 0, 1)
+    return [f"{ser.folder}_{k:03d}.png", ser.pid, ser.study, ser.series, k, _join(pts + 1), _join(np.array(box) + 1),
+            _join(diam), _join(loc), les["type"] if ser.split != 1 else -1, int(noisy),
+            f"{slice_range[0]}, {slice_range[1]}", _join([ser.px_mm, ser.px_mm, ser.z_mm]),
+            f"{opt.image_size}, {opt.image_size}", _join(window), ser.gender, ser.age, ser.split]  # fmt: skip
+
+
+def _annotate_keys(
+    rng: np.random.Generator, phantom: BodyPhantom, ser: _Series, opt: _Options, keys: list, lo: int, hi: int,
+    rows: list, truth: list,
+) -> None:  # fmt: skip
+    """Append every key-image lesion to ``truth`` and the annotated ones to ``rows`` (``Possibly_noisy`` drawn)."""
+    for k, found in keys:
+        body = np.nonzero(phantom.organ_map(ser.t_of(k)))
+        body_box = (body[1].min(), body[1].max(), body[0].min(), body[0].max())
+        file_name = f"{ser.folder}_{k:03d}.png"
+        window = LESION_SPECS[found[0]["type"]]["window"]
+        for j, les in enumerate(found):
+            noisy = bool(les["annotated"] and rng.random() < opt.noisy_rate)
+            truth.append(_truth_row(file_name, j, les, noisy))
+            if les["annotated"]:
+                rows.append(_dl_info_row(rng, ser, opt, k, les, noisy, body_box, (lo, hi), window))
+
+
+def _write_tables(root: Path, rows: list, truth: list) -> None:
+    """Write ``DL_info.csv`` (sorted by file name) and ``demo_lesions.csv`` (by file name and lesion)."""
+    rows.sort(key=lambda r: r[0])  # stable: lesions of one image keep their order
+    with open(root / "DL_info.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(DL_INFO_HEADER)
+        writer.writerows(rows)
+    truth.sort(key=lambda r: (r[0], r[1]))
+    with open(root / "demo_lesions.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(DEMO_LESIONS_HEADER)
+        writer.writerows([r[:5] + [_FIG.format(v) for v in r[5:13]] + [r[13]] for r in truth])
+
+
+def _summary(root: Path, rows: list, truth: list, n_patients: int, n_series: int, n_slices: int) -> dict[str, Any]:
+    """The writer's summary dict (see :func:`write_deeplesion_demo`)."""
+    images = {}
+    for r in rows:
+        images.setdefault(r[0], r[-1])
+    names = {1: "train", 2: "val", 3: "test"}
+    return {
+        "root": str(root),
+        "patients": n_patients,
+        "series": n_series,
+        "key_images": len(images),
+        "lesions": len(rows),
+        "unannotated_lesions": sum(1 for r in truth if not r[3]),
+        "possibly_noisy": sum(int(r[10]) for r in rows),
+        "slices": n_slices,
+        "images_per_split": {names[c]: sum(1 for v in images.values() if v == c) for c in names},
+    }
+
+
 def write_deeplesion_demo(
     root: str | os.PathLike,
     size: float = 1.0,
@@ -237,30 +453,17 @@ def write_deeplesion_demo(
     Raises:
         ValueError: a rate outside [0, 1], ``image_size`` < 64, or split fractions that do not sum to 1.
     """
-    for name, rate in (
-        ("unannotated_rate", unannotated_rate),
-        ("noisy_rate", noisy_rate),
-        ("multi_lesion_rate", multi_lesion_rate),
-    ):
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError(f"{name} must lie in [0, 1], got {rate}.")
-    if image_size < 64:
-        raise ValueError(f"image_size must be >= 64, got {image_size}.")
-    if len(split_fractions) != 3 or abs(sum(split_fractions) - 1.0) > 1e-6 or min(split_fractions) < 0:
-        raise ValueError(f"split_fractions must be 3 non-negative numbers summing to 1, got {split_fractions}.")
+    _check_options(unannotated_rate, noisy_rate, multi_lesion_rate, image_size, split_fractions)
     rng = np.random.default_rng(seed)
     root = Path(root)
     (root / "Images_png").mkdir(parents=True, exist_ok=True)
 
     n_patients = max(6, int(round(24 * size)))
-    n_val = max(1, int(round(split_fractions[1] * n_patients)))
-    n_test = max(1, int(round(split_fractions[2] * n_patients)))
-    codes = np.array([2] * n_val + [3] * n_test + [1] * (n_patients - n_val - n_test))
-    codes = codes[rng.permutation(n_patients)]
+    codes = _split_codes(rng, n_patients, split_fractions)
     types = np.array(sorted(LESION_SPECS))
     weights = np.array([LESION_SPECS[c]["weight"] for c in types], dtype=float)
     weights /= weights.sum()
-    pad = 5.0 * image_size / 512.0
+    opt = _Options(image_size, unannotated_rate, noisy_rate, multi_lesion_rate, noise_hu, types, weights)
 
     rows, truth, n_series, n_slices = [], [], 0, 0
     for pid in range(1, n_patients + 1):
@@ -270,157 +473,21 @@ def write_deeplesion_demo(
         phantom = BodyPhantom.random(rng, image_size)
         for study in range(1, 1 + 1 + int(rng.random() < 0.35) + int(rng.random() < 0.1)):
             for series in range(1, 1 + 1 + int(rng.random() < 0.1)):
-                folder = f"{pid:06d}_{study:02d}_{series:02d}"
                 px_mm = rng.uniform(0.6, 0.9) * 512.0 / image_size
                 z_mm = float(rng.choice([1.25, 2.5, 5.0], p=[0.2, 0.3, 0.5]))
                 length = 680.0 * rng.uniform(0.9, 1.1)
-                n_total = int(length / z_mm) + 1
-
-                def t_of(k, z_mm=z_mm, length=length):
-                    return (k - 1) * z_mm / length
-
-                keys: list[tuple[int, list[dict]]] = []
-                lesions: list[dict] = []
-                n_keys = int(rng.choice([1, 2, 3], p=[0.4, 0.35, 0.25]))
-                for _ in range(40):
-                    if len(keys) == n_keys:
-                        break
-                    ctype = int(rng.choice(types, p=weights))
-                    if keys:  # further key images lie a few slices away in the same series
-                        k = keys[-1][0] + int(rng.choice([-1, 1]) * rng.integers(2, 7))
-                    else:
-                        k = int(round(rng.uniform(*LESION_SPECS[ctype]["t"]) * length / z_mm)) + 1
-                    if not 1 <= k <= n_total or any(k == kk for kk, _ in keys):
-                        continue
-                    t = t_of(k)
-                    on_slice = [les for les in lesions if abs(les["zc"] - k) < les["r_z"]]
-                    first = _place(rng, phantom, t, ctype, px_mm, z_mm, on_slice)
-                    if first is None:
-                        continue
-                    first["annotated"] = True
-                    found = [first]
-                    wanted = (
-                        (True, rng.random() < multi_lesion_rate),
-                        (False, split == 1 and rng.random() < unannotated_rate),
-                    )
-                    for annotated, draw in wanted:
-                        for _ in range(6 if draw else 0):
-                            ctype = int(rng.choice(types, p=weights))
-                            other = _place(rng, phantom, t, ctype, px_mm, z_mm, on_slice + found)
-                            if other is not None:
-                                other["annotated"] = annotated
-                                found.append(other)
-                                break
-                    for les in found:
-                        les["zc"] = k + rng.uniform(-0.4, 0.4) * min(les["r_z"], 1.0)
-                    lesions.extend(found)
-                    keys.append((k, found))
+                ser = _Series(pid, study, series, split, gender, age, px_mm, z_mm, length)
+                keys, lesions = _place_key_lesions(rng, phantom, ser, opt)
                 if not keys:
                     continue
                 n_series += 1
                 ks = [k for k, _ in keys]
                 lo = max(1, min(ks) - min(int(round(30 / z_mm)), 4) + int(rng.integers(0, 2)))
-                hi = min(n_total, max(ks) + min(int(round(30 / z_mm)), 4) - int(rng.integers(0, 2)))
-                (root / "Images_png" / folder).mkdir(exist_ok=True)
-                for k in range(lo, hi + 1):
+                hi = min(ser.n_total, max(ks) + min(int(round(30 / z_mm)), 4) - int(rng.integers(0, 2)))
+                n_slices += _write_slices(
+                    root / "Images_png" / ser.folder, rng, phantom, ser, lesions, lo, hi, noise_hu
+                )
+                _annotate_keys(rng, phantom, ser, opt, keys, lo, hi, rows, truth)
 
-                    def overlay(img, _organs, k=k, lesions=lesions):
-                        for les in lesions:
-                            _draw(img, les, k, rng)
-
-                    hu, _ = phantom.render(t_of(k), rng, noise_hu, overlay=overlay)
-                    Image.fromarray(hu_to_uint16(hu)).save(
-                        root / "Images_png" / folder / f"{k:03d}.png", compress_level=1
-                    )
-                    n_slices += 1
-                for k, found in keys:
-                    body = np.nonzero(phantom.organ_map(t_of(k)))
-                    bx0, bx1, by0, by1 = body[1].min(), body[1].max(), body[0].min(), body[0].max()
-                    file_name = f"{folder}_{k:03d}.png"
-                    window = LESION_SPECS[found[0]["type"]]["window"]
-                    for j, les in enumerate(found):
-                        noisy = bool(les["annotated"] and rng.random() < noisy_rate)
-                        truth.append(
-                            [
-                                file_name,
-                                j,
-                                les["type"],
-                                int(les["annotated"]),
-                                int(noisy),
-                                les["cx"],
-                                les["cy"],
-                                les["zc"],
-                                les["r_long"],
-                                les["r_short"],
-                                les["r_z"],
-                                math.degrees(les["angle"]),
-                                les["hu"],
-                                les["host"],
-                            ]
-                        )
-                        if not les["annotated"]:
-                            continue
-                        pts = _recist(rng, les, k, noisy)
-                        xs, ys = pts[0::2], pts[1::2]
-                        box = [
-                            max(xs.min() - pad, 0.0),
-                            max(ys.min() - pad, 0.0),
-                            min(xs.max() + pad, image_size - 1.0),
-                            min(ys.max() + pad, image_size - 1.0),
-                        ]
-                        diam = sorted(
-                            [
-                                math.hypot(pts[2] - pts[0], pts[3] - pts[1]),
-                                math.hypot(pts[6] - pts[4], pts[7] - pts[5]),
-                            ],
-                            reverse=True,
-                        )
-                        loc = np.clip([(les["cx"] - bx0) / (bx1 - bx0), (les["cy"] - by0) / (by1 - by0), t_of(k)], 0, 1)
-                        rows.append(
-                            [
-                                file_name,
-                                pid,
-                                study,
-                                series,
-                                k,
-                                _join(pts + 1),
-                                _join(np.array(box) + 1),
-                                _join(diam),
-                                _join(loc),
-                                les["type"] if split != 1 else -1,
-                                int(noisy),
-                                f"{lo}, {hi}",
-                                _join([px_mm, px_mm, z_mm]),
-                                f"{image_size}, {image_size}",
-                                _join(window),
-                                gender,
-                                age,
-                                split,
-                            ]
-                        )
-
-    rows.sort(key=lambda r: r[0])  # stable: lesions of one image keep their order
-    with open(root / "DL_info.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(DL_INFO_HEADER)
-        writer.writerows(rows)
-    truth.sort(key=lambda r: (r[0], r[1]))
-    with open(root / "demo_lesions.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(DEMO_LESIONS_HEADER)
-        writer.writerows([r[:5] + [_FIG.format(v) for v in r[5:13]] + [r[13]] for r in truth])
-    images = {}
-    for r in rows:
-        images.setdefault(r[0], r[-1])
-    names = {1: "train", 2: "val", 3: "test"}
-    return {
-        "root": str(root),
-        "patients": n_patients,
-        "series": n_series,
-        "key_images": len(images),
-        "lesions": len(rows),
-        "unannotated_lesions": sum(1 for r in truth if not r[3]),
-        "possibly_noisy": sum(int(r[10]) for r in rows),
-        "slices": n_slices,
-        "images_per_split": {names[c]: sum(1 for v in images.values() if v == c) for c in names},
-    }
+    _write_tables(root, rows, truth)
+    return _summary(root, rows, truth, n_patients, n_series, n_slices)

@@ -6,8 +6,9 @@ Submodules (import the one you need): ``datalist`` (shared checks and helpers), 
 ``__init__`` is the public entry for NIH ChestX-ray14, CheXpert, OpenI, PadChest, MIMIC-CXR-LT, VinDr-CXR and NVUM
 label alignment; one ``cxr.<dataset>`` module per reader, ``cxr.labels`` for class lists and label rules,
 ``cxr.nvum`` for NVUM's sets, ``cxr.common`` for file lookup and the patient split), ``deeplesion``,
-``covid_ct`` (+ ``covid_ct_slices``, its 2D slice cache), ``rop``, ``inference`` (folders/lists of DICOM/PNG/JPEG
-radiographs for batch inference) and ``volume_inference`` (NIfTI volumes and DICOM series for batch CT inference).
+``covid_ct`` (+ ``covid_ct_layouts``, where the two releases keep their files, and ``covid_ct_slices``, its 2D
+slice cache), ``rop``, ``inference`` (folders/lists of DICOM/PNG/JPEG radiographs for batch inference) and
+``volume_inference`` (NIfTI volumes and DICOM series for batch CT inference).
 The synthetic demo datasets written in these layouts live in :mod:`monai_ext.demo`.
 """
 
@@ -16,7 +17,8 @@ from __future__ import annotations
 import importlib
 
 __all__ = [
-    "datalist", "cxr", "deeplesion", "covid_ct", "covid_ct_slices", "rop", "inference", "volume_inference",
+    "datalist", "cxr", "deeplesion", "covid_ct", "covid_ct_layouts", "covid_ct_slices", "rop", "inference",
+    "volume_inference",
 ]  # fmt: skip
 
 

@@ -195,9 +195,7 @@ def write_rop_demo(
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     n_inf = max(8, int(round(30 * size)))
-    counts = [max(1, int(round(f * n_inf))) for f in split_fractions[1:]]
-    splits = np.array(["val"] * counts[0] + ["test"] * counts[1] + ["meta"] * counts[2])
-    splits = np.concatenate([np.array(["train"] * (n_inf - len(splits))), splits])[rng.permutation(n_inf)]
+    splits = _infant_splits(rng, n_inf, split_fractions)
 
     rows, truth = [], []
     for i in range(n_inf):
@@ -241,6 +239,22 @@ def write_rop_demo(
                     truth.append([image_id, true, f"{sev:.4f}", stage, zone])
             pma += rng.uniform(1.0, 3.0)
 
+    _write_tables(root, rows, truth, splits)
+    return _summary(root, n_inf, rows, truth, splits)
+
+
+def _infant_splits(
+    rng: np.random.Generator, n_inf: int, split_fractions: tuple[float, float, float, float]
+) -> np.ndarray:
+    """Split of each infant (train / val / test / meta), val, test and meta at least one infant each, shuffled."""
+    counts = [max(1, int(round(f * n_inf))) for f in split_fractions[1:]]
+    splits = np.array(["val"] * counts[0] + ["test"] * counts[1] + ["meta"] * counts[2])
+    return np.concatenate([np.array(["train"] * (n_inf - len(splits))), splits])[rng.permutation(n_inf)]
+
+
+def _write_tables(root: Path, rows: list, truth: list, splits: np.ndarray) -> None:
+    """Write ``labels.csv`` and ``demo_truth.csv`` (sorted by image id, in place), ``splits.csv`` and
+    ``annotators.json``."""
     rows.sort(key=lambda r: r[0])
     truth.sort(key=lambda r: r[0])
     with open(root / "labels.csv", "w", newline="") as f:
@@ -251,6 +265,10 @@ def write_rop_demo(
         csv.writer(f).writerows([["infant_id", "split"]] + [[f"I{i + 1:04d}", str(s)] for i, s in enumerate(splits)])
     with open(root / "annotators.json", "w") as f:
         json.dump(ANNOTATORS, f, indent=2)
+
+
+def _summary(root: Path, n_inf: int, rows: list, truth: list, splits: np.ndarray) -> dict[str, Any]:
+    """The writer's summary dict (see :func:`write_rop_demo`)."""
     split_of = {f"I{i + 1:04d}": str(s) for i, s in enumerate(splits)}
     return {
         "root": str(root),

@@ -108,6 +108,36 @@ def parse_padchest_labels(text: str) -> list[str]:
     return [t.strip() for t in value if t.strip()]
 
 
+def _select_rows(
+    df: pd.DataFrame,
+    label_methods: Sequence[str] | None,
+    projections: Sequence[str] | None,
+    projection_methods: Sequence[str] | None,
+    exclude_images: Sequence[str],
+    one_per_patient: bool,
+    min_age: float | None,
+    age_reference_year: int,
+    keep_unlabelled: bool,
+) -> pd.DataFrame:
+    """Apply :func:`padchest_datalist`'s row filters in NVUM's order; the kept rows sorted by ``ImageID``."""
+    keep = pd.Series(True, index=df.index)
+    for col, allowed in (("MethodLabel", label_methods), ("Projection", projections)):
+        if allowed is not None:
+            keep &= df[col].isin(list(allowed))
+    if projection_methods is not None:
+        keep &= df["MethodProjection"].isin(list(projection_methods))
+    if not keep_unlabelled:
+        keep &= df["Labels"].notna()
+    keep &= ~df["ImageID"].isin(list(exclude_images))
+    df = df[keep]
+    if one_per_patient:
+        df = df.drop_duplicates("PatientID", keep="first")
+    if min_age is not None:
+        births = pd.to_numeric(df["PatientBirth"], errors="coerce")
+        df = df[(age_reference_year - births) > min_age]
+    return df.sort_values("ImageID", kind="stable")
+
+
 def padchest_datalist(
     dataset_dir: str | os.PathLike,
     classes: Sequence[str] = PADCHEST_CLASSES,
@@ -190,22 +220,10 @@ def padchest_datalist(
         na_values={"Labels": [""], "PatientBirth": [""]},
     )
     df["_row"] = range(len(df))
-    keep = pd.Series(True, index=df.index)
-    for col, allowed in (("MethodLabel", label_methods), ("Projection", projections)):
-        if allowed is not None:
-            keep &= df[col].isin(list(allowed))
-    if projection_methods is not None:
-        keep &= df["MethodProjection"].isin(list(projection_methods))
-    if not keep_unlabelled:
-        keep &= df["Labels"].notna()
-    keep &= ~df["ImageID"].isin(list(exclude_images))
-    df = df[keep]
-    if one_per_patient:
-        df = df.drop_duplicates("PatientID", keep="first")
-    if min_age is not None:
-        births = pd.to_numeric(df["PatientBirth"], errors="coerce")
-        df = df[(age_reference_year - births) > min_age]
-    df = df.sort_values("ImageID", kind="stable")
+    df = _select_rows(
+        df, label_methods, projections, projection_methods, exclude_images, one_per_patient, min_age,
+        age_reference_year, keep_unlabelled,
+    )  # fmt: skip
 
     parsed: dict[str, tuple[list[str], list[float]]] = {}
     term_cache: dict[str, frozenset[str]] = {}

@@ -118,12 +118,18 @@ def format_summary(summaries: Sequence[SplitSummary]) -> str:
     for dataset in dict.fromkeys(s.dataset for s in summaries):
         rows = [s for s in summaries if s.dataset == dataset]
         header = "| " + dataset + " | " + " | ".join(s.split for s in rows) + " |"
-        lines = [header, "|---" * (len(rows) + 1) + "|", "| items | " + " | ".join(str(s.num_items) for s in rows) + " |"]
+        lines = [
+            header,
+            "|---" * (len(rows) + 1) + "|",
+            "| items | " + " | ".join(str(s.num_items) for s in rows) + " |",
+        ]
         for key in rows[0].prevalence:
             cells = []
             for s in rows:
                 v = s.prevalence.get(key, math.nan)
-                cells.append("n/a" if math.isnan(v) else (f"{v:.2f}" if key.endswith("per image") else f"{100 * v:.1f}%"))
+                cells.append(
+                    "n/a" if math.isnan(v) else (f"{v:.2f}" if key.endswith("per image") else f"{100 * v:.1f}%")
+                )
             lines.append(f"| {key} | " + " | ".join(cells) + " |")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)

@@ -13,7 +13,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from monai_ext.demo.dicom_series import write_ct_dicom_series
 from monai_ext.data.volume_inference import (
     check_volumes,
     mask_path,
@@ -21,6 +20,7 @@ from monai_ext.data.volume_inference import (
     prepare_volume_inference_datalist,
     volume_inference_datalist,
 )
+from monai_ext.demo.dicom_series import write_ct_dicom_series
 
 SPACING = (0.8, 0.8, 2.0)
 

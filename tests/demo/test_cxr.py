@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from monai_ext.demo import cxr
-from monai_ext.demo.cxr import chexpert as cxr_chexpert
+from monai_ext.demo.cxr import chexpert as demo_chexpert
 from monai_ext.demo.cxr_patterns import BOX_QUANTILES, POLARITY, Pattern, render_chest
 from monai_ext.demo.label_noise import (
     LABEL_MODELS,
@@ -110,9 +110,9 @@ def test_constants_match_the_packaged_statistics():
     rates["Fracture"] = opi["CXP_setting"]["positive_rate_among_kept_all_views"]["Fracture"]
     assert LABEL_MODELS["openi"].no_finding == rates.pop("No_Finding") == 0.8106
     assert dict(zip(LABEL_MODELS["openi"].classes, LABEL_MODELS["openi"].prevalence)) == rates
-    assert cxr_chexpert._CHEXPERT_UNCERTAIN == tuple(chex[c]["frac_uncertain"] for c in chex_classes)
+    assert demo_chexpert._CHEXPERT_UNCERTAIN == tuple(chex[c]["frac_uncertain"] for c in chex_classes)
     # explicit 0.0 among 0.0-or-blank entries, neg / (neg + blank): 15345 / (15345 + 156209) = 0.0894
-    assert cxr_chexpert._CHEXPERT_ZERO[:3] == (0.089, 0.049, 0.055)
+    assert demo_chexpert._CHEXPERT_ZERO[:3] == (0.089, 0.049, 0.055)
 
 
 @pytest.mark.parametrize("name", ["nih", "chexpert", "padchest", "vindr", "openi", "mimic_cxr_lt"])

@@ -55,8 +55,8 @@ def test_load_stats_returns_a_fresh_dict():
 
 
 def test_load_stats_errors(monkeypatch):
-    with pytest.raises(ValueError, match=r"unknown demo statistics 'cxr_labels'; choose from \['cxr_label_stats'"):
-        load_stats("cxr_labels")
+    with pytest.raises(ValueError, match=r"unknown demo statistics 'label_stats'; choose from \['cxr_label_stats'"):
+        load_stats("label_stats")
     monkeypatch.setitem(STATS_MD5, "absent.json", "0" * 32)
     with pytest.raises(FileNotFoundError, match=r"'absent.json' is missing .* reinstall monai-ext"):
         load_stats("absent")

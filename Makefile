@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m monai_ext.data.demo --out $(DEMO_DIR) --size $(DEMO_SIZE) --summary
+	$(PY) -m monai_ext.demo --out $(DEMO_DIR) --size $(DEMO_SIZE) --summary
 	$(PY) scripts/run_demo.py --demo-dir $(DEMO_DIR) --work-dir runs/demo
 
 test: $(STAMP)

@@ -87,7 +87,7 @@ def slice_corruption(
         DatasetLayoutError: a missing column, or an unknown ``corruption`` value (file, line and column named).
     """
     noise = read_csv_checked(noise_csv, _NOISE_COLUMNS, "demo mask-noise CSV",
-                             "Write it with python -m monai_ext.data.demo.")  # fmt: skip
+                             "Write it with python -m monai_ext.demo.")  # fmt: skip
     kinds = set(CORRUPTIONS) | {"none"}
     for row, value in enumerate(noise["corruption"].astype(str)):
         if value not in kinds:

@@ -36,7 +36,7 @@ from monai_ext.bench.mombs_audit import category_vs_corruption, latest_difficult
 from monai_ext.bench.mombs_bundle import BUNDLE_DIR, bundle_overrides
 from monai_ext.bench.mombs_report import aggregate_runs
 from monai_ext.data.datalist import DatasetLayoutError, read_csv_checked, require_file
-from monai_ext.data.demo import get_writer
+from monai_ext.demo import get_writer
 from monai_ext.samplers.mombs import SamplingStrategy
 
 __all__ = [
@@ -236,7 +236,7 @@ def run_efficacy(
     if data_dir is None:
         write_bench_data(work_dir / "data", data_size, data_seed)
     noise_csv = require_file(dataset_dir / NOISE_CSV, "the demo's mask-noise record",
-                             "Write the demo with python -m monai_ext.data.demo --only covid_medseg.")  # fmt: skip
+                             "Write the demo with python -m monai_ext.demo --only covid_medseg.")  # fmt: skip
     clean_dir = dataset_dir / CLEAN_DIR
     runs = []
     for seed in seeds:

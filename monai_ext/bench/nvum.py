@@ -31,7 +31,7 @@ from monai_ext.bench.nvum_audit import audit_saved_memory
 from monai_ext.bench.nvum_bundle import BUNDLE_DIR, Method, bundle_overrides
 from monai_ext.bench.nvum_report import aggregate_runs
 from monai_ext.data.datalist import DatasetLayoutError, read_csv_checked, require_dir
-from monai_ext.data.demo import get_writer
+from monai_ext.demo import get_writer
 
 __all__ = ["write_bench_data", "run_dir", "read_mean_auc", "run_bundle", "run_efficacy", "recompute_audits"]
 
@@ -52,7 +52,7 @@ def write_bench_data(
 ) -> dict[str, dict[str, Any]]:
     """Write the demo NIH (noisy training labels), OpenI and PadChest (clean) datasets under ``root/<name>``.
 
-    Uses the demo writers (:func:`monai_ext.data.demo.get_writer`) with seeds ``seed``, ``seed + 1``, ``seed + 2``.
+    Uses the demo writers (:func:`monai_ext.demo.get_writer`) with seeds ``seed``, ``seed + 1``, ``seed + 2``.
 
     Args:
         root: output folder.

@@ -54,7 +54,7 @@ def recorded_flips(
         DatasetLayoutError: ``noise_csv`` misses one of its four columns.
     """
     noise = read_csv_checked(noise_csv, ["image", "class", "clean", "noisy"], "demo label-noise CSV",
-                             "Write it with python -m monai_ext.data.demo.")  # fmt: skip
+                             "Write it with python -m monai_ext.demo.")  # fmt: skip
     position = {Path(str(item["image"])).name: int(item["index"]) for item in datalist}
     column = {str(name): c for c, name in enumerate(class_names)}
     return {

@@ -52,7 +52,7 @@ class BundleDemo:
 
 def _covid_dicom_series(demo_dir: Path, input_dir: Path) -> None:
     """One demo CT volume re-written as a DICOM series folder, to show DICOM input beside NIfTI."""
-    from monai_ext.data.demo.dicom_series import nifti_to_dicom_series
+    from monai_ext.demo.dicom_series import nifti_to_dicom_series
 
     nifti_to_dicom_series(demo_dir / "covid_medseg" / "rp_im" / "1.nii.gz", input_dir / "rp_1_dicom_series")
 
@@ -96,13 +96,13 @@ def run_bundle_demo(
     Args:
         demo: the bundle's demo settings.
         bundles_dir: the repository's ``bundles/`` folder.
-        demo_dir: root of the demo datasets (``python -m monai_ext.data.demo --out``).
+        demo_dir: root of the demo datasets (``python -m monai_ext.demo --out``).
         work_dir: where checkpoints (``<work_dir>/<bundle>/models``), evaluation outputs (``.../eval``) and inference
             results (``.../predictions``) go; previous results of the same bundle there are replaced.
         extra_inputs: more files for the inference input folder of bundles with ``real_radiograph`` (a real DICOM).
 
     Raises:
-        FileNotFoundError: the bundle or a demo dataset is missing (run ``python -m monai_ext.data.demo`` first).
+        FileNotFoundError: the bundle or a demo dataset is missing (run ``python -m monai_ext.demo`` first).
     """
     bundle = Path(bundles_dir) / demo.name
     configs = bundle / "configs"
@@ -117,7 +117,7 @@ def run_bundle_demo(
         path = Path(demo_dir) / folder
         if not path.is_dir():
             raise FileNotFoundError(
-                f"demo dataset '{path}' not found; run `python -m monai_ext.data.demo --out {demo_dir}`."
+                f"demo dataset '{path}' not found; run `python -m monai_ext.demo --out {demo_dir}`."
             )
         common[key] = str(path)
     logger.info("%s: training", demo.name)

@@ -20,7 +20,7 @@ released ``models/model.pt``. The functions here run the same MONAI steps withou
 
 :func:`verify_bundle` runs them all (``scripts/verify_bundles.py`` is its command line). Properties are instantiated by
 MONAI's check, so it needs data: :func:`demo_overrides` points the configs' demo-data paths at a folder of
-:mod:`monai_ext.data.demo` datasets.
+:mod:`monai_ext.demo` datasets.
 """
 
 from __future__ import annotations
@@ -361,13 +361,13 @@ def demo_overrides(
 def write_demo_data(
     demo_root: str | os.PathLike, names: Sequence[str], size: float = DEMO_SIZE, seed: int = DEMO_SEED
 ) -> Path:
-    """Write the :mod:`monai_ext.data.demo` datasets ``names`` that ``demo_root`` does not hold yet; return the root.
+    """Write the :mod:`monai_ext.demo` datasets ``names`` that ``demo_root`` does not hold yet; return the root.
 
     Each dataset's seed depends only on ``seed`` and its name, so datasets written by separate calls match those of
     one call.
     """
     # imported here: the demo writers are heavy and only the property check needs them
-    from monai_ext.data.demo import write_demo_datasets
+    from monai_ext.demo import write_demo_datasets
 
     root = Path(demo_root)
     todo = [n for n in names if not (root / n).is_dir()]

@@ -2,12 +2,14 @@
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Readers that turn each public dataset's real on-disk layout into MONAI datalists.
 
-Submodules (import the one you need): ``datalist`` (shared checks and helpers), ``cxr`` (the public entry for
-NIH ChestX-ray14, CheXpert, OpenI, PadChest, MIMIC-CXR-LT, VinDr-CXR and NVUM label alignment; one ``cxr_<dataset>``
-module per reader, ``cxr_labels`` for class lists and label rules, ``cxr_nvum`` for NVUM's sets), ``deeplesion``,
-``covid_ct`` (+ ``covid_ct_slices``, its 2D slice cache), ``rop``, ``inference`` (folders/lists for batch inference,
-one mechanism with an input kind: DICOM/PNG/JPEG radiographs, or NIfTI volumes and DICOM series) and ``demo`` (writes
-small datasets in every layout).
+Submodules (import the one you need): ``datalist`` (shared checks and helpers), ``cxr`` (a package whose
+``__init__`` is the public entry for NIH ChestX-ray14, CheXpert, OpenI, PadChest, MIMIC-CXR-LT, VinDr-CXR and NVUM
+label alignment; one ``cxr.<dataset>`` module per reader, ``cxr.labels`` for class lists and label rules,
+``cxr.nvum`` for NVUM's sets, ``cxr.common`` for file lookup and the patient split), ``deeplesion``,
+``covid_ct`` (+ ``covid_ct_layouts``, where the two releases keep their files, and ``covid_ct_slices``, its 2D
+slice cache), ``rop`` and ``inference`` (folders/lists for batch inference, one mechanism with an input kind:
+DICOM/PNG/JPEG radiographs, or NIfTI volumes and DICOM series).
+The synthetic demo datasets written in these layouts live in :mod:`monai_ext.demo`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import importlib
 
 __all__ = [
-    "datalist", "cxr", "deeplesion", "covid_ct", "covid_ct_slices", "rop", "inference", "demo",
+    "datalist", "cxr", "deeplesion", "covid_ct", "covid_ct_layouts", "covid_ct_slices", "rop", "inference",
 ]  # fmt: skip
 
 

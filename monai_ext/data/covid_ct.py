@@ -17,14 +17,14 @@ Two public releases are read in their own layouts (``layout="medseg"`` or ``"ma"
 Loading a whole volume for every 2D sample would be wasteful, so every axial slice is written once as a 2D NIfTI
 image/label pair under ``slice_dir`` (nibabel, with the volume's affine moved to that slice) and reused while the
 source files and options are unchanged (:mod:`monai_ext.data.covid_ct_slices`). Masks may come from another root
-(``mask_dir``: clean demo masks, corrected masks) in the same layout.
+(``mask_dir``: clean demo masks, corrected masks) in the same layout; where each release keeps its files is
+:mod:`monai_ext.data.covid_ct_layouts`.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import re
 import warnings
 from collections.abc import Mapping, Sequence
 from enum import Enum
@@ -34,6 +34,14 @@ import numpy as np
 from monai.utils import look_up_option
 from monai.utils.enums import StrEnum
 
+from monai_ext.data.covid_ct_layouts import (
+    MA_CASES,
+    MA_FOLDERS,
+    MEDSEG_LABELS,
+    ma_case_name,
+    ma_volumes,
+    medseg_volumes,
+)
 from monai_ext.data.covid_ct_slices import load_or_write, num_slices
 from monai_ext.data.datalist import DatasetLayoutError, assign_indices
 
@@ -50,44 +58,6 @@ __all__ = [
     "ma_case_name",
     "covid_ct_datalist",
 ]
-
-#: MedSeg mask values.
-MEDSEG_LABELS = {"ggo": 1, "consolidation": 2, "effusion": 3}
-
-#: case names of the Zenodo 3757476 release; every folder holds ``<case>.nii.gz`` under the same name.
-MA_CASES = tuple(f"coronacases_{i:03d}" for i in range(1, 11)) + (
-    "radiopaedia_4_85506_1",
-    "radiopaedia_7_85703_0",
-    "radiopaedia_10_85902_1",
-    "radiopaedia_10_85902_3",
-    "radiopaedia_14_85914_0",
-    "radiopaedia_27_86410_0",
-    "radiopaedia_29_86490_1",
-    "radiopaedia_29_86491_1",
-    "radiopaedia_36_86526_0",
-    "radiopaedia_40_86625_0",
-)
-
-#: Ma et al. folders: images, and the mask folder of each mask source.
-MA_FOLDERS = {
-    "image": "COVID-19-CT-Seg_20cases",
-    "infection": "Infection_Mask",
-    "lung": "Lung_Mask",
-    "lung_and_infection": "Lung_and_Infection_Mask",
-}
-
-_MEDSEG_LAYOUT = (
-    "Expected MedSeg layout: <dataset_dir>/tr_im.nii.gz + tr_mask.nii.gz (Dataset 1) and "
-    "<dataset_dir>/rp_im/<k>.nii.gz + rp_msk/<k>.nii.gz (Dataset 2); choose with medseg_sets."
-)
-_MA_LAYOUT = (
-    "Expected Ma et al. (Zenodo 3757476) layout: <dataset_dir>/COVID-19-CT-Seg_20cases/<case>.nii.gz with "
-    "<dataset_dir>/Infection_Mask/<case>.nii.gz or Lung_and_Infection_Mask/<case>.nii.gz, e.g. case "
-    "'coronacases_001' or 'radiopaedia_4_85506_1'."
-)
-_MEDSEG_MASKS = "<mask_dir>/tr_mask.nii.gz and <mask_dir>/rp_msk/<k>.nii.gz."
-_MA_MASKS = "<mask_dir>/Infection_Mask/<case>.nii.gz or <mask_dir>/Lung_and_Infection_Mask/<case>.nii.gz."
-_NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
 
 class CovidLayout(StrEnum):
@@ -135,37 +105,8 @@ class IntensityPolicy(StrEnum):
     KEEP = "keep"
 
 
-def _stem(file_name: str) -> str:
-    return next((file_name[: -len(s)] for s in _NIFTI_SUFFIXES if file_name.endswith(s)), file_name)
-
-
-def ma_case_name(file_name: str) -> str:
-    """Case name of a Ma et al. image or mask file.
-
-    The Zenodo release names every file ``<case>.nii.gz``; the Kaggle mirror ("COVID-19 CT scans") names the images
-    ``coronacases_org_001.nii`` and ``radiopaedia_org_covid-19-pneumonia-4_85506_1-dcm.nii``, which map to the
-    cases ``coronacases_001`` and ``radiopaedia_4_85506_1``.
-    """
-    stem = _stem(file_name).replace("coronacases_org_", "coronacases_")
-    match = re.fullmatch(r"radiopaedia_org_covid-19-pneumonia-(\d+_\d+_\d+)-dcm", stem)
-    return f"radiopaedia_{match.group(1)}" if match else stem
-
-
-def _ma_patient(case: str) -> str:
-    """Radiopaedia cases ``<case>_<study>_<series>`` of the same case number come from the same patient."""
-    match = re.fullmatch(r"radiopaedia_(\d+)_\d+_\d+", case)
-    return f"radiopaedia_{match.group(1)}" if match else case
-
-
 def _opt(value: str | Enum) -> str:
     return value.value if isinstance(value, Enum) else value
-
-
-def _find_nifti(folder: Path, stem: str) -> Path:
-    for suffix in _NIFTI_SUFFIXES:
-        if (folder / f"{stem}{suffix}").is_file():
-            return folder / f"{stem}{suffix}"
-    return folder / f"{stem}.nii.gz"
 
 
 def _resolve_label_map(label_map: Mapping[str, int | Sequence[int]], allowed: set[int], where: str) -> list:
@@ -184,66 +125,6 @@ def _resolve_label_map(label_map: Mapping[str, int | Sequence[int]], allowed: se
     return resolved
 
 
-def _mask_hint(mask_root: Path, root: Path, layout: str) -> str:
-    if mask_root == root:
-        return ""
-    return f" Masks are read from mask_dir '{mask_root}' with the same relative paths: {layout}"
-
-
-def _medseg_volumes(root: Path, sets: Sequence[str], mask_root: Path) -> list[dict]:
-    vols = []
-    for s in sets:
-        if s == "tr":
-            vols.append({"volume_id": "medseg/tr", "image": root / "tr_im.nii.gz"})
-            vols[-1].update({"mask": _find_nifti(mask_root, "tr_mask"), "units": "slice"})
-        elif s == "rp":
-            folder = root / "rp_im"
-            if not folder.is_dir():
-                raise FileNotFoundError(f"MedSeg Dataset 2 folder not found: '{folder}'. {_MEDSEG_LAYOUT}")
-            stems = {_stem(p.name) for p in folder.iterdir() if p.name.endswith(_NIFTI_SUFFIXES)}
-            stems = sorted(stems, key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k))
-            for k in stems:
-                vols.append(
-                    {
-                        "volume_id": f"medseg/rp_{k}",
-                        "image": _find_nifti(folder, k),
-                        "mask": _find_nifti(mask_root / "rp_msk", k),
-                        "patient_id": f"medseg_rp_{k}",
-                        "units": "volume",
-                    }
-                )
-        else:
-            raise ValueError(f"medseg_sets entries must be 'tr' or 'rp', got {s!r}.")
-    for v in vols:
-        v["hint"] = _MEDSEG_LAYOUT + _mask_hint(mask_root, root, _MEDSEG_MASKS)
-    return vols
-
-
-def _ma_volumes(root: Path, mask_source: MaMaskSource, mask_root: Path) -> list[dict]:
-    folder = root / MA_FOLDERS["image"]
-    if not folder.is_dir():
-        raise FileNotFoundError(f"Ma et al. image folder not found: '{folder}'. {_MA_LAYOUT}")
-    files = sorted(p for p in folder.iterdir() if p.name.endswith(_NIFTI_SUFFIXES))
-    if not files:
-        raise FileNotFoundError(f"no NIfTI volume in '{folder}'. {_MA_LAYOUT}")
-    mask_dir = mask_root / MA_FOLDERS[mask_source.value]
-    hint = _MA_LAYOUT + _mask_hint(mask_root, root, _MA_MASKS)
-    vols = []
-    for path in files:
-        case = ma_case_name(path.name)
-        vols.append(
-            {
-                "volume_id": f"ma/{case}",
-                "image": path,
-                "mask": _find_nifti(mask_dir, case),
-                "patient_id": _ma_patient(case),
-                "units": "volume",
-                "hint": hint,
-            }
-        )
-    return sorted(vols, key=lambda v: v["volume_id"])
-
-
 def _assign_splits(groups: list[str], num_folds: int, fold: int, val_fold: int, train_fraction: float, seed: int):
     """Shuffle patient groups with ``seed``, deal them round-robin into folds; keep a prefix of the training order."""
     order = [groups[i] for i in np.random.default_rng(seed).permutation(len(groups))]
@@ -258,6 +139,111 @@ def _assign_splits(groups: list[str], num_folds: int, fold: int, val_fold: int, 
     for g in train[max(keep, 1 if train else 0) :]:
         split_of[g] = None  # left out of the reduced training set
     return split_of
+
+
+def _check_folds(num_folds: int, fold: int, val_fold: int | None, train_fraction: float) -> int:
+    """Validate the fold settings; return ``val_fold`` with its default ``(fold + 1) % num_folds`` applied."""
+    if num_folds < 3:
+        raise ValueError(f"num_folds must be at least 3 (train, val and test folds), got {num_folds}.")
+    val_fold = (fold + 1) % num_folds if val_fold is None else val_fold
+    if not (0 <= fold < num_folds and 0 <= val_fold < num_folds) or val_fold == fold:
+        raise ValueError(f"fold={fold} and val_fold={val_fold} must be distinct folds in [0, {num_folds}).")
+    if not 0 < train_fraction <= 1:
+        raise ValueError(f"train_fraction must lie in (0, 1], got {train_fraction}.")
+    return val_fold
+
+
+def _slice_options(
+    layout: CovidLayout,
+    ma_mask: MaMaskSource,
+    label_map: Mapping[str, int | Sequence[int]] | None,
+    unmapped_value: int,
+    intensity: IntensityPolicy,
+    windowed_range_hu: tuple[float, float],
+) -> dict:
+    """The slicer's options (:mod:`monai_ext.data.covid_ct_slices`): allowed mask values, resolved label map,
+    intensity handling, and ``key``, the part that names the slice cache."""
+    lo, hi = (float(v) for v in windowed_range_hu)
+    if not hi > lo:
+        raise ValueError(f"windowed_range_hu must be (low, high) with low < high, got {windowed_range_hu}.")
+
+    if not 0 <= int(unmapped_value) <= 255:
+        raise ValueError(f"unmapped_value must fit in uint8 [0, 255], got {unmapped_value}.")
+    if layout == CovidLayout.MEDSEG:
+        allowed, where, default_map = set(MEDSEG_LABELS.values()), "MedSeg", {"ggo": 1, "consolidation": 2}
+    elif ma_mask == MaMaskSource.INFECTION:
+        allowed, where, default_map = {1}, f"Ma et al. {MA_FOLDERS['infection']}", {"infection": 1}
+    else:
+        allowed, where, default_map = {1, 2, 3}, f"Ma et al. {MA_FOLDERS['lung_and_infection']}", {"infection": 3}
+    resolved = _resolve_label_map(default_map if label_map is None else label_map, allowed, where)
+    cache_key = {"label_map": resolved, "unmapped_value": int(unmapped_value), "intensity": intensity.value}
+    cache_key["windowed_range_hu"] = [lo, hi]
+    options = {"allowed": allowed, "label_map": resolved, "unmapped_value": int(unmapped_value), "key": cache_key}
+    options.update({"to_hu": intensity == IntensityPolicy.TO_HU, "windowed_range_hu": (lo, hi)})
+    return options
+
+
+def _split_units(volumes: list[dict], slice_root: Path, options: dict) -> list[tuple[int, int | None, str]]:
+    """Splitting units (volume position, z or None, patient group); MedSeg Dataset 1 is split by slice."""
+    units = []
+    for pos, v in enumerate(volumes):
+        if v["units"] == "slice":
+            units += [(pos, z, f"medseg_tr_{z:03d}") for z in range(num_slices(v, slice_root, options))]
+        else:
+            units.append((pos, None, v["patient_id"]))
+    return units
+
+
+def _keep_volume(v: dict, manifest: dict, names: list[str], empty_volume: EmptyVolumePolicy) -> bool:
+    """Apply ``empty_volume`` to a volume whose mapped mask is empty (raise, or warn and keep/drop)."""
+    total = sum(sum(s["class_pixels"]) for s in manifest["slices"])
+    if total == 0:
+        if empty_volume == EmptyVolumePolicy.ERROR:
+            raise DatasetLayoutError(f"mask '{v['mask']}' holds no pixel of the classes {names}.")
+        action = "kept" if empty_volume == EmptyVolumePolicy.KEEP else "dropped"
+        warnings.warn(
+            f"mask '{v['mask']}' holds no pixel of the classes {names}; volume {action} "
+            f"(empty_volume={empty_volume.value!r}).",
+            stacklevel=3,  # the caller of covid_ct_datalist
+        )
+        if empty_volume == EmptyVolumePolicy.DROP:
+            return False
+    return True
+
+
+def _slice_items(
+    v: dict, out_dir: Path, manifest: dict, wanted: dict, names: list[str], empty_slices: EmptySlicePolicy
+) -> list[dict]:
+    """Datalist items of the ``wanted`` slices of one sliced volume (``wanted``: unit -> split)."""
+    items = []
+    for s in manifest["slices"]:
+        z = s["z"]
+        unit = z if v["units"] == "slice" else None
+        if unit not in wanted:
+            continue
+        lesion = sum(s["class_pixels"])
+        if lesion == 0 and empty_slices == EmptySlicePolicy.DROP:
+            continue
+        items.append(
+            {
+                "image": str(out_dir / f"image_z{z:04d}.nii.gz"),
+                "label": str(out_dir / f"label_z{z:04d}.nii.gz"),
+                "has_lesion": lesion > 0,
+                "lesion_pixels": lesion,
+                "class_pixels": list(s["class_pixels"]),
+                "class_names": list(names),
+                "z": z,
+                "num_z": manifest["shape"][2],
+                "volume_id": v["volume_id"],
+                "source_image": str(v["image"]),
+                "source_label": str(v["mask"]),
+                "intensity_source": manifest["intensity_source"],
+                "patient_id": f"medseg_tr_{z:03d}" if v["units"] == "slice" else v["patient_id"],
+                "case_id": f"medseg/tr_z{z:03d}" if v["units"] == "slice" else v["volume_id"],
+                "split": wanted[unit] or "train",
+            }
+        )
+    return items
 
 
 def covid_ct_datalist(
@@ -372,37 +358,15 @@ def covid_ct_datalist(
     empty_slices = look_up_option(_opt(empty_slices), EmptySlicePolicy)
     empty_volume = look_up_option(_opt(empty_volume), EmptyVolumePolicy)
     intensity = look_up_option(_opt(intensity), IntensityPolicy)
-    if num_folds < 3:
-        raise ValueError(f"num_folds must be at least 3 (train, val and test folds), got {num_folds}.")
-    val_fold = (fold + 1) % num_folds if val_fold is None else val_fold
-    if not (0 <= fold < num_folds and 0 <= val_fold < num_folds) or val_fold == fold:
-        raise ValueError(f"fold={fold} and val_fold={val_fold} must be distinct folds in [0, {num_folds}).")
-    if not 0 < train_fraction <= 1:
-        raise ValueError(f"train_fraction must lie in (0, 1], got {train_fraction}.")
-    lo, hi = (float(v) for v in windowed_range_hu)
-    if not hi > lo:
-        raise ValueError(f"windowed_range_hu must be (low, high) with low < high, got {windowed_range_hu}.")
-
-    if not 0 <= int(unmapped_value) <= 255:
-        raise ValueError(f"unmapped_value must fit in uint8 [0, 255], got {unmapped_value}.")
-    if layout == CovidLayout.MEDSEG:
-        allowed, where, default_map = set(MEDSEG_LABELS.values()), "MedSeg", {"ggo": 1, "consolidation": 2}
-    elif ma_mask == MaMaskSource.INFECTION:
-        allowed, where, default_map = {1}, f"Ma et al. {MA_FOLDERS['infection']}", {"infection": 1}
-    else:
-        allowed, where, default_map = {1, 2, 3}, f"Ma et al. {MA_FOLDERS['lung_and_infection']}", {"infection": 3}
-    resolved = _resolve_label_map(default_map if label_map is None else label_map, allowed, where)
-    cache_key = {"label_map": resolved, "unmapped_value": int(unmapped_value), "intensity": intensity.value}
-    cache_key["windowed_range_hu"] = [lo, hi]
-    options = {"allowed": allowed, "label_map": resolved, "unmapped_value": int(unmapped_value), "key": cache_key}
-    options.update({"to_hu": intensity == IntensityPolicy.TO_HU, "windowed_range_hu": (lo, hi)})
+    val_fold = _check_folds(num_folds, fold, val_fold, train_fraction)
+    options = _slice_options(layout, ma_mask, label_map, unmapped_value, intensity, windowed_range_hu)
 
     root = Path(dataset_dir).absolute()
     mask_root = root if mask_dir is None else Path(mask_dir).absolute()
     if layout == CovidLayout.MEDSEG:
-        volumes = _medseg_volumes(root, medseg_sets, mask_root)
+        volumes = medseg_volumes(root, medseg_sets, mask_root)
     else:
-        volumes = _ma_volumes(root, ma_mask, mask_root)
+        volumes = ma_volumes(root, ma_mask.value, mask_root)
     if check_files:
         missing = [str(p) for v in volumes for p in (v["image"], v["mask"]) if not p.is_file()]
         if missing:
@@ -410,14 +374,8 @@ def covid_ct_datalist(
                 f"{len(missing)} COVID CT file(s) are missing, e.g. {missing[:3]}. {volumes[0]['hint']}"
             )
 
-    # splitting units (volume position, z or None, patient group); MedSeg Dataset 1 is split by slice
     slice_root = Path(slice_dir).absolute() if slice_dir is not None else root / "slices_2d"
-    units = []
-    for pos, v in enumerate(volumes):
-        if v["units"] == "slice":
-            units += [(pos, z, f"medseg_tr_{z:03d}") for z in range(num_slices(v, slice_root, options))]
-        else:
-            units.append((pos, None, v["patient_id"]))
+    units = _split_units(volumes, slice_root, options)
     split_of = _assign_splits(sorted({u[2] for u in units}), num_folds, fold, val_fold, train_fraction, seed)
     if split != CovidSplit.ALL and split.value not in split_of.values():
         warnings.warn(
@@ -426,7 +384,7 @@ def covid_ct_datalist(
             stacklevel=2,
         )
 
-    names = [name for name, _ in resolved]
+    names = [name for name, _ in options["label_map"]]
     items = []
     for pos, v in enumerate(volumes):
         wanted = {u[1]: split_of[u[2]] for u in units if u[0] == pos}
@@ -435,43 +393,6 @@ def covid_ct_datalist(
         if not wanted:
             continue
         out_dir, manifest = load_or_write(v, slice_root, options, check_files)
-        total = sum(sum(s["class_pixels"]) for s in manifest["slices"])
-        if total == 0:
-            if empty_volume == EmptyVolumePolicy.ERROR:
-                raise DatasetLayoutError(f"mask '{v['mask']}' holds no pixel of the classes {names}.")
-            action = "kept" if empty_volume == EmptyVolumePolicy.KEEP else "dropped"
-            warnings.warn(
-                f"mask '{v['mask']}' holds no pixel of the classes {names}; volume {action} "
-                f"(empty_volume={empty_volume.value!r}).",
-                stacklevel=2,
-            )
-            if empty_volume == EmptyVolumePolicy.DROP:
-                continue
-        for s in manifest["slices"]:
-            z = s["z"]
-            unit = z if v["units"] == "slice" else None
-            if unit not in wanted:
-                continue
-            lesion = sum(s["class_pixels"])
-            if lesion == 0 and empty_slices == EmptySlicePolicy.DROP:
-                continue
-            items.append(
-                {
-                    "image": str(out_dir / f"image_z{z:04d}.nii.gz"),
-                    "label": str(out_dir / f"label_z{z:04d}.nii.gz"),
-                    "has_lesion": lesion > 0,
-                    "lesion_pixels": lesion,
-                    "class_pixels": list(s["class_pixels"]),
-                    "class_names": list(names),
-                    "z": z,
-                    "num_z": manifest["shape"][2],
-                    "volume_id": v["volume_id"],
-                    "source_image": str(v["image"]),
-                    "source_label": str(v["mask"]),
-                    "intensity_source": manifest["intensity_source"],
-                    "patient_id": f"medseg_tr_{z:03d}" if v["units"] == "slice" else v["patient_id"],
-                    "case_id": f"medseg/tr_z{z:03d}" if v["units"] == "slice" else v["volume_id"],
-                    "split": wanted[unit] or "train",
-                }
-            )
+        if _keep_volume(v, manifest, names, empty_volume):
+            items += _slice_items(v, out_dir, manifest, wanted, names, empty_slices)
     return assign_indices(items)

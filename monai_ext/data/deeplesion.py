@@ -134,6 +134,119 @@ def _context(images_dir: Path, item: dict, deltas: Iterable[float], check_files:
     return [str(_resolve(images_dir, item["series"], item["key_slice"], int(d), lo, hi, check_files)) for d in deltas]
 
 
+def _parse_row(csv: Path, row: int, rec: dict) -> tuple[str, str, int, int, int, int, dict]:
+    """Check one ``DL_info.csv`` row's key-image fields and read its lesion (0-based pixel coordinates).
+
+    Returns:
+        ``(file name, series, key slice, Train_Val_Test code, slice range low, high, lesion)``.
+
+    Raises:
+        DatasetLayoutError: a malformed or inconsistent field (file, line, column and value named).
+    """
+    name = str(rec["File_name"]).strip()
+    match = re.fullmatch(r"(\d+_\d+_\d+)_(\d+)\.png", name)
+    if match is None:
+        raise row_error(csv, row, "File_name", f"expected '<pppppp_ss_ss>_<slice>.png', found {name!r}")
+    stem, slice_text = match.groups()
+    key = _int(csv, row, rec, "Key_slice_index")
+    if key != int(slice_text):
+        raise row_error(csv, row, "Key_slice_index", f"{key} differs from the slice {int(slice_text)} in {name!r}")
+    code = _int(csv, row, rec, "Train_Val_Test")
+    if code not in _SPLIT_CODES:
+        raise row_error(csv, row, "Train_Val_Test", f"expected 1, 2 or 3, found {code}")
+    noisy = _int(csv, row, rec, "Possibly_noisy")
+    if noisy not in (0, 1):
+        raise row_error(csv, row, "Possibly_noisy", f"expected 0 or 1, found {noisy}")
+    box = _floats(csv, row, rec, "Bounding_boxes", 4)
+    if box[2] < box[0] or box[3] < box[1]:
+        raise row_error(csv, row, "Bounding_boxes", f"expected x1 <= x2 and y1 <= y2, found {box}")
+    lo, hi = (int(v) for v in _floats(csv, row, rec, "Slice_range", 2))
+    if not lo <= key <= hi:
+        raise row_error(csv, row, "Slice_range", f"key slice {key} lies outside [{lo}, {hi}]")
+    lesion = {
+        "box": [v - 1.0 for v in box],
+        "recist": [v - 1.0 for v in _floats(csv, row, rec, "Measurement_coordinates", 8)],
+        "diameter_px": _floats(csv, row, rec, "Lesion_diameters_Pixel_", 2),
+        "location": _floats(csv, row, rec, "Normalized_lesion_location", 3),
+        "lesion_type": _int(csv, row, rec, "Coarse_lesion_type"),
+        "possibly_noisy": noisy,
+    }
+    return name, stem, key, code, lo, hi, lesion
+
+
+def _group_by_image(csv: Path, records: list[dict]) -> dict[str, dict]:
+    """Group the rows by key image (``File_name``): image fields from its first row, one lesion per row.
+
+    Raises:
+        DatasetLayoutError: a malformed row, or an image whose rows disagree on ``Train_Val_Test``.
+    """
+    groups: dict[str, dict] = {}
+    for row, rec in enumerate(records):
+        name, stem, key, code, lo, hi, lesion = _parse_row(csv, row, rec)
+        group = groups.get(name)
+        if group is None:
+            group = groups[name] = {
+                "row": row,
+                "series": stem,
+                "key_slice": key,
+                "slice_range": [lo, hi],
+                "split": _SPLIT_CODES[code],
+                "spacing": _floats(csv, row, rec, "Spacing_mm_px_", 3),
+                "dicom_window": _floats(csv, row, rec, "DICOM_windows", 2),
+                "image_size": [int(v) for v in _floats(csv, row, rec, "Image_size", 2)],
+                "gender": str(rec["Patient_gender"]).strip(),
+                "age": _optional_float(rec["Patient_age"]),
+                "lesions": [],
+            }
+        elif group["split"] != _SPLIT_CODES[code]:
+            raise row_error(
+                csv, row, "Train_Val_Test", f"{name!r} is in split {group['split']!r} on line {group['row'] + 2}"
+            )
+        group["lesions"].append(lesion)
+    return groups
+
+
+def _key_image_items(groups: dict[str, dict], split: DeepLesionSplit, include_noisy: bool) -> list[dict]:
+    """One item per key image of ``split`` (by file name) with its (non-noisy unless ``include_noisy``) lesions."""
+    items = []
+    for name in sorted(groups):
+        g = groups[name]
+        if split != DeepLesionSplit.ALL and g["split"] != split:
+            continue
+        lesions = [les for les in g["lesions"] if include_noisy or not les["possibly_noisy"]]
+        if not lesions:
+            continue
+        item = {"file_name": name, "series": g["series"], "patient_id": g["series"].split("_")[0]}
+        item.update({k: g[k] for k in ("key_slice", "slice_range", "spacing", "dicom_window", "image_size")})
+        item.update({k: g[k] for k in ("gender", "age", "split")})
+        for k in ("box", "recist", "diameter_px", "location", "lesion_type", "possibly_noisy"):
+            item[k] = [les[k] for les in lesions]
+        item["label"] = [1] * len(lesions)
+        items.append(item)
+    return items
+
+
+def _add_context(
+    items: list[dict], images_dir: Path, num_slices: int, slice_interval_mm: float | None, check_files: bool
+) -> None:
+    """Set each item's ``image`` (its ``num_slices`` context slices) and, with ``slice_interval_mm``, the
+    ``slice_pairs`` / ``slice_weights`` that interpolate the neighbours at that interval."""
+    half = num_slices // 2
+    for item in items:
+        z = item["spacing"][2]
+        if slice_interval_mm is None:
+            item["image"] = _context(images_dir, item, range(-half, half + 1), check_files)
+            continue
+        rel = slice_interval_mm / z if (math.isfinite(z) and z > 0) else 0.0
+        offsets = [math.copysign(abs(p) * rel, p) for p in range(-half, half + 1)]
+        nearest = [math.copysign(math.floor(abs(o) + 0.5), o) for o in offsets]  # round half away from the key
+        item["image"] = _context(images_dir, item, nearest, check_files)
+        near = _context(images_dir, item, [math.copysign(math.floor(abs(o)), o) for o in offsets], check_files)
+        far = _context(images_dir, item, [math.copysign(math.ceil(abs(o)), o) for o in offsets], check_files)
+        item["slice_pairs"] = [[a, b] for a, b in zip(near, far)]
+        item["slice_weights"] = [abs(o) - math.floor(abs(o)) for o in offsets]
+
+
 def deeplesion_datalist(
     dataset_dir: str | os.PathLike,
     split: str | DeepLesionSplit = DeepLesionSplit.TRAIN,
@@ -202,73 +315,7 @@ def deeplesion_datalist(
     if check_files:
         require_dir(images_dir, "DeepLesion Images_png", _LAYOUT)
 
-    groups: dict[str, dict] = {}
-    for row, rec in enumerate(df.to_dict("records")):
-        name = str(rec["File_name"]).strip()
-        match = re.fullmatch(r"(\d+_\d+_\d+)_(\d+)\.png", name)
-        if match is None:
-            raise row_error(csv, row, "File_name", f"expected '<pppppp_ss_ss>_<slice>.png', found {name!r}")
-        stem, slice_text = match.groups()
-        key = _int(csv, row, rec, "Key_slice_index")
-        if key != int(slice_text):
-            raise row_error(csv, row, "Key_slice_index", f"{key} differs from the slice {int(slice_text)} in {name!r}")
-        code = _int(csv, row, rec, "Train_Val_Test")
-        if code not in _SPLIT_CODES:
-            raise row_error(csv, row, "Train_Val_Test", f"expected 1, 2 or 3, found {code}")
-        noisy = _int(csv, row, rec, "Possibly_noisy")
-        if noisy not in (0, 1):
-            raise row_error(csv, row, "Possibly_noisy", f"expected 0 or 1, found {noisy}")
-        box = _floats(csv, row, rec, "Bounding_boxes", 4)
-        if box[2] < box[0] or box[3] < box[1]:
-            raise row_error(csv, row, "Bounding_boxes", f"expected x1 <= x2 and y1 <= y2, found {box}")
-        lo, hi = (int(v) for v in _floats(csv, row, rec, "Slice_range", 2))
-        if not lo <= key <= hi:
-            raise row_error(csv, row, "Slice_range", f"key slice {key} lies outside [{lo}, {hi}]")
-        lesion = {
-            "box": [v - 1.0 for v in box],
-            "recist": [v - 1.0 for v in _floats(csv, row, rec, "Measurement_coordinates", 8)],
-            "diameter_px": _floats(csv, row, rec, "Lesion_diameters_Pixel_", 2),
-            "location": _floats(csv, row, rec, "Normalized_lesion_location", 3),
-            "lesion_type": _int(csv, row, rec, "Coarse_lesion_type"),
-            "possibly_noisy": noisy,
-        }
-        group = groups.get(name)
-        if group is None:
-            group = groups[name] = {
-                "row": row,
-                "series": stem,
-                "key_slice": key,
-                "slice_range": [lo, hi],
-                "split": _SPLIT_CODES[code],
-                "spacing": _floats(csv, row, rec, "Spacing_mm_px_", 3),
-                "dicom_window": _floats(csv, row, rec, "DICOM_windows", 2),
-                "image_size": [int(v) for v in _floats(csv, row, rec, "Image_size", 2)],
-                "gender": str(rec["Patient_gender"]).strip(),
-                "age": _optional_float(rec["Patient_age"]),
-                "lesions": [],
-            }
-        elif group["split"] != _SPLIT_CODES[code]:
-            raise row_error(
-                csv, row, "Train_Val_Test", f"{name!r} is in split {group['split']!r} on line {group['row'] + 2}"
-            )
-        group["lesions"].append(lesion)
-
-    items = []
-    for name in sorted(groups):
-        g = groups[name]
-        if split != DeepLesionSplit.ALL and g["split"] != split:
-            continue
-        lesions = [les for les in g["lesions"] if include_noisy or not les["possibly_noisy"]]
-        if not lesions:
-            continue
-        item = {"file_name": name, "series": g["series"], "patient_id": g["series"].split("_")[0]}
-        item.update({k: g[k] for k in ("key_slice", "slice_range", "spacing", "dicom_window", "image_size")})
-        item.update({k: g[k] for k in ("gender", "age", "split")})
-        for k in ("box", "recist", "diameter_px", "location", "lesion_type", "possibly_noisy"):
-            item[k] = [les[k] for les in lesions]
-        item["label"] = [1] * len(lesions)
-        items.append(item)
-
+    items = _key_image_items(_group_by_image(csv, df.to_dict("records")), split, include_noisy)
     if check_files:
         missing = [
             str(_slice_path(images_dir, it["series"], it["key_slice"]))
@@ -279,20 +326,5 @@ def deeplesion_datalist(
             raise FileNotFoundError(
                 f"{len(missing)} DeepLesion key slice(s) listed in '{csv}' are missing, e.g. {missing[:3]}. {_LAYOUT}"
             )
-
-    half = num_slices // 2
-    for item in items:
-        z = item["spacing"][2]
-        if slice_interval_mm is None:
-            item["image"] = _context(images_dir, item, range(-half, half + 1), check_files)
-            continue
-        rel = slice_interval_mm / z if (math.isfinite(z) and z > 0) else 0.0
-        offsets = [math.copysign(abs(p) * rel, p) for p in range(-half, half + 1)]
-        nearest = [math.copysign(math.floor(abs(o) + 0.5), o) for o in offsets]  # round half away from the key
-        item["image"] = _context(images_dir, item, nearest, check_files)
-        near = _context(images_dir, item, [math.copysign(math.floor(abs(o)), o) for o in offsets], check_files)
-        far = _context(images_dir, item, [math.copysign(math.ceil(abs(o)), o) for o in offsets], check_files)
-        item["slice_pairs"] = [[a, b] for a, b in zip(near, far)]
-        item["slice_weights"] = [abs(o) - math.floor(abs(o)) for o in offsets]
+    _add_context(items, images_dir, num_slices, slice_interval_mm, check_files)
     return assign_indices(items)
-

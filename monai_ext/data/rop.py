@@ -178,6 +178,127 @@ def _read_splits(root: Path) -> dict[str, str]:
     return {k: v[0] for k, v in splits.items()}
 
 
+def _read_annotators(root: Path, csv: Path, columns: Sequence[str], label_source: RopLabelSource) -> list[str]:
+    """Annotator ids of the ``label_A<k>`` columns (by number), checked against ``label_source`` and
+    ``annotators.json``.
+
+    Raises:
+        ValueError: ``label_source`` names an annotator without a column.
+        FileNotFoundError: ``annotators.json`` is missing.
+        DatasetLayoutError: ``annotators.json`` is not JSON, or lacks an annotator.
+    """
+    annotators = [c[len("label_") :] for c in columns if re.fullmatch(r"label_A\d+", c)]
+    annotators.sort(key=lambda a: int(a[1:]))
+    if label_source.value.startswith("A") and label_source.value not in annotators:
+        raise ValueError(f"label_source {label_source.value!r} has no column label_{label_source.value} in '{csv}'.")
+    info_path = require_file(root / "annotators.json", "ROP annotators.json", _LAYOUT)
+    try:
+        info = json.loads(info_path.read_text())
+    except json.JSONDecodeError as e:
+        raise DatasetLayoutError(f"'{info_path}' is not valid JSON: {e}") from e
+    if not isinstance(info, dict) or any(a not in info for a in annotators):
+        raise DatasetLayoutError(f"'{info_path}' must be an object with an entry for each of {annotators}.")
+    return annotators
+
+
+def _check_readings(csv: Path, row: int, rec: dict, annotators: list[str], num_classes: int) -> dict:
+    """Read one row's per-annotator labels and check its derived columns against them.
+
+    Returns:
+        ``readings`` (-1 = not read), ``higher`` / ``tied`` (majority with ties to the higher class / to -1),
+        ``n_agree``, ``unanimous`` (0/1) and ``agreed`` (the unanimous class or -1).
+
+    Raises:
+        DatasetLayoutError: a label outside ``[0, num_classes)``, or a ``label_majority``, ``n_agree``,
+            ``consensus`` or ``label_consensus`` value that does not follow from the readings.
+    """
+    readings = [_int_cell(csv, row, f"label_{a}", rec[f"label_{a}"], allow_empty=True) for a in annotators]
+    for a, v in zip(annotators, readings):
+        if v < -1 or v >= num_classes:
+            raise row_error(csv, row, f"label_{a}", f"expected a class in [0, {num_classes}) or empty, found {v}")
+    maj = _int_cell(csv, row, "label_majority", rec["label_majority"], allow_empty=True)
+    higher, n_agree = majority_label(readings, TieBreak.HIGHER)
+    tied, _ = majority_label(readings, TieBreak.NONE)
+    if maj != higher and not (tied == -1 and maj == -1):
+        raise row_error(
+            csv, row, "label_majority", f"{maj} is not the majority of the readings {readings} (expected {higher})"
+        )
+    if _int_cell(csv, row, "n_agree", rec["n_agree"], allow_empty=False) != n_agree:
+        raise row_error(csv, row, "n_agree", f"expected {n_agree} for the readings {readings}")
+    unanimous = int(all(v >= 0 for v in readings) and len(set(readings)) == 1)
+    consensus = _int_cell(csv, row, "consensus", rec["consensus"], allow_empty=False)
+    if consensus != unanimous:
+        raise row_error(csv, row, "consensus", f"expected {unanimous} for the readings {readings}")
+    agreed = readings[0] if unanimous else -1
+    label_consensus = _int_cell(csv, row, "label_consensus", rec["label_consensus"], allow_empty=True)
+    if label_consensus != agreed:
+        raise row_error(csv, row, "label_consensus", f"expected {agreed} for the readings {readings}")
+    return {"readings": readings, "higher": higher, "tied": tied, "n_agree": n_agree, "unanimous": unanimous,
+            "agreed": agreed}  # fmt: skip
+
+
+def _parse_row(
+    csv: Path, row: int, rec: dict, root: Path, annotators: list[str], splits: dict[str, str], num_classes: int,
+    tie_break: TieBreak,
+) -> dict:  # fmt: skip
+    """One image of ``labels.csv``: readings checked, path / eye / infant validated, metadata read.
+
+    Raises:
+        DatasetLayoutError: a bad label column (see :func:`_check_readings`), a path outside
+            ``images/<infant>/<exam>/``, an eye other than OD/OS, or an infant missing from ``splits.csv``.
+    """
+    r = _check_readings(csv, row, rec, annotators, num_classes)
+    infant, exam, path = (str(rec[c]).strip() for c in ("infant_id", "exam_id", "path"))
+    parts = Path(path).parts
+    if len(parts) != 4 or parts[0] != "images" or parts[1] != infant or parts[2] != exam:
+        expected = f"images/{infant}/{exam}/<eye>_<view>_<k>.png"
+        raise row_error(csv, row, "path", f"expected '{expected}', found {path!r}")
+    eye = str(rec["eye"]).strip()
+    if eye not in ("OD", "OS"):
+        raise row_error(csv, row, "eye", f"expected 'OD' or 'OS', found {eye!r}")
+    if infant not in splits:
+        raise row_error(csv, row, "infant_id", f"infant {infant!r} is not listed in '{root / 'splits.csv'}'")
+    return {
+        "image": str(root / path),
+        "image_id": str(rec["image_id"]).strip(),
+        "infant_id": infant,
+        "patient_id": infant,
+        "exam_id": exam,
+        "eye": eye,
+        "gestational_age_wk": _float_cell(rec["gestational_age_wk"]),
+        "birth_weight_g": _float_cell(rec["birth_weight_g"]),
+        "postmenstrual_age_wk": _float_cell(rec["postmenstrual_age_wk"]),
+        "annotators": list(annotators),
+        "annotator_labels": r["readings"],
+        "label_majority": r["higher"] if tie_break == TieBreak.HIGHER else r["tied"],
+        "label_consensus": r["agreed"],
+        "consensus": r["unanimous"],
+        "n_agree": r["n_agree"],
+        "stage": [str(rec.get(f"stage_{a}", "")).strip() for a in annotators],
+        "zone": [str(rec.get(f"zone_{a}", "")).strip() for a in annotators],
+        "split": splits[infant],
+        "_row": row,
+    }
+
+
+def _choose_label(
+    r: dict, label_source: RopLabelSource, annotators: list[str], rng: np.random.Generator
+) -> tuple[int, str] | None:
+    """``(label, where it came from)`` of one image under ``label_source`` (label -1: that reading is missing);
+    ``None`` when ``label_source`` is consensus and the readings disagree."""
+    if label_source == RopLabelSource.CONSENSUS:
+        if not r["consensus"]:
+            return None
+        return r["label_consensus"], "consensus"
+    if label_source == RopLabelSource.MAJORITY:
+        return r["label_majority"], "majority"
+    if label_source == RopLabelSource.RANDOM_ANNOTATOR:
+        read = [i for i, v in enumerate(r["annotator_labels"]) if v >= 0]
+        pick = read[int(rng.integers(len(read)))] if read else None
+        return (r["annotator_labels"][pick], annotators[pick]) if read else (-1, "random_annotator")
+    return r["annotator_labels"][annotators.index(label_source.value)], label_source.value
+
+
 def rop_datalist(
     dataset_dir: str | os.PathLike,
     split: str | RopSplit = RopSplit.TRAIN,
@@ -244,93 +365,22 @@ def rop_datalist(
     root = Path(dataset_dir).absolute()
     csv = root / "labels.csv"
     df = read_csv_checked(csv, ROP_LABEL_COLUMNS, "ROP labels.csv", _LAYOUT, dtype=str, keep_default_na=False)
-    annotators = [c[len("label_") :] for c in df.columns if re.fullmatch(r"label_A\d+", c)]
-    annotators.sort(key=lambda a: int(a[1:]))
-    if label_source.value.startswith("A") and label_source.value not in annotators:
-        raise ValueError(f"label_source {label_source.value!r} has no column label_{label_source.value} in '{csv}'.")
-    info_path = require_file(root / "annotators.json", "ROP annotators.json", _LAYOUT)
-    try:
-        info = json.loads(info_path.read_text())
-    except json.JSONDecodeError as e:
-        raise DatasetLayoutError(f"'{info_path}' is not valid JSON: {e}") from e
-    if not isinstance(info, dict) or any(a not in info for a in annotators):
-        raise DatasetLayoutError(f"'{info_path}' must be an object with an entry for each of {annotators}.")
+    annotators = _read_annotators(root, csv, df.columns, label_source)
     splits = _read_splits(root)
-
-    rows = []
-    for row, rec in enumerate(df.to_dict("records")):
-        readings = [_int_cell(csv, row, f"label_{a}", rec[f"label_{a}"], allow_empty=True) for a in annotators]
-        for a, v in zip(annotators, readings):
-            if v < -1 or v >= num_classes:
-                raise row_error(csv, row, f"label_{a}", f"expected a class in [0, {num_classes}) or empty, found {v}")
-        maj = _int_cell(csv, row, "label_majority", rec["label_majority"], allow_empty=True)
-        higher, n_agree = majority_label(readings, TieBreak.HIGHER)
-        tied, _ = majority_label(readings, TieBreak.NONE)
-        if maj != higher and not (tied == -1 and maj == -1):
-            raise row_error(
-                csv, row, "label_majority", f"{maj} is not the majority of the readings {readings} (expected {higher})"
-            )
-        if _int_cell(csv, row, "n_agree", rec["n_agree"], allow_empty=False) != n_agree:
-            raise row_error(csv, row, "n_agree", f"expected {n_agree} for the readings {readings}")
-        unanimous = int(all(v >= 0 for v in readings) and len(set(readings)) == 1)
-        consensus = _int_cell(csv, row, "consensus", rec["consensus"], allow_empty=False)
-        if consensus != unanimous:
-            raise row_error(csv, row, "consensus", f"expected {unanimous} for the readings {readings}")
-        agreed = readings[0] if unanimous else -1
-        label_consensus = _int_cell(csv, row, "label_consensus", rec["label_consensus"], allow_empty=True)
-        if label_consensus != agreed:
-            raise row_error(csv, row, "label_consensus", f"expected {agreed} for the readings {readings}")
-        infant, exam, path = (str(rec[c]).strip() for c in ("infant_id", "exam_id", "path"))
-        parts = Path(path).parts
-        if len(parts) != 4 or parts[0] != "images" or parts[1] != infant or parts[2] != exam:
-            expected = f"images/{infant}/{exam}/<eye>_<view>_<k>.png"
-            raise row_error(csv, row, "path", f"expected '{expected}', found {path!r}")
-        eye = str(rec["eye"]).strip()
-        if eye not in ("OD", "OS"):
-            raise row_error(csv, row, "eye", f"expected 'OD' or 'OS', found {eye!r}")
-        if infant not in splits:
-            raise row_error(csv, row, "infant_id", f"infant {infant!r} is not listed in '{root / 'splits.csv'}'")
-        rows.append(
-            {
-                "image": str(root / path),
-                "image_id": str(rec["image_id"]).strip(),
-                "infant_id": infant,
-                "patient_id": infant,
-                "exam_id": exam,
-                "eye": eye,
-                "gestational_age_wk": _float_cell(rec["gestational_age_wk"]),
-                "birth_weight_g": _float_cell(rec["birth_weight_g"]),
-                "postmenstrual_age_wk": _float_cell(rec["postmenstrual_age_wk"]),
-                "annotators": list(annotators),
-                "annotator_labels": readings,
-                "label_majority": higher if tie_break == TieBreak.HIGHER else tied,
-                "label_consensus": agreed,
-                "consensus": unanimous,
-                "n_agree": n_agree,
-                "stage": [str(rec.get(f"stage_{a}", "")).strip() for a in annotators],
-                "zone": [str(rec.get(f"zone_{a}", "")).strip() for a in annotators],
-                "split": splits[infant],
-                "_row": row,
-            }
-        )
+    rows = [
+        _parse_row(csv, row, rec, root, annotators, splits, num_classes, tie_break)
+        for row, rec in enumerate(df.to_dict("records"))
+    ]
 
     rows = sorted((r for r in rows if r["split"] == split.value), key=lambda r: r["image"])
     rng = np.random.default_rng(seed)
     items, dropped = [], 0
     for r in rows:
         row = r.pop("_row")
-        if label_source == RopLabelSource.CONSENSUS:
-            if not r["consensus"]:
-                continue
-            label, used = r["label_consensus"], "consensus"
-        elif label_source == RopLabelSource.MAJORITY:
-            label, used = r["label_majority"], "majority"
-        elif label_source == RopLabelSource.RANDOM_ANNOTATOR:
-            read = [i for i, v in enumerate(r["annotator_labels"]) if v >= 0]
-            pick = read[int(rng.integers(len(read)))] if read else None
-            label, used = (r["annotator_labels"][pick], annotators[pick]) if read else (-1, "random_annotator")
-        else:
-            label, used = r["annotator_labels"][annotators.index(label_source.value)], label_source.value
+        chosen = _choose_label(r, label_source, annotators, rng)
+        if chosen is None:
+            continue
+        label, used = chosen
         if label < 0:
             if missing_label == MissingLabelPolicy.ERROR:
                 raise ValueError(f"'{csv}', line {row + 2}: no {label_source.value} label for image {r['image_id']!r}.")

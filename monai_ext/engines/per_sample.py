@@ -286,6 +286,111 @@ def per_sample_loss(
     return loss
 
 
+def _unpack_batch(batch: Sequence) -> tuple[Any, Any, tuple, dict]:
+    """``(inputs, targets, args, kwargs)`` of a ``prepare_batch`` result of 2 or 4 entries."""
+    if len(batch) == 2:
+        inputs, targets = batch
+        args: tuple = ()
+        kwargs: dict = {}
+    else:
+        inputs, targets, args, kwargs = batch
+    return inputs, targets, args, kwargs
+
+
+def _strip_meta(inputs: Any, targets: Any) -> tuple[Any, Any, tuple | None, tuple | None]:
+    """As MONAI with ``compile``: torch.compile works on plain tensors, so MetaTensors are unwrapped.
+
+    Returns:
+        ``(inputs, targets, inputs_meta, targets_meta)``; each ``*_meta`` is ``(meta, applied_operations)`` of a
+        MetaTensor, to put back after the step (:func:`_restore_meta`), or ``None``.
+    """
+    inputs_meta, targets_meta = None, None
+    if isinstance(inputs, MetaTensor):
+        warnings.warn(
+            "Will convert to PyTorch Tensor if using compile, and casting back to MetaTensor after the forward pass."
+        )
+        inputs, inputs_meta = inputs.as_tensor(), (inputs.meta, inputs.applied_operations)
+    if isinstance(targets, MetaTensor):
+        targets, targets_meta = targets.as_tensor(), (targets.meta, targets.applied_operations)
+    return inputs, targets, inputs_meta, targets_meta
+
+
+def _restore_meta(
+    engine: SupervisedTrainer, inputs: Any, targets: Any, inputs_meta: tuple | None, targets_meta: tuple | None
+) -> None:
+    """Put the metadata taken by :func:`_strip_meta` back on ``image`` and ``pred`` (the inputs') and ``label``."""
+    if inputs_meta is not None:
+        meta, ops = inputs_meta
+        engine.state.output[Keys.IMAGE] = MetaTensor(inputs, meta=meta, applied_operations=ops)
+        engine.state.output[Keys.PRED] = MetaTensor(engine.state.output[Keys.PRED], meta=meta, applied_operations=ops)
+    if targets_meta is not None:
+        meta, ops = targets_meta
+        engine.state.output[Keys.LABEL] = MetaTensor(targets, meta=meta, applied_operations=ops)
+
+
+def _accumulation_flags(engine: SupervisedTrainer) -> tuple[bool, bool]:
+    """``(zero the gradients before this iteration, step the optimizer after it)`` with ``accumulation_steps``."""
+    acc = engine.accumulation_steps
+    should_zero_grad, should_step = True, True
+    if acc > 1:
+        epoch_length = engine.state.epoch_length
+        if epoch_length is not None:
+            local_iter = (engine.state.iteration - 1) % epoch_length
+            should_step = (local_iter + 1) % acc == 0 or (local_iter + 1) == epoch_length
+        else:
+            local_iter = engine.state.iteration - 1
+            should_step = (local_iter + 1) % acc == 0
+        should_zero_grad = local_iter % acc == 0
+    return should_zero_grad, should_step
+
+
+def _forward_and_loss(
+    engine: SupervisedTrainer,
+    inputs: Any,
+    targets: Any,
+    args: tuple,
+    kwargs: dict,
+    index: torch.Tensor,
+    filenames: Sequence[str] | None,
+) -> None:
+    """Forward pass (``FORWARD_COMPLETED``), then the per-sample losses and their mean (``LOSS_COMPLETED``)."""
+    engine.state.output[Keys.PRED] = engine.inferer(inputs, engine.network, *args, **kwargs)
+    engine.fire_event(IterationEvents.FORWARD_COMPLETED)
+    losses = per_sample_loss(
+        engine.loss_function,
+        engine.state.output[Keys.PRED],
+        targets,
+        index,
+        filenames,
+        extra=engine.state.output,
+    )
+    engine.state.output[Keys.LOSS] = losses.mean()
+    engine.state.output[PerSampleKeys.LOSS_PER_SAMPLE] = losses.detach()
+    engine.fire_event(IterationEvents.LOSS_COMPLETED)
+
+
+def _backward_and_step(engine: SupervisedTrainer, forward_and_loss: Callable[[], None], should_step: bool) -> None:
+    """Run ``forward_and_loss`` (under amp autocast with a GradScaler), back-propagate the mean loss (divided by
+    ``accumulation_steps``), fire ``BACKWARD_COMPLETED`` and step the optimizer when ``should_step``."""
+    acc = engine.accumulation_steps
+    if engine.amp and engine.scaler is not None:
+        with torch.autocast("cuda", **engine.amp_kwargs):
+            forward_and_loss()
+        loss = engine.state.output[Keys.LOSS]
+        engine.scaler.scale(loss / acc if acc > 1 else loss).backward()
+        engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+        if should_step:
+            engine.scaler.step(engine.optimizer)
+            engine.scaler.update()
+    else:
+        forward_and_loss()
+        loss = engine.state.output[Keys.LOSS]
+        (loss / acc if acc > 1 else loss).backward()
+        engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+        if should_step:
+            engine.optimizer.step()
+
+
 class PerSampleTrainer(SupervisedTrainer):
     """``monai.engines.SupervisedTrainer`` that knows which samples are in each batch and what each one cost.
 
@@ -332,79 +437,19 @@ class PerSampleTrainer(SupervisedTrainer):
         index = batch_index(batchdata, engine.state.device, engine.non_blocking)
         filenames = batch_filenames(batchdata)
         batch = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs)
-        if len(batch) == 2:
-            inputs, targets = batch
-            args: tuple = ()
-            kwargs: dict = {}
-        else:
-            inputs, targets, args, kwargs = batch
-        if engine.compile:  # as MONAI: torch.compile works on plain tensors, meta is put back after the step
-            inputs_meta, targets_meta, inputs_ops, targets_ops = None, None, None, None
-            if isinstance(inputs, MetaTensor):
-                warnings.warn(
-                    "Will convert to PyTorch Tensor if using compile, and casting back to MetaTensor after the "
-                    "forward pass."
-                )
-                inputs, inputs_meta, inputs_ops = inputs.as_tensor(), inputs.meta, inputs.applied_operations
-            if isinstance(targets, MetaTensor):
-                targets, targets_meta, targets_ops = targets.as_tensor(), targets.meta, targets.applied_operations
+        inputs, targets, args, kwargs = _unpack_batch(batch)
+        inputs_meta, targets_meta = None, None
+        if engine.compile:
+            inputs, targets, inputs_meta, targets_meta = _strip_meta(inputs, targets)
 
         engine.state.output = {Keys.IMAGE: inputs, Keys.LABEL: targets, PerSampleKeys.INDEX: index}
-
-        def _compute_pred_loss():
-            engine.state.output[Keys.PRED] = engine.inferer(inputs, engine.network, *args, **kwargs)
-            engine.fire_event(IterationEvents.FORWARD_COMPLETED)
-            losses = per_sample_loss(
-                engine.loss_function,
-                engine.state.output[Keys.PRED],
-                targets,
-                index,
-                filenames,
-                extra=engine.state.output,
-            )
-            engine.state.output[Keys.LOSS] = losses.mean()
-            engine.state.output[PerSampleKeys.LOSS_PER_SAMPLE] = losses.detach()
-            engine.fire_event(IterationEvents.LOSS_COMPLETED)
-
-        acc = engine.accumulation_steps
-        should_zero_grad, should_step = True, True
-        if acc > 1:
-            epoch_length = engine.state.epoch_length
-            if epoch_length is not None:
-                local_iter = (engine.state.iteration - 1) % epoch_length
-                should_step = (local_iter + 1) % acc == 0 or (local_iter + 1) == epoch_length
-            else:
-                local_iter = engine.state.iteration - 1
-                should_step = (local_iter + 1) % acc == 0
-            should_zero_grad = local_iter % acc == 0
-
+        should_zero_grad, should_step = _accumulation_flags(engine)
         engine.network.train()
         if should_zero_grad:
             engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
-
-        if engine.amp and engine.scaler is not None:
-            with torch.autocast("cuda", **engine.amp_kwargs):
-                _compute_pred_loss()
-            loss = engine.state.output[Keys.LOSS]
-            engine.scaler.scale(loss / acc if acc > 1 else loss).backward()
-            engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-            if should_step:
-                engine.scaler.step(engine.optimizer)
-                engine.scaler.update()
-        else:
-            _compute_pred_loss()
-            loss = engine.state.output[Keys.LOSS]
-            (loss / acc if acc > 1 else loss).backward()
-            engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-            if should_step:
-                engine.optimizer.step()
+        forward_and_loss = functools.partial(_forward_and_loss, engine, inputs, targets, args, kwargs, index, filenames)
+        _backward_and_step(engine, forward_and_loss, should_step)
         if engine.compile:
-            if inputs_meta is not None:
-                engine.state.output[Keys.IMAGE] = MetaTensor(inputs, meta=inputs_meta, applied_operations=inputs_ops)
-                engine.state.output[Keys.PRED] = MetaTensor(
-                    engine.state.output[Keys.PRED], meta=inputs_meta, applied_operations=inputs_ops
-                )
-            if targets_meta is not None:
-                engine.state.output[Keys.LABEL] = MetaTensor(targets, meta=targets_meta, applied_operations=targets_ops)
+            _restore_meta(engine, inputs, targets, inputs_meta, targets_meta)
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
         return engine.state.output

@@ -31,7 +31,7 @@ def test_every_demo_names_an_existing_bundle_with_its_configs():
 
 def test_missing_demo_data_is_named(tmp_path):
     demo = BundleDemo(name="cxr_nvum_classification", datasets={"dataset_dir": "nih"})
-    with pytest.raises(FileNotFoundError, match=r"demo dataset '.*nih' not found; run `python -m monai_ext.data.demo"):
+    with pytest.raises(FileNotFoundError, match=r"demo dataset '.*nih' not found; run `python -m monai_ext.demo"):
         run_bundle_demo(demo, BUNDLES, tmp_path / "no_demo", tmp_path / "work")
     with pytest.raises(FileNotFoundError, match="bundle configs not found"):
         run_bundle_demo(BundleDemo(name="absent", datasets={}), BUNDLES, tmp_path, tmp_path / "work")

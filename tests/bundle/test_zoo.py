@@ -131,8 +131,8 @@ def test_ckpt_export_matches_an_independent_eager_network(tmp_path):
 def test_demo_overrides_rewrite_demo_paths(tmp_path):
     inference = _inference(dataset_dir="$@bundle_root + '/../../demo_data/nih'", openi_dir="$'../demo_data/openi/'")
     bundle = _bundle(tmp_path, inference=inference)
-    overrides, names = zoo.demo_overrides(bundle, "configs/inference.json", "/data/demo")
-    assert overrides == {"dataset_dir": "/data/demo/nih", "openi_dir": "/data/demo/openi"}
+    overrides, names = zoo.demo_overrides(bundle, "configs/inference.json", "/srv/demo_root")
+    assert overrides == {"dataset_dir": "/srv/demo_root/nih", "openi_dir": "/srv/demo_root/openi"}
     assert names == ["nih", "openi"]
 
 

@@ -19,8 +19,8 @@ from monai.bundle import ConfigWorkflow
 from monai.transforms import LoadImage
 from scipy import ndimage
 
-from monai_ext.data.demo.dicom_series import write_ct_dicom_series
 from monai_ext.bundle.workflow import bundle_parser, run_bundle_workflow
+from monai_ext.demo.dicom_series import write_ct_dicom_series
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "covid_ct_mombs_segmentation"
 INFERENCE = ["configs/inference.json", "configs/demo.json"]

@@ -282,7 +282,7 @@ def test_two_process_gloo_training_plans_the_same_epoch_on_both_ranks(covid_demo
     ],
 )
 def test_settings_train_one_epoch(setting, dataset, classes, run_bundle, tmp_path_factory, tmp_path):
-    from monai_ext.data.demo import write_demo_datasets
+    from monai_ext.demo import write_demo_datasets
 
     root = tmp_path_factory.mktemp("covid_settings")
     write_demo_datasets(root, size=1.0, seed=0, names=[dataset])  # 6 Ma volumes: every fold gets a patient

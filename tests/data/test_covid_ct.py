@@ -417,7 +417,7 @@ def test_mask_dir_missing_masks(medseg, tmp_path):
 
 
 def test_mask_dir_demo_clean_masks(tmp_path):
-    demo = pytest.importorskip("monai_ext.data.demo.covid_ct")
+    demo = pytest.importorskip("monai_ext.demo.covid_ct")
     pd = pytest.importorskip("pandas")
     root = tmp_path / "covid_medseg"
     demo.write_covid_medseg_demo(root, size=0.1, seed=3, image_size=48, missing_rate=0.3, erode_rate=0.3)

@@ -31,7 +31,7 @@ from monai.data import CacheDataset, DataLoader
 from monai.transforms import Compose, EnsureTyped, LoadImaged, ScaleIntensityd, SelectItemsd
 
 from monai_ext.data.cxr import nvum_datalist, nvum_setting_classes
-from monai_ext.data.demo.cxr import write_nih_demo
+from monai_ext.demo.cxr import write_nih_demo
 from monai_ext.engines import PerSampleTrainer
 from monai_ext.handlers.label_audit import LabelAuditWriter, precision_at_k, rank_label_disagreement
 from monai_ext.losses import NVUMLoss, nvum_prior

@@ -19,7 +19,7 @@ from ignite.engine import Engine
 from monai.data import MetaTensor
 from monai.transforms import LoadImage
 
-from monai_ext.data.demo.dicom_series import write_ct_dicom_series
+from monai_ext.demo.dicom_series import write_ct_dicom_series
 from monai_ext.handlers.mask_writer import SegmentationMaskWriter, mask_volumes, write_volume_predictions_csv
 
 AFFINE = np.array([[-0.5, 0, 0, 10.0], [0, -0.5, 0, 20.0], [0, 0, 2.0, -30.0], [0, 0, 0, 1]])  # 0.5 mm^3 voxels

@@ -23,7 +23,7 @@ found, so the header check only parses NIfTI headers.
 Reader: the bundle's ``LoadImaged`` keeps MONAI's automatic choice (``reader=None``), which picks ``NibabelReader``
 for ``.nii``/``.nii.gz`` and ``ITKReader`` for a folder (as long as the environment variable ``MONAI_DICOM_READER``
 does not promote another DICOM reader); the decode check reads with the same choice and checks that the volume is
-``1 X Y Z``. Both give a float32 image in HU with a RAS affine (:mod:`monai_ext.data.demo.dicom_series` documents the
+``1 X Y Z``. Both give a float32 image in HU with a RAS affine (:mod:`monai_ext.demo.dicom_series` documents the
 axis order).
 """
 

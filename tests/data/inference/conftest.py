@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from monai_ext.data.demo.dicom_series import write_ct_dicom_series
+from monai_ext.demo.dicom_series import write_ct_dicom_series
 
 PREAMBLE = b"\0" * 128 + b"DICM"
 SPACING = (0.8, 0.8, 2.0)

@@ -12,6 +12,8 @@ released ``models/model.pt``. The functions here run the same MONAI steps withou
   names ``image`` / ``pred`` that ``verify_net_in_out``, MONAI Label and MONAI Deploy read;
 - :func:`check_config_ids`: ids that must be overridable on their own (``amp``, ``num_workers``, ...), and the same
   ``network_def`` in every config that defines one (inference must load training checkpoints);
+- :func:`monai_ext.bundle.conventions.check_conventions`: the bundle template's rules (no handler by position,
+  no branching ``$`` expression, handler lists of dicts, a ``configs/demo.json`` that merges onto every config);
 - :func:`check_net_in_out`: ``monai.bundle.verify_net_in_out`` on the inference config;
 - :func:`check_ckpt_export`: a random-weight checkpoint ``{"model": state_dict}`` exported with
   ``monai.bundle.ckpt_export``, reloaded with ``torch.jit.load`` and compared with the eager network;
@@ -41,6 +43,7 @@ from monai.data import load_net_with_metadata
 from monai.utils import look_up_option
 from monai.utils.enums import BundleProperty, BundlePropertyConfig, StrEnum
 
+from monai_ext.bundle.conventions import DEMO_OVERLAY, check_conventions
 from monai_ext.bundle.verify import verify_bundle_metadata
 from monai_ext.bundle.workflow import bundle_folder, bundle_parser, bundle_workflow, config_paths
 
@@ -69,18 +72,29 @@ REQUIRED_FILES: tuple[str, ...] = (
     "configs/metadata.json",
     "configs/inference.json",
     "configs/logging.conf",
+    DEMO_OVERLAY,
     "docs/README.md",
     "LICENSE",
 )
-"""Files every bundle ships (model-zoo required + preferred files, less ``models/model.pt``, which training writes)."""
+"""Files every bundle ships (model-zoo required + preferred files, less ``models/model.pt``, which training writes,
+plus this project's small-run overlay ``configs/demo.json``)."""
 
 REQUIRED_CONFIG_IDS: dict[str, tuple[str, ...]] = {
-    "configs/train.json": ("bundle_root", "device", "dataset_dir", "output_dir", "ckpt_dir", "amp", "num_workers"),
-    "configs/inference.json": ("bundle_root", "device", "dataset_dir", "output_dir", "amp", "num_workers"),
+    "configs/train.json": (
+        "bundle_root", "device", "dataset_dir", "output_dir", "ckpt_dir", "amp", "num_workers", "seed",
+        "class_names", "num_classes", "image_size", "batch_size", "epochs", "network_def", "network", "loss_def",
+        "loss", "checkpoint", "datalist_args", "training_setup",
+    ),
+    "configs/evaluate.json": ("ckpt_path",),
+    "configs/inference.json": (
+        "bundle_root", "device", "dataset_dir", "output_dir", "amp", "num_workers", "class_names", "num_classes",
+        "image_size", "overwrite", "ckpt_path", "network_def",
+    ),
     "configs/multi_gpu_train.json": ("dist_backend",),
-}
-"""Top-level ids each config (when the bundle has it) defines, so that one flag overrides them (``--amp false``,
-``--num_workers 0``, ``--dist_backend gloo``)."""
+}  # fmt: skip
+"""Top-level ids each config (when the bundle has it) defines (the shared ids of ``bundles/README.md``), so that one
+flag overrides them (``--amp false``, ``--num_workers 0``, ``--dist_backend gloo``) and every bundle names the same
+thing the same way."""
 
 DEMO_SIZE = 0.4
 """``size`` of the demo data for the property checks: small, yet its NIH training split (seed :data:`DEMO_SEED`)
@@ -103,6 +117,7 @@ class ZooCheck(StrEnum):
     LAYOUT = "layout"
     METADATA = "metadata"
     CONFIG_IDS = "config_ids"
+    CONVENTIONS = "conventions"
     NET_IN_OUT = "net_in_out"
     CKPT_EXPORT = "ckpt_export"
     PROPERTIES = "properties"
@@ -204,7 +219,9 @@ def check_config_ids(
     bundle_dir: str | os.PathLike, required_ids: Mapping[str, Sequence[str]] | None = None
 ) -> None:
     """Check that each config defines its top-level ``required_ids`` and that every config defining ``network_def``
-    defines the same one (raw, before parsing), so that inference loads the checkpoints training writes.
+    defines the same one (raw, before parsing), so that inference loads the checkpoints training writes. The
+    small-run overlay (``configs/demo.json``) is left out of the comparison: it replaces ``network_def`` for every
+    config it is merged onto, training and inference alike.
 
     Args:
         bundle_dir: the bundle folder.
@@ -224,7 +241,7 @@ def check_config_ids(
             if absent:
                 problems.append(f"{rel} lacks the top-level id(s) {absent}")
     for path in sorted((bundle / "configs").iterdir()):
-        if path.suffix in _CONFIG_SUFFIXES and path.name != "metadata.json":
+        if path.suffix in _CONFIG_SUFFIXES and path.name not in ("metadata.json", Path(DEMO_OVERLAY).name):
             config = ConfigParser.load_config_file(path)
             if "network_def" in config:
                 networks[path.name] = config["network_def"]
@@ -472,6 +489,7 @@ def verify_bundle(
         ZooCheck.LAYOUT: lambda: check_layout(bundle),
         ZooCheck.METADATA: lambda: check_metadata(bundle),
         ZooCheck.CONFIG_IDS: lambda: check_config_ids(bundle),
+        ZooCheck.CONVENTIONS: lambda: check_conventions(bundle),
         ZooCheck.NET_IN_OUT: lambda: check_net_in_out(bundle, **override),
         ZooCheck.CKPT_EXPORT: lambda: check_ckpt_export(bundle, work / "export"),
         ZooCheck.PROPERTIES: _properties,

@@ -31,6 +31,8 @@ def _inference(**changes):
     config = {
         "imports": ["$import torch"], "bundle_root": ".", "dataset_dir": "$@bundle_root + '/input'",
         "output_dir": "$@bundle_root + '/eval'", "amp": False, "num_workers": 0, "num_classes": 2,
+        "class_names": ["Effusion", "No Finding"], "image_size": 8, "overwrite": False,
+        "ckpt_path": "$@bundle_root + '/models/model.pt'",
         "device": "$torch.device('cpu')", "network_def": NET, "network": "$@network_def.to(@device)",
         "preprocessing": {"_target_": "Compose", "transforms": []},
         "dataset": {"_target_": "Dataset", "data": [], "transform": "@preprocessing"},
@@ -57,6 +59,7 @@ def _bundle(root: Path, meta=None, inference=None, skip=()) -> Path:
         "configs/metadata.json": json.dumps(META if meta is None else meta),
         "configs/inference.json": json.dumps(_inference() if inference is None else inference),
         "configs/logging.conf": LOGGING,
+        "configs/demo.json": json.dumps({"num_workers": 0}),
         "docs/README.md": "# tiny\n",
         "LICENSE": "Apache-2.0\n",
     }
@@ -110,6 +113,10 @@ def test_config_ids_and_same_network(tmp_path):
     (bundle / "configs" / "train.json").write_text(json.dumps(train))
     with pytest.raises(zoo.BundleCheckError, match=r"network_def differs between \['inference.json', 'train.json'\]"):
         zoo.check_config_ids(bundle, required_ids={})
+    # the small-run overlay replaces network_def for every config it is merged onto: not compared
+    bundle = _bundle(tmp_path / "overlay")
+    (bundle / "configs" / "demo.json").write_text(json.dumps({"network_def": NET.replace("Linear(3", "Linear(5")}))
+    zoo.check_config_ids(bundle, required_ids={})
 
 
 def test_net_in_out_checks_output_channels(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 import torch
 from monai.bundle import ConfigParser
 
-from monai_ext.bundle import zoo
+from monai_ext.bundle import conventions, zoo
 
 BUNDLES_DIR = Path(__file__).resolve().parents[2] / "bundles"
 BUNDLES = sorted(p.name for p in BUNDLES_DIR.iterdir() if (p / "configs").is_dir()) if BUNDLES_DIR.is_dir() else []
@@ -67,3 +67,7 @@ def test_infer_properties(name, demo_root, tmp_path):
         output_dir=str(tmp_path / "predictions"), ckpt_path=str(tmp_path / "model.pt"),
     )  # fmt: skip
     assert report.ok, report.describe()
+
+
+def test_bundle_template_conventions(name):
+    conventions.check_conventions(BUNDLES_DIR / name)

@@ -1,0 +1,172 @@
+# Copyright (c) 2026 robust-medical-bundles contributors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""Run every bundle briefly on the built-in demo data: train, evaluate, infer, then print a results table.
+
+This is the bundle half of ``make demo`` (``python -m scripts.run_demo``). Every step merges the bundle's configs
+with its ``configs/demo.json`` small-run overlay (image size, epochs, a small network: a CPU run takes minutes);
+each bundle's :class:`BundleDemo` entry names only its demo datasets, evaluation runs and result tables.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from monai_ext.bundle.workflow import run_bundle_workflow
+
+__all__ = ["DEMO_OVERLAY", "BundleDemo", "BUNDLE_DEMOS", "run_bundle_demo", "format_results"]
+
+logger = logging.getLogger(__name__)
+
+DEMO_OVERLAY = "configs/demo.json"
+"""The small-run overlay every bundle ships, merged last onto each of its configs."""
+
+
+@dataclass
+class BundleDemo:
+    """How to run one bundle on the demo data.
+
+    Attributes:
+        name: bundle folder name under ``bundles/``.
+        datasets: demo dataset folder of each training data id, e.g. ``{"dataset_dir": "nih"}``.
+        evaluations: the overrides of each ``evaluate.json`` run; a value of an id ending in ``_dir`` is a folder
+            relative to the demo root, e.g. ``({"test_set": "openi", "test_dir": "openi"}, ...)``.
+        result_tables: ``(label, CSV file under output_dir)`` read back into the results table.
+        result_index: the tables' row column: ``"class"`` (one row per class) or e.g. ``"case_id"`` (one per case).
+        result_metric: the column printed: per class, or as mean +- std over the cases.
+        inference_inputs: demo files (relative to the demo root) copied into the inference input folder.
+        prepare_inputs: ``(demo_dir, input_dir) -> None`` adding further inference inputs (e.g. a DICOM series).
+        real_radiograph: also infer on the real radiograph shipped by ``pydicom-data`` (``extra_inputs``).
+    """
+
+    name: str
+    datasets: dict[str, str]
+    evaluations: Sequence[dict[str, Any]] = ({},)
+    result_tables: Sequence[tuple[str, str]] = ()
+    result_index: str = "class"
+    result_metric: str = "auroc"
+    inference_inputs: Sequence[str] = ()
+    prepare_inputs: Callable[[Path, Path], None] | None = None
+    real_radiograph: bool = False
+
+
+def _covid_dicom_series(demo_dir: Path, input_dir: Path) -> None:
+    """One demo CT volume re-written as a DICOM series folder, to show DICOM input beside NIfTI."""
+    from monai_ext.demo.dicom_series import nifti_to_dicom_series
+
+    nifti_to_dicom_series(demo_dir / "covid_medseg" / "rp_im" / "1.nii.gz", input_dir / "rp_1_dicom_series")
+
+
+BUNDLE_DEMOS: dict[str, BundleDemo] = {
+    "cxr_nvum_classification": BundleDemo(
+        name="cxr_nvum_classification",
+        datasets={"dataset_dir": "nih"},
+        evaluations=tuple({"test_set": name, "test_dir": name} for name in ("openi", "padchest")),
+        result_tables=(("OpenI", "openi_per_class.csv"), ("PadChest", "padchest_per_class.csv")),
+        inference_inputs=("openi/NLMCXR_png/*.png",),
+        real_radiograph=True,
+    ),
+    "covid_ct_mombs_segmentation": BundleDemo(
+        name="covid_ct_mombs_segmentation",
+        datasets={"dataset_dir": "covid_medseg"},
+        evaluations=({"eval_mask_dir": "covid_medseg/demo_clean"},),
+        result_tables=(("MedSeg test fold, clean masks", "test_per_case.csv"),),
+        result_index="case_id",
+        result_metric="dice_infection",
+        inference_inputs=("covid_medseg/rp_im/*.nii.gz",),
+        prepare_inputs=_covid_dicom_series,
+    ),
+}
+
+
+def _demo_path(demo_dir: str | os.PathLike, folder: str) -> str:
+    path = Path(demo_dir) / folder
+    if not path.exists():
+        raise FileNotFoundError(f"demo dataset '{path}' not found; run `python -m monai_ext.demo --out {demo_dir}`.")
+    return str(path)
+
+
+def _with_demo_paths(overrides: dict[str, Any], demo_dir: str | os.PathLike) -> dict[str, Any]:
+    return {k: _demo_path(demo_dir, v) if k.endswith("_dir") else v for k, v in overrides.items()}
+
+
+def run_bundle_demo(
+    demo: BundleDemo, bundles_dir: str | os.PathLike, demo_dir: str | os.PathLike, work_dir: str | os.PathLike,
+    extra_inputs: Sequence[str | os.PathLike] = (),
+) -> dict[str, pd.DataFrame]:
+    """Train, evaluate and run inference of one bundle on the demo data; return its result tables.
+
+    Each step runs the bundle's config merged with :data:`DEMO_OVERLAY` in-process
+    (:func:`monai_ext.bundle.workflow.run_bundle_workflow`, with the bundle's ``logging.conf``).
+
+    Args:
+        demo: the bundle's demo settings.
+        bundles_dir: the repository's ``bundles/`` folder.
+        demo_dir: root of the demo datasets (``python -m monai_ext.demo --out``).
+        work_dir: where checkpoints (``<work_dir>/<bundle>/models``), evaluation outputs (``.../eval``) and inference
+            results (``.../predictions``) go; previous results of the same bundle there are replaced.
+        extra_inputs: more files for the inference input folder of bundles with ``real_radiograph`` (a real DICOM).
+
+    Raises:
+        FileNotFoundError: the bundle or a demo dataset is missing (run ``python -m monai_ext.demo`` first).
+    """
+    bundle = Path(bundles_dir) / demo.name
+    if not (bundle / "configs").is_dir():
+        raise FileNotFoundError(f"bundle configs not found: '{bundle / 'configs'}'.")
+    out = Path(work_dir) / demo.name
+    common = {"ckpt_dir": str(out / "models"), "output_dir": str(out / "eval")}
+    common.update(_with_demo_paths(demo.datasets, demo_dir))
+    evaluations = [_with_demo_paths(e, demo_dir) for e in demo.evaluations]
+    if out.exists():
+        shutil.rmtree(out)
+    train = ["configs/train.json", DEMO_OVERLAY]
+    logger.info("%s: training", demo.name)
+    run_bundle_workflow(bundle, train, "train", logging_file=True, **common)
+    for overrides in evaluations:
+        logger.info("%s: evaluating %s", demo.name, overrides or "")
+        run_bundle_workflow(bundle, [*train, "configs/evaluate.json"], "eval", logging_file=True,
+                            **{**common, **overrides})  # fmt: skip
+    inputs = out / "inference_input"
+    inputs.mkdir(parents=True)
+    for pattern in demo.inference_inputs:
+        for src in sorted(Path(demo_dir).glob(pattern))[:4]:
+            shutil.copy(src, inputs / src.name)
+    if demo.prepare_inputs is not None:
+        demo.prepare_inputs(Path(demo_dir), inputs)
+    for src in extra_inputs if demo.real_radiograph else ():
+        shutil.copy(src, inputs / Path(src).name)
+    logger.info("%s: inference on %d files", demo.name, len(list(inputs.iterdir())))
+    run_bundle_workflow(bundle, ["configs/inference.json", DEMO_OVERLAY], "infer", logging_file=True,
+                        ckpt_dir=common["ckpt_dir"], dataset_dir=str(inputs), output_dir=str(out / "predictions"))
+    return {label: pd.read_csv(out / "eval" / csv) for label, csv in demo.result_tables}
+
+
+def format_results(name: str, tables: dict[str, pd.DataFrame], metric: str = "auroc", index: str = "class") -> str:
+    """Markdown table of one bundle's results.
+
+    ``index="class"``: ``metric`` per class (rows) and test set (columns). Any other ``index`` (e.g. ``"case_id"``,
+    one row per case): ``metric`` as mean +- std over the cases with a finite value, one row per table.
+    """
+    if index != "class":
+        lines = [f"| {name} | cases | {metric}: mean +- std |", "|---|---|---|"]
+        for label, table in tables.items():
+            values = pd.to_numeric(table[metric], errors="coerce").dropna()
+            cell = "n/a" if values.empty else f"{values.mean():.3f} +- {values.std(ddof=0):.3f}"
+            lines.append(f"| {label} | {len(values)} | {cell} |")
+        return "\n".join(lines)
+    frames = []
+    for label, table in tables.items():
+        frames.append(table.set_index(index)[metric].rename(label))
+    joined = pd.concat(frames, axis=1)
+    lines = [f"| {name}: {metric} | " + " | ".join(joined.columns) + " |", "|---" * (len(joined.columns) + 1) + "|"]
+    for cls, row in joined.iterrows():
+        cells = ["n/a" if pd.isna(v) else f"{float(v):.3f}" for v in row]
+        lines.append(f"| {cls} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -132,8 +132,11 @@ def _labels_and_affine(pred: Any, num_classes: int, case_id: str) -> tuple[np.nd
 
 
 def write_volume_predictions_csv(
-    output_dir: str | os.PathLike, class_names: Sequence[str], filename: str = PREDICTIONS_CSV
-) -> Path:
+    output_dir: str | os.PathLike,
+    class_names: Sequence[str],
+    filename: str = PREDICTIONS_CSV,
+    skip_missing_dir: bool = False,
+) -> Path | None:
     """Rebuild ``<output_dir>/predictions.csv`` from every ``<case_id>_seg.nii.gz`` in ``output_dir``.
 
     Columns ``case_id,image,seg,<class>_voxels,<class>_ml,...,model_version`` (classes in ``class_names`` order),
@@ -142,10 +145,20 @@ def write_volume_predictions_csv(
     Millilitres are written with Python's shortest round-trip ``repr``. The CSV is replaced atomically, and only when
     its content changes.
 
+    Args:
+        output_dir: the folder of the masks and their sidecars.
+        class_names: the classes, in column order.
+        filename: name of the table. Defaults to ``"predictions.csv"``.
+        skip_missing_dir: when ``True`` and ``output_dir`` does not exist (no case was written, e.g. an inference
+            run over no readable input), write nothing and return ``None``; the bundles' ``finalize`` step sets it.
+            Defaults to ``False`` (the folder is created).
+
     Returns:
-        The path of the CSV.
+        The path of the CSV, or ``None`` (``skip_missing_dir`` and no folder).
     """
     out = Path(output_dir)
+    if skip_missing_dir and not out.is_dir():
+        return None
     out.mkdir(parents=True, exist_ok=True)
     log = logging.getLogger(__name__)
     names = [str(c) for c in class_names]

@@ -111,8 +111,11 @@ def _write_new(path: Path, text: str, overwrite: bool) -> bool:
 
 
 def write_predictions_csv(
-    output_dir: str | os.PathLike, class_names: Sequence[str] | None = None, filename: str = PREDICTIONS_CSV
-) -> Path:
+    output_dir: str | os.PathLike,
+    class_names: Sequence[str] | None = None,
+    filename: str = PREDICTIONS_CSV,
+    skip_missing_dir: bool = False,
+) -> Path | None:
     """Rebuild ``<output_dir>/predictions.csv`` from every per-case JSON in ``output_dir`` (not recursive).
 
     One row per case, sorted by case id; columns ``case_id``, ``image``, then ``class_names`` in order, then any other
@@ -125,11 +128,16 @@ def write_predictions_csv(
         output_dir: the folder of per-case results.
         class_names: column order of the classes. Defaults to None (order of first appearance in the JSONs).
         filename: name of the table. Defaults to ``"predictions.csv"``.
+        skip_missing_dir: when ``True`` and ``output_dir`` does not exist (no case was written, e.g. an inference
+            run over no readable input), write nothing and return ``None``; the bundles' ``finalize`` step sets it.
+            Defaults to ``False`` (the folder is created).
 
     Returns:
-        The path of the CSV.
+        The path of the CSV, or ``None`` (``skip_missing_dir`` and no folder).
     """
     out = Path(output_dir)
+    if skip_missing_dir and not out.is_dir():
+        return None
     out.mkdir(parents=True, exist_ok=True)
     rows, columns = [], list(class_names or [])
     for path in sorted(out.glob("*.json")):

@@ -14,14 +14,14 @@ The synthetic demo datasets written in these layouts live in :mod:`monai_ext.dem
 
 from __future__ import annotations
 
-import importlib
+from monai_ext.data import covid_ct, covid_ct_layouts, covid_ct_slices, cxr, datalist, deeplesion, inference, rop
+from monai_ext.data.covid_ct import covid_ct_datalist
+from monai_ext.data.cxr import nvum_datalist
+from monai_ext.data.datalist import DatasetLayoutError, assign_indices
+from monai_ext.data.deeplesion import deeplesion_datalist
+from monai_ext.data.inference import InputKind, prepare_inference_datalist
+from monai_ext.data.rop import rop_datalist
 
-__all__ = [
-    "datalist", "cxr", "deeplesion", "covid_ct", "covid_ct_layouts", "covid_ct_slices", "rop", "inference",
-]  # fmt: skip
-
-
-def __getattr__(name: str):
-    if name in __all__:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = ["datalist", "cxr", "deeplesion", "covid_ct", "covid_ct_layouts", "covid_ct_slices", "rop", "inference"]
+__all__ += ["DatasetLayoutError", "assign_indices", "nvum_datalist", "covid_ct_datalist", "deeplesion_datalist"]
+__all__ += ["rop_datalist", "InputKind", "prepare_inference_datalist"]

@@ -228,3 +228,10 @@ def test_unwraps_data_parallel_and_checks_structure():
     with pytest.raises(ValueError, match="teacher_mode|val"):
         EMATeacher(net, teacher_mode="val")
     assert math.isclose(EMATeacher(net).decay, 0.99)
+
+
+def test_evaluation_network_is_the_ema_or_the_unwrapped_trained_network():
+    net = _network()
+    ema = EMATeacher(torch.nn.DataParallel(net), output_key=None)
+    assert ema.evaluation_network() is ema.ema_network and ema.evaluation_network(True) is ema.ema_network
+    assert ema.evaluation_network(False) is net  # the module, not the DataParallel wrapper

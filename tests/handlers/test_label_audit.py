@@ -127,3 +127,14 @@ def test_writer_csv_after_training(tmp_path):
     assert math.isclose(float(rows[0][7]), S3, rel_tol=1e-6) and math.isclose(float(rows[1][7]), 0.5)
     with pytest.raises(ValueError, match="holds 2 items but the memory 3 rows"):
         LabelAuditWriter(loss, datalist[:2], out).ranking()
+
+
+def test_writer_attaches_nothing_for_a_loss_without_memory(tmp_path):
+    """The BCE baseline trained through the NVUM bundle: no memory, so no audit and no file (not an error)."""
+    out = tmp_path / "label_audit.csv"
+    writer = LabelAuditWriter(torch.nn.BCEWithLogitsLoss(reduction="none"), [], out, name="audit_test")
+    engine = Engine(lambda e, b: None)
+    writer.attach(engine)
+    assert not engine.has_event_handler(writer)
+    engine.run([0], max_epochs=1)
+    assert not out.exists()

@@ -457,3 +457,28 @@ def test_start_epoch_skips_earlier_epochs_with_nan_and_no_hook():
 def test_bad_start_epoch(start):
     with pytest.raises(ValueError, match="start_epoch"):
         MoMBSAssessor(start_epoch=start)
+
+
+@pytest.mark.parametrize("strategy", ["mombs", "random", "scl"])
+def test_assessor_runs_only_the_epochs_whose_uncertainty_the_sampler_uses(strategy):
+    """pivot 3: epoch 2's scores plan epoch 3, so mombs assesses epochs 2 and 3; random and SCL never do."""
+    from monai_ext.samplers import MoMBSSampler
+
+    net = _unet()
+    sampler = MoMBSSampler(range(4), batch_size=2, strategy=strategy, pivot_epoch=3)
+    assessor = MoMBSAssessor(num_disturbances=2, seed=3, sampler=sampler)
+    initial = assessor.generator.get_state()
+    recorded = {}
+    trainer = _trainer(net, [assessor], epochs=3)
+    trainer.add_event_handler(  # after the assessor's own BACKWARD_COMPLETED handler (attached first)
+        IterationEvents.BACKWARD_COMPLETED,
+        lambda e: recorded.setdefault(e.state.epoch, []).append(e.state.output["uncertainty"].clone()),
+    )
+    trainer.run()
+    assert sorted(recorded) == [1, 2, 3]
+    for epoch, values in recorded.items():
+        assessed = strategy == "mombs" and epoch >= 2
+        assert all(bool(torch.isfinite(v).all()) is assessed and bool(torch.isnan(v).all()) is not assessed
+                   for v in values), (epoch, values)  # fmt: skip
+    assert torch.equal(assessor.generator.get_state(), initial) is (strategy != "mombs")  # no noise drawn
+    assert len(net.tap._forward_hooks) == 0

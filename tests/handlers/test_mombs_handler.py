@@ -171,3 +171,14 @@ def test_datalist_columns_name_each_sample(tmp_path):
     assert table["image"].tolist() == ["/data/img0.nii.gz", "/data/img1.nii.gz", "/data/img2.nii.gz", "x"]
     assert table["label"].tolist()[3] == ""  # the item has no label: empty cell
     assert table.loc[table["category"] == "under_represented", "image"].tolist() == ["/data/img0.nii.gz"]
+
+
+def test_strategies_without_uncertainty_get_no_map_and_no_warning(tmp_path, recwarn):
+    loss = [0.7, 0.1, 0.5, 0.3]
+    recorder = PerSampleRecorder(num_samples=4, keys=KEYS)
+    recorder.update(torch.arange(4), {"loss_per_sample": torch.tensor(loss), "uncertainty": torch.full((4,), NAN)}, 2)
+    sampler = MoMBSSampler(range(4), batch_size=2, strategy="scl", pivot_epoch=1, hard_fraction=0.25)
+    MoMBSHandler(sampler, recorder, output_dir=tmp_path / "mombs", name="t")(_engine(2))
+    assert not (tmp_path / "mombs").exists()
+    assert not [w for w in recwarn if "uncertainty" in str(w.message)]
+    assert torch.equal(sampler.loss, torch.tensor(loss)) and sampler.scores_epoch == 2  # the loss still plans

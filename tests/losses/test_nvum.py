@@ -9,7 +9,7 @@ import warnings
 import pytest
 import torch
 
-from monai_ext.losses import NVUMLoss, nvum_prior
+from monai_ext.losses import NVUMLoss, NVUMMode, PriorConvention, memory_logits_key, nvum_prior
 
 # ---- prior ------------------------------------------------------------------------------------------------------
 
@@ -339,3 +339,15 @@ def test_update_of_one_batch_in_500k_memory_is_fast():
     assert int((loss.num_updates == 2).sum()) == batch
     # two visits with the same logits: t = (1 - 0.9^2)(z - log 0.1)
     assert torch.allclose(loss.memory[index], 0.19 * (z - math.log(0.1)), atol=1e-5)
+
+
+def test_mode_decides_the_prior_convention_and_the_teacher_key():
+    assert NVUMMode("paper").prior_convention == PriorConvention.PAPER
+    assert NVUMMode("official").prior_convention == PriorConvention.OFFICIAL
+    labels = [[1, 0, 0], [0, 0, 1], [1, 1, 0], [0, 0, 1]]  # the hand-worked nvum_prior example
+    assert nvum_prior(labels, NVUMMode("official").prior_convention).tolist() == [0.25, 0.125, 0.5]
+    assert memory_logits_key(NVUMLoss(num_samples=2, num_classes=3, prior=[0.5] * 3, mode="official")) == "memory_logits"
+    assert memory_logits_key(NVUMLoss(num_samples=2, num_classes=3, prior=[0.5] * 3, mode="paper")) is None
+    teacher_fed_paper = NVUMLoss(num_samples=2, num_classes=3, prior=[0.5] * 3, memory_source="teacher")
+    assert memory_logits_key(teacher_fed_paper) == "memory_logits"  # the option, not the mode name, decides
+    assert memory_logits_key(torch.nn.BCEWithLogitsLoss()) is None

@@ -14,7 +14,7 @@ from monai.data import DataLoader, Dataset
 from monai.handlers import CheckpointLoader, CheckpointSaver
 from scipy.stats import rankdata
 
-from monai_ext.samplers import MoMBSSampler
+from monai_ext.samplers import MoMBSSampler, SamplingStrategy
 
 NAN = math.nan
 # difficulty ranks (loss only): sample 0->6, 1->0, 2->4, 3->2, 4->7, 5->1, 6->5, 7->3; easiest first: 1 5 3 7 2 6 0 4
@@ -292,3 +292,14 @@ def test_planning_one_million_samples_is_fast():
 def test_empty_dataset_names_the_training_datalist():
     with pytest.raises(ValueError, match="empty dataset: the training datalist holds no sample"):
         MoMBSSampler([], batch_size=2)
+
+
+@pytest.mark.parametrize(
+    "strategy, uses", [("mombs", True), ("anti_mixed", True), ("random", False), ("scl", False), ("ohem", False)]
+)
+def test_which_strategies_rank_by_uncertainty(strategy, uses):
+    assert SamplingStrategy(strategy).uses_uncertainty is uses
+    sampler = MoMBSSampler(range(8), batch_size=4, strategy=strategy, pivot_epoch=20)
+    # epoch e's scores plan epoch e + 1: the uncertainty of epochs 19, 20, ... is used, that of 18 is not
+    assert [sampler.needs_uncertainty(e) for e in (1, 18, 19, 20)] == [False, False, uses, uses]
+    assert MoMBSSampler(range(8), batch_size=4, strategy=strategy, pivot_epoch=1).needs_uncertainty(1) is uses

@@ -21,15 +21,15 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(PY) -m monai_ext.demo --out $(DEMO_DIR) --size $(DEMO_SIZE) --summary
-	$(PY) scripts/run_demo.py --demo-dir $(DEMO_DIR) --work-dir runs/demo
+	$(PY) -m scripts.run_demo --demo-dir $(DEMO_DIR) --work-dir runs/demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
 bench: $(STAMP)
-	$(PY) scripts/bench_mombs_plan.py
-	$(PY) scripts/bench_nvum.py --out bench_results/nvum --num-threads 1
-	$(PY) scripts/bench_mombs.py --out bench_results/mombs --num-threads 1
+	$(PY) -m scripts.bench_mombs_plan
+	$(PY) -m scripts.bench_nvum --out bench_results/nvum --num-threads 1
+	$(PY) -m scripts.bench_mombs --out bench_results/mombs --num-threads 1
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

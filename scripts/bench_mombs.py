@@ -1,7 +1,7 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """``make bench`` for MoMBS: epoch time against random sampling and demo-data efficacy against random, SCL, OHEM and
-anti-mixed sampling (logic in :mod:`monai_ext.bench`: ``mombs_step``, ``mombs_efficacy``, ``mombs_audit``,
+anti-mixed sampling (logic in :mod:`scripts.bench`: ``mombs_step``, ``mombs_efficacy``, ``mombs_audit``,
 ``mombs_report``); writes ``timing.json``, ``efficacy.json``, ``efficacy.png`` and ``README_table.md`` into
 ``--out`` and prints the table.
 
@@ -10,8 +10,8 @@ so the table always shows the latest measurement of both.
 
 Examples::
 
-    python scripts/bench_mombs.py --out bench_results/mombs --num-threads 1
-    python scripts/bench_mombs.py --out /tmp/mombs --skip-timing --seeds 0 --strategies mombs random --epochs 2
+    python -m scripts.bench_mombs --out bench_results/mombs --num-threads 1
+    python -m scripts.bench_mombs --out /tmp/mombs --skip-timing --seeds 0 --strategies mombs random --epochs 2
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ from pathlib import Path
 import monai
 import torch
 
-from monai_ext.bench import mombs_efficacy, mombs_report, mombs_step
-from monai_ext.bench.mombs_bundle import BUNDLE_DIR, SMALL_UNET
+from scripts.bench import mombs_efficacy, mombs_report, mombs_step
+from scripts.bench.bundles import shipped_network_def
+from scripts.bench.mombs_bundle import BUNDLE_DIR
 from monai_ext.samplers.mombs import SamplingStrategy
 
 __all__ = ["main", "build_parser"]
@@ -63,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=int, default=8)
     g.add_argument("--split-seed", type=int, default=None, help="fixed split seed; default: each run's seed")
     g.add_argument("--network", choices=["small", "bundle"], default="small",
-                   help="small: SplitUNet(channels=(8, 16, 32, 64, 128), num_res_units=1); bundle: the bundle's "
+                   help="small: the demo overlay's SplitUNet(channels=(8, 16, 32, 64, 128), num_res_units=1) "
+                   "(configs/demo.json); bundle: the bundle's "
                    "SplitUNet (channels up to 256, 2 residual units)")  # fmt: skip
     return p
 
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the parts not skipped, write the results, print the table; returns the exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    logging.getLogger("monai_ext.bench").setLevel(logging.INFO)
+    logging.getLogger("scripts.bench").setLevel(logging.INFO)
     logging.getLogger("monai.bundle.workflows").setLevel(logging.ERROR)  # "Logging file is set to False"
     if args.num_threads > 0:
         torch.set_num_threads(args.num_threads)
@@ -120,13 +122,13 @@ def main(argv: list[str] | None = None) -> int:
                 args.warmup, args.repeats, bundle_dir=args.bundle_dir,
             )  # fmt: skip
             wall["timing"] = time.perf_counter() - start
-            logging.getLogger("monai_ext.bench").info(f"epoch time ratio MoMBS / random: {timing['ratio']:.3f}")
+            logging.getLogger("scripts.bench").info(f"epoch time ratio MoMBS / random: {timing['ratio']:.3f}")
             mombs_report.write_results(out_dir, timing=timing, environment=_environment(argv, wall))
         if efficacy is not None:
             start = time.perf_counter()
             efficacy = mombs_efficacy.run_efficacy(
                 work / "efficacy", args.strategies, args.seeds, args.image_size, args.epochs, args.pivot_epoch,
-                args.batch_size, args.num_disturbances, SMALL_UNET if args.network == "small" else None,
+                args.batch_size, args.num_disturbances, shipped_network_def(args.bundle_dir) if args.network == "bundle" else None,
                 args.split_seed, data_dir=dataset_dir, bundle_dir=args.bundle_dir,
             )  # fmt: skip
             efficacy["settings"].update(data_size=args.data_size, data_seed=args.data_seed)

@@ -9,7 +9,7 @@ printed in milliseconds.
 
 Example::
 
-    python scripts/bench_mombs_plan.py --num-samples 1000000 --batch-size 32 --num-threads 1
+    python -m scripts.bench_mombs_plan --num-samples 1000000 --batch-size 32 --num-threads 1
 """
 
 from __future__ import annotations

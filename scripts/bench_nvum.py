@@ -1,7 +1,7 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """``make bench`` for NVUM: step time against BCE and demo-data efficacy against BCE (logic in
-:mod:`monai_ext.bench`: ``nvum_step``, ``nvum``, ``nvum_audit``, ``nvum_report``); writes ``nvum_bench.json``,
+:mod:`scripts.bench`: ``nvum_step``, ``nvum``, ``nvum_audit``, ``nvum_report``); writes ``nvum_bench.json``,
 ``nvum_bench.png`` and ``README_table.md`` into ``--out`` and prints the table.
 
 ``--parts audit`` trains nothing: it reads ``--out/nvum_bench.json`` back, recomputes the label audit of its runs
@@ -10,8 +10,8 @@ keeping the measured step times and AUCs. ``--interpretation FILE`` puts a parag
 
 Examples::
 
-    python scripts/bench_nvum.py --out bench_results/nvum --num-threads 1
-    python scripts/bench_nvum.py --out bench_results/nvum --parts audit --work-dir /tmp/nvum_work
+    python -m scripts.bench_nvum --out bench_results/nvum --num-threads 1
+    python -m scripts.bench_nvum --out bench_results/nvum --parts audit --work-dir /tmp/nvum_work
 """
 
 from __future__ import annotations
@@ -29,23 +29,13 @@ from pathlib import Path
 import monai
 import torch
 
-from monai_ext.bench import nvum, nvum_report, nvum_step
-from monai_ext.bench.nvum_bundle import BUNDLE_DIR, Method, bundle_network
+from scripts.bench import nvum, nvum_report, nvum_step
+from scripts.bench.bundles import shipped_network_def
+from scripts.bench.nvum_bundle import BUNDLE_DIR, Method, bundle_network
 
 __all__ = ["main", "build_parser"]
 
 PARTS = ("step", "efficacy", "audit")
-
-SMALL_DENSENET = {
-    "_target_": "DenseNet",
-    "spatial_dims": 2,
-    "in_channels": 3,
-    "out_channels": "@num_classes",
-    "init_features": 16,
-    "growth_rate": 16,
-    "block_config": [2, 4, 6, 4],
-}
-
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line options (every default is the ``make bench`` setting)."""
@@ -77,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--epochs", type=int, default=8)
     g.add_argument("--batch-size", type=int, default=16)
     g.add_argument("--network", choices=["small", "bundle"], default="small",
-                   help="small: DenseNet(init_features=16, growth_rate=16, block_config=(2, 4, 6, 4)); "
-                   "bundle: the bundle's DenseNet121")  # fmt: skip
+                   help="small: the demo overlay's DenseNet(init_features=16, growth_rate=16, "
+                   "block_config=(2, 4, 6, 4)) (configs/demo.json); bundle: the bundle's DenseNet121")  # fmt: skip
     return p
 
 
@@ -112,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     if "audit" in args.parts and ("efficacy" in args.parts or args.work_dir is None):
         parser.error("--parts audit recomputes the audits of earlier runs: it needs --work-dir and no 'efficacy'.")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    logging.getLogger("monai_ext.bench").setLevel(logging.INFO)
+    logging.getLogger("scripts.bench").setLevel(logging.INFO)
     logging.getLogger("monai.bundle.workflows").setLevel(logging.ERROR)  # "Logging file is set to False"
     if args.num_threads > 0:
         torch.set_num_threads(args.num_threads)
@@ -128,11 +118,11 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device,
         )  # fmt: skip
         results["step_time"]["network"] = "the bundle's DenseNet121 (MONAI, 14 outputs, not pretrained)"
-        logging.getLogger("monai_ext.bench").info(f"step time: {json.dumps(results['step_time']['ratio_to_bce'])}")
+        logging.getLogger("scripts.bench").info(f"step time: {json.dumps(results['step_time']['ratio_to_bce'])}")
         results["environment"] = _environment(args, argv, start)
         nvum_report.write_results(results, out_dir)  # keep the step times if a later part fails
     if "efficacy" in args.parts:
-        network_def = SMALL_DENSENET if args.network == "small" else None
+        network_def = shipped_network_def(args.bundle_dir) if args.network == "bundle" else None
         with tempfile.TemporaryDirectory(prefix="nvum_bench_") as tmp:
             results["efficacy"] = nvum.run_efficacy(
                 args.work_dir or tmp, args.methods, args.seeds, args.train_size, args.test_size, args.image_size,

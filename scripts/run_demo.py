@@ -2,8 +2,8 @@
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Bundle half of ``make demo``: train, evaluate and infer every bundle at demo size and print a results table.
 
-Usage: ``python scripts/run_demo.py --demo-dir demo_data --work-dir runs/demo [--only cxr_nvum_classification]``.
-The logic lives in :mod:`monai_ext.bundle.demo`.
+Usage: ``python -m scripts.run_demo --demo-dir demo_data --work-dir runs/demo [--only cxr_nvum_classification]``.
+The logic lives in :mod:`scripts.demo_bundles`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from monai_ext.bundle.demo import BUNDLE_DEMOS, format_results, run_bundle_demo
+from scripts.demo_bundles import BUNDLE_DEMOS, format_results, run_bundle_demo
 
 
 def _real_dicom() -> list[Path]:

@@ -4,8 +4,8 @@
 
 Example::
 
-    python scripts/verify_bundles.py bundles/cxr_nvum_classification
-    python scripts/verify_bundles.py bundles/* --checks layout metadata net_in_out --demo-dir demo_data
+    python -m scripts.verify_bundles bundles/cxr_nvum_classification
+    python -m scripts.verify_bundles bundles/* --checks layout metadata net_in_out --demo-dir demo_data
 
 Exit status 0 when every check passes, 1 otherwise; one line per bundle and check.
 """

@@ -31,11 +31,12 @@ NOISE_CSV = (
 
 
 def write_bundle(bundle_dir: Path) -> Path:
-    """A ``configs/train.json`` with the ids the benchmark reads, the bundle's ``prior_convention`` rule and a
+    """A ``configs/train.json`` with the ids the benchmark reads, the bundle's ``prior_convention`` expression and a
     literal datalist; returns ``bundle_dir``."""
     datalist = [{"image": f"$@dataset_dir + '/images/0000000{i}_000.png'", "label": label, "index": i}
                 for i, label in enumerate(LABELS)]  # fmt: skip
     config = {
+        "imports": ["$import monai_ext"],
         "seed": 0,
         "dataset_dir": "/nowhere",
         "ckpt_dir": "/nowhere/models",
@@ -43,7 +44,7 @@ def write_bundle(bundle_dir: Path) -> Path:
         "class_names": CLASSES,
         "nvum_mode": "paper",
         "nvum_prior_eps": None,
-        "prior_convention": "$'official' if @nvum_mode == 'official' else 'paper'",
+        "prior_convention": "$monai_ext.losses.NVUMMode(@nvum_mode).prior_convention",
         "train": {"datalist": datalist, "dataset": {}},
         "validate": {"dataset": {}},
     }

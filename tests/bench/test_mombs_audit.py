@@ -24,7 +24,7 @@ import math
 import pandas as pd
 import pytest
 
-from monai_ext.bench.mombs_audit import (
+from scripts.bench.mombs_audit import (
     category_vs_corruption,
     latest_difficulty_csv,
     pool_category_tables,

@@ -6,10 +6,12 @@ import json
 
 import pytest
 
-from monai_ext.bench.mombs_bundle import BUNDLE_DIR, SMALL_UNET, bundle_config, bundle_overrides, handler_id
-from monai_ext.bench.mombs_efficacy import label_values, read_case_dice
-from monai_ext.bench.mombs_step import timing_overrides
+from monai_ext.bundle.workflow import bundle_parser
 from monai_ext.data.datalist import DatasetLayoutError
+from scripts.bench.bundles import DEMO_TRAIN, TRAIN, demo_network_def
+from scripts.bench.mombs_bundle import BUNDLE_DIR, bundle_overrides
+from scripts.bench.mombs_efficacy import label_values, read_case_dice
+from scripts.bench.mombs_step import timing_overrides
 
 
 def test_bundle_overrides_exact(tmp_path):
@@ -18,7 +20,7 @@ def test_bundle_overrides_exact(tmp_path):
         "dataset_dir": str(tmp_path / "data"),
         "ckpt_dir": str(tmp_path / "run" / "models"),
         "output_dir": str(tmp_path / "run" / "eval"),
-        "sampler": "scl",
+        "sampling_strategy": "scl",
         "image_size": 32,
         "epochs": 2,
         "pivot_epoch": 1,
@@ -35,9 +37,10 @@ def test_bundle_overrides_exact(tmp_path):
 
 
 def test_bundle_overrides_options(tmp_path):
-    out = bundle_overrides("mombs", 1, tmp_path, tmp_path, split_seed=0, network_def=SMALL_UNET, cache=False)
+    small = demo_network_def(BUNDLE_DIR)
+    out = bundle_overrides("mombs", 1, tmp_path, tmp_path, split_seed=0, network_def=small, cache=False)
     assert out["split_seed"] == 0 and out["seed"] == 1
-    assert out["network_def"] == SMALL_UNET and out["network_def"] is not SMALL_UNET
+    assert out["network_def"] == small and out["network_def"] is not small
     assert not any(key.startswith("train#") for key in out)
     with pytest.raises(ValueError, match="curriculum"):
         bundle_overrides("curriculum", 0, tmp_path, tmp_path)
@@ -47,31 +50,29 @@ def test_bundle_overrides_options(tmp_path):
 
 def test_the_bundle_ids_the_overrides_rely_on():
     train = json.loads((BUNDLE_DIR / "configs" / "train.json").read_text())
-    for key in ("sampler", "pivot_epoch", "num_disturbances", "seed", "split_seed", "image_size", "num_workers"):
+    for key in ("sampling_strategy", "pivot_epoch", "num_disturbances", "seed", "split_seed", "image_size",
+                "num_workers", "val_interval"):  # fmt: skip
         assert key in train, key
-    assert "$monai.utils.set_determinism(seed=@seed)" in train["initialize"]
-    parser = bundle_config(overrides={"sampler": "random"})
-    assert parser.get_parsed_content("use_uncertainty") is False
-    assert bundle_config(overrides={"sampler": "anti_mixed"}).get_parsed_content("use_uncertainty") is True
+    assert "$monai.utils.set_determinism(seed=@seed)" in train["training_setup"]
+    # the strategy reaches the sampler, and the assessor asks the sampler whether to run its K passes
+    assert train["train"]["sampler"]["strategy"] == "@sampling_strategy"
+    assert train["mombs_assessor"]["sampler"] == "@train#sampler"
 
 
-def test_handler_id_follows_the_target():
-    parser = bundle_config()
-    for target in ("MoMBSAssessor", "ValidationHandler", "CheckpointSaver"):
-        key = handler_id(parser, target)
-        assert str(parser[key]["_target_"]).split(".")[-1] == target
-    assert handler_id(parser, "monai_ext.handlers.mombs_assessor.MoMBSAssessor") == handler_id(parser, "MoMBSAssessor")
-    with pytest.raises(KeyError, match="0 handlers of 'train#handlers' have _target_ 'NoSuchHandler'"):
-        handler_id(parser, "NoSuchHandler")
-    with pytest.raises(KeyError, match="2 handlers"):
-        handler_id(parser, "CheckpointLoader")  # resume and pretrained
+def test_the_demo_overlay_is_the_small_unet_the_efficacy_benchmark_trains():
+    small = demo_network_def(BUNDLE_DIR)
+    assert small["channels"] == [8, 16, 32, 64, 128] and small["num_res_units"] == 1
+    parser = bundle_parser(BUNDLE_DIR, DEMO_TRAIN)
+    assert parser.get_parsed_content("network_def").tap is not None  # a split network (MoMBS's feature tap)
+    assert bundle_parser(BUNDLE_DIR, TRAIN).get("network_def#channels") == [16, 32, 64, 128, 256]
 
 
-def test_timing_overrides_switch_off_validation_and_the_final_save(tmp_path):
+def test_timing_overrides_switch_off_validation(tmp_path):
     out = timing_overrides("mombs", tmp_path, tmp_path / "run", epochs=4)
-    parser = bundle_config(overrides=out)
-    assert parser[handler_id(parser, "ValidationHandler")]["_disabled_"] is True
-    assert parser[handler_id(parser, "CheckpointSaver")]["save_final"] is False
+    parser = bundle_parser(BUNDLE_DIR, TRAIN, out)
+    assert parser.get_parsed_content("val_interval") == 5  # beyond the 4 epochs: the ValidationHandler never fires
+    (validation,) = [h for h in parser["train#handlers"] if h.get("_target_") == "ValidationHandler"]
+    assert validation["interval"] == "@val_interval"
     assert (out["pivot_epoch"], out["epochs"], out["image_size"]) == (1, 4, 128)
     assert "network_def" not in out and "train#dataset#_target_" not in out  # the bundle's network and Dataset
 

@@ -15,7 +15,7 @@ import math
 
 import pytest
 
-from monai_ext.bench.mombs_report import aggregate_runs, plot_efficacy, results_table, write_results
+from scripts.bench.mombs_report import aggregate_runs, plot_efficacy, results_table, write_results
 
 COUNTS = {
     "under_represented": {"slices": 4, "corrupted": 1, "clean": 3, "missing": 1, "erode": 0, "dilate": 0},
@@ -26,7 +26,7 @@ COUNTS = {
 
 
 def _categories():
-    from monai_ext.bench.mombs_audit import pool_category_tables
+    from scripts.bench.mombs_audit import pool_category_tables
 
     return pool_category_tables([{"counts": COUNTS}])
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from ignite.engine import Engine
 
-from monai_ext.bench.mombs_step import EpochStopwatch, TimedCall, run_epoch
+from scripts.bench.mombs_step import EpochStopwatch, TimedCall, run_epoch
 
 
 class _Clock:

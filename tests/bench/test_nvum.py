@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monai_ext.bench.nvum import read_mean_auc, recompute_audits, run_dir
+from scripts.bench.nvum import read_mean_auc, recompute_audits, run_dir
 from monai_ext.data.datalist import DatasetLayoutError
 
 

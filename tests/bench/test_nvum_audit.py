@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
-from monai_ext.bench.nvum_audit import audit_saved_memory, memory_audit, recorded_flips
-from monai_ext.bench.nvum_bundle import bundle_overrides
+from scripts.bench.nvum_audit import audit_saved_memory, memory_audit, recorded_flips
+from scripts.bench.nvum_bundle import bundle_overrides
 from monai_ext.data.datalist import DatasetLayoutError
 
 # memory_audit docstring example: classes A, B; paper prior 0.25 each (log -1.386); flips (0, A) and (1, A)

@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-from monai_ext.bench.nvum_bundle import BUNDLE_DIR, bundle_config, bundle_overrides
+from monai_ext.bundle.workflow import bundle_parser
+from scripts.bench.bundles import DEMO_TRAIN, shipped_network_def
+from scripts.bench.nvum_bundle import BUNDLE_DIR, bundle_overrides
 
 
 def test_bundle_overrides_bce_swaps_only_the_loss(tmp_path):
@@ -18,7 +20,6 @@ def test_bundle_overrides_bce_swaps_only_the_loss(tmp_path):
         "image_size": 32,
         "epochs": 2,
         "batch_size": 16,
-        "num_workers": 0,
         "seed": 5,
         "nvum_mode": "paper",
         "train#dataset#_target_": "CacheDataset",
@@ -29,12 +30,15 @@ def test_bundle_overrides_bce_swaps_only_the_loss(tmp_path):
     }
 
 
-def test_the_bundle_seeds_set_determinism_and_disables_its_audit_for_bce():
-    # what the overrides rely on: the 'seed' id feeds set_determinism, the audit handler turns itself off
+def test_the_bundle_seeds_set_determinism_and_audits_only_a_memory_loss():
+    # what the overrides rely on: the 'seed' id feeds set_determinism; the label audit and the teacher forward follow
+    # the loss (the BCE baseline has no memory: no audit, no teacher logits)
     train = json.loads((BUNDLE_DIR / "configs" / "train.json").read_text())
-    assert "$monai.utils.set_determinism(seed=@seed)" in train["initialize"]
+    assert train["initialize"] == ["@training_setup"]
+    assert "$monai.utils.set_determinism(seed=@seed)" in train["training_setup"]
     (audit,) = [h for h in train["train"]["handlers"] if str(h["_target_"]).endswith("LabelAuditWriter")]
-    assert "isinstance(@loss, monai_ext.losses.NVUMLoss)" in audit["_disabled_"]
+    assert audit["loss"] == "@loss"
+    assert train["ema_teacher"]["output_key"] == "$monai_ext.losses.memory_logits_key(@loss)"  # tested with the loss
 
 
 def test_bundle_overrides_nvum_modes(tmp_path):
@@ -56,8 +60,17 @@ def test_bundle_overrides_needs_the_seed_id(tmp_path):
         bundle_overrides("bce", 0, tmp_path, tmp_path, bundle_dir=tmp_path / "nowhere")
 
 
-def test_bundle_config_applies_overrides():
-    parser = bundle_config(overrides={"nvum_mode": "official", "epochs": 3})
+def test_bundle_parser_applies_overrides():
+    parser = bundle_parser(BUNDLE_DIR, DEMO_TRAIN, {"nvum_mode": "official", "epochs": 3})
     assert parser.get_parsed_content("prior_convention") == "official"
     assert parser.get_parsed_content("epochs") == 3
-    assert bundle_config().get_parsed_content("prior_convention") == "paper"
+    assert bundle_parser(BUNDLE_DIR, DEMO_TRAIN).get_parsed_content("prior_convention") == "paper"
+
+
+def test_demo_overlay_trains_the_small_densenet_and_the_bundle_network_can_be_restored():
+    demo = json.loads((BUNDLE_DIR / "configs" / "demo.json").read_text())
+    assert demo["network_def"]["_target_"] == "DenseNet" and demo["network_def"]["init_features"] == 16
+    shipped = shipped_network_def(BUNDLE_DIR)
+    assert shipped["_target_"] == "DenseNet121"
+    parser = bundle_parser(BUNDLE_DIR, DEMO_TRAIN, {"network_def": shipped})
+    assert type(parser.get_parsed_content("network_def")).__name__ == "DenseNet121"

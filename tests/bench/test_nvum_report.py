@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from monai_ext.bench.nvum_report import aggregate_runs, results_table, summarise, write_results
+from scripts.bench.nvum_report import aggregate_runs, results_table, summarise, write_results
 
 
 @pytest.mark.parametrize(

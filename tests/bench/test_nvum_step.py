@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from monai_ext.bench.nvum_step import make_train_step, step_time_benchmark, time_interleaved
+from scripts.bench.nvum_step import make_train_step, step_time_benchmark, time_interleaved
 from monai_ext.handlers.ema import EMATeacher
 from monai_ext.losses import NVUMLoss
 

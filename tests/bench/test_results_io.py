@@ -8,7 +8,7 @@ import math
 import numpy as np
 from matplotlib.figure import Figure
 
-from monai_ext.bench.results_io import json_ready, save_figure, write_json
+from scripts.bench.results_io import json_ready, save_figure, write_json
 
 
 def test_json_ready_hand_worked():

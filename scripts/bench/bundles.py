@@ -1,0 +1,87 @@
+# Copyright (c) 2026 robust-medical-bundles contributors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""Where the benchmarks find the repository's bundles, and the run settings every benchmark shares.
+
+Benchmarks train a bundle's ``configs/train.json`` merged with its ``configs/demo.json`` small-run overlay (the same
+overlay ``make demo`` and the tests use), through :func:`monai_ext.bundle.workflow.run_bundle_workflow`; a run's own
+settings (seed, method, folders, epochs) are overrides on top.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from monai.bundle import ConfigParser
+
+from monai_ext.data.datalist import require_file
+
+__all__ = [
+    "BUNDLES_DIR",
+    "NVUM_BUNDLE",
+    "MOMBS_BUNDLE",
+    "TRAIN",
+    "DEMO_TRAIN",
+    "DEMO_EVALUATE",
+    "run_folders",
+    "cached_datasets",
+    "shipped_network_def",
+    "demo_network_def",
+]
+
+BUNDLES_DIR = Path(__file__).resolve().parents[2] / "bundles"
+NVUM_BUNDLE = BUNDLES_DIR / "cxr_nvum_classification"
+MOMBS_BUNDLE = BUNDLES_DIR / "covid_ct_mombs_segmentation"
+
+TRAIN = "configs/train.json"
+DEMO_TRAIN = (TRAIN, "configs/demo.json")
+"""The training configs of a benchmark run: the bundle's ``train.json`` and its small-run overlay."""
+DEMO_EVALUATE = (*DEMO_TRAIN, "configs/evaluate.json")
+"""The evaluation configs of a benchmark run (``evaluate.json`` patches ``validate#...``)."""
+
+
+def run_folders(run_dir: str | os.PathLike) -> dict[str, str]:
+    """``{"ckpt_dir": run_dir/models, "output_dir": run_dir/eval}``: where one run's checkpoints and outputs go."""
+    run_dir = Path(run_dir)
+    return {"ckpt_dir": str(run_dir / "models"), "output_dir": str(run_dir / "eval")}
+
+
+def cached_datasets() -> dict[str, Any]:
+    """Overrides making the training and validation datasets ``CacheDataset`` (the deterministic loading is cached
+    once; the random transforms still run every epoch), for benchmarks that train many runs on the same data."""
+    out: dict[str, Any] = {}
+    for part in ("train", "validate"):
+        out[f"{part}#dataset#_target_"] = "CacheDataset"
+        out[f"{part}#dataset#progress"] = False
+    return out
+
+
+def _raw_network_def(bundle_dir: str | os.PathLike, config: str) -> dict[str, Any]:
+    path = require_file(Path(bundle_dir) / config, "the bundle's config")
+    content = ConfigParser.load_config_file(str(path))
+    if "network_def" not in content:
+        raise KeyError(f"'{path}' defines no 'network_def'.")
+    return dict(content["network_def"])
+
+
+def shipped_network_def(bundle_dir: str | os.PathLike) -> dict[str, Any]:
+    """The raw ``network_def`` of the bundle's ``configs/train.json`` (the shipped network, which the demo overlay
+    replaces by a small one), to pass back as an override when a benchmark measures the shipped network.
+
+    Raises:
+        FileNotFoundError: ``configs/train.json`` is missing under ``bundle_dir``.
+        KeyError: it defines no ``network_def``.
+    """
+    return _raw_network_def(bundle_dir, TRAIN)
+
+
+def demo_network_def(bundle_dir: str | os.PathLike) -> dict[str, Any]:
+    """The raw ``network_def`` of the bundle's ``configs/demo.json`` (the small network benchmark runs train by
+    default), to record in a benchmark's settings.
+
+    Raises:
+        FileNotFoundError: ``configs/demo.json`` is missing under ``bundle_dir``.
+        KeyError: it defines no ``network_def``.
+    """
+    return _raw_network_def(bundle_dir, DEMO_TRAIN[1])

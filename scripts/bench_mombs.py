@@ -29,10 +29,10 @@ from pathlib import Path
 import monai
 import torch
 
+from monai_ext.samplers.mombs import SamplingStrategy
 from scripts.bench import mombs_efficacy, mombs_report, mombs_step
 from scripts.bench.bundles import shipped_network_def
 from scripts.bench.mombs_bundle import BUNDLE_DIR
-from monai_ext.samplers.mombs import SamplingStrategy
 
 __all__ = ["main", "build_parser"]
 
@@ -126,10 +126,11 @@ def main(argv: list[str] | None = None) -> int:
             mombs_report.write_results(out_dir, timing=timing, environment=_environment(argv, wall))
         if efficacy is not None:
             start = time.perf_counter()
+            network_def = shipped_network_def(args.bundle_dir) if args.network == "bundle" else None
             efficacy = mombs_efficacy.run_efficacy(
                 work / "efficacy", args.strategies, args.seeds, args.image_size, args.epochs, args.pivot_epoch,
-                args.batch_size, args.num_disturbances, shipped_network_def(args.bundle_dir) if args.network == "bundle" else None,
-                args.split_seed, data_dir=dataset_dir, bundle_dir=args.bundle_dir,
+                args.batch_size, args.num_disturbances, network_def, args.split_seed, data_dir=dataset_dir,
+                bundle_dir=args.bundle_dir,
             )  # fmt: skip
             efficacy["settings"].update(data_size=args.data_size, data_seed=args.data_seed)
             wall["efficacy"] = time.perf_counter() - start

@@ -37,6 +37,7 @@ __all__ = ["main", "build_parser"]
 
 PARTS = ("step", "efficacy", "audit")
 
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line options (every default is the ``make bench`` setting)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

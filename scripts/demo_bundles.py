@@ -98,7 +98,10 @@ def _with_demo_paths(overrides: dict[str, Any], demo_dir: str | os.PathLike) -> 
 
 
 def run_bundle_demo(
-    demo: BundleDemo, bundles_dir: str | os.PathLike, demo_dir: str | os.PathLike, work_dir: str | os.PathLike,
+    demo: BundleDemo,
+    bundles_dir: str | os.PathLike,
+    demo_dir: str | os.PathLike,
+    work_dir: str | os.PathLike,
     extra_inputs: Sequence[str | os.PathLike] = (),
 ) -> dict[str, pd.DataFrame]:
     """Train, evaluate and run inference of one bundle on the demo data; return its result tables.
@@ -143,8 +146,15 @@ def run_bundle_demo(
     for src in extra_inputs if demo.real_radiograph else ():
         shutil.copy(src, inputs / Path(src).name)
     logger.info("%s: inference on %d files", demo.name, len(list(inputs.iterdir())))
-    run_bundle_workflow(bundle, ["configs/inference.json", DEMO_OVERLAY], "infer", logging_file=True,
-                        ckpt_dir=common["ckpt_dir"], dataset_dir=str(inputs), output_dir=str(out / "predictions"))
+    run_bundle_workflow(
+        bundle,
+        ["configs/inference.json", DEMO_OVERLAY],
+        "infer",
+        logging_file=True,
+        ckpt_dir=common["ckpt_dir"],
+        dataset_dir=str(inputs),
+        output_dir=str(out / "predictions"),
+    )
     return {label: pd.read_csv(out / "eval" / csv) for label, csv in demo.result_tables}
 
 

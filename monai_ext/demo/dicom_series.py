@@ -29,7 +29,7 @@ import numpy as np
 from monai.utils import look_up_option
 from monai.utils.enums import StrEnum
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 __all__ = ["AXIAL", "StoredType", "write_ct_dicom_series", "dicom_series_affine", "nifti_to_dicom_series"]
 

@@ -270,7 +270,8 @@ class LabelAuditWriter:
             self.logger = engine.logger
         if not hasattr(self.loss, "memory"):
             self.logger.info(
-                f"LabelAuditWriter: the loss {type(self.loss).__name__} holds no NVUM memory; no label audit is written."
+                f"LabelAuditWriter: the loss {type(self.loss).__name__} holds no NVUM memory; no label audit is "
+                "written."
             )
             return
         if not engine.has_event_handler(self, Events.COMPLETED):

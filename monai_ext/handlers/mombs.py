@@ -149,8 +149,9 @@ class MoMBSHandler:
 
     When ``output_dir`` is given, ``e + 1 >= sampler.pivot_epoch``, the sampler's strategy ranks by uncertainty
     (:attr:`monai_ext.samplers.SamplingStrategy.uses_uncertainty`; the other strategies get no map) and some
-    uncertainty is known (else a warning), rank 0 writes ``<output_dir>/difficulty_map_epoch<e:04d>.png`` (:func:`save_difficulty_map_png`) and
-    ``<output_dir>/difficulty_epoch<e:04d>.csv`` (:func:`difficulty_table`, columns :data:`DIFFICULTY_COLUMNS`).
+    uncertainty is known (else a warning), rank 0 writes ``<output_dir>/difficulty_map_epoch<e:04d>.png``
+    (:func:`save_difficulty_map_png`) and ``<output_dir>/difficulty_epoch<e:04d>.csv`` (:func:`difficulty_table`,
+    columns :data:`DIFFICULTY_COLUMNS`).
 
     Bundle wiring (see ``bundles/covid_ct_mombs_segmentation/configs/train.json``): ``train#sampler`` is the
     :class:`MoMBSSampler` (also ``train#dataloader#sampler``, with ``shuffle`` false and the same ``batch_size``),

@@ -3,7 +3,8 @@
 """Where the benchmarks find the repository's bundles, and the run settings every benchmark shares.
 
 Benchmarks train a bundle's ``configs/train.json`` merged with its ``configs/demo.json`` small-run overlay (the same
-overlay ``make demo`` and the tests use), through :func:`monai_ext.bundle.workflow.run_bundle_workflow`; a run's own
+overlay ``make demo`` and the tests use), through :func:`monai_ext.bundle.workflow.run_bundle_workflow`, with the
+overlay's ``small_network_def`` as the network (:data:`SMALL_NETWORK`: many runs fit a CPU budget); a run's own
 settings (seed, method, folders, epochs) are overrides on top.
 """
 
@@ -26,8 +27,9 @@ __all__ = [
     "DEMO_EVALUATE",
     "run_folders",
     "cached_datasets",
+    "SMALL_NETWORK",
     "shipped_network_def",
-    "demo_network_def",
+    "small_network_def",
 ]
 
 BUNDLES_DIR = Path(__file__).resolve().parents[2] / "bundles"
@@ -39,6 +41,8 @@ DEMO_TRAIN = (TRAIN, "configs/demo.json")
 """The training configs of a benchmark run: the bundle's ``train.json`` and its small-run overlay."""
 DEMO_EVALUATE = (*DEMO_TRAIN, "configs/evaluate.json")
 """The evaluation configs of a benchmark run (``evaluate.json`` patches ``validate#...``)."""
+SMALL_NETWORK = "%small_network_def"
+"""The ``network_def`` override selecting the demo overlay's small network (a fresh copy of its raw config)."""
 
 
 def run_folders(run_dir: str | os.PathLike) -> dict[str, str]:
@@ -57,31 +61,31 @@ def cached_datasets() -> dict[str, Any]:
     return out
 
 
-def _raw_network_def(bundle_dir: str | os.PathLike, config: str) -> dict[str, Any]:
+def _raw_network(bundle_dir: str | os.PathLike, config: str, key: str) -> dict[str, Any]:
     path = require_file(Path(bundle_dir) / config, "the bundle's config")
     content = ConfigParser.load_config_file(str(path))
-    if "network_def" not in content:
-        raise KeyError(f"'{path}' defines no 'network_def'.")
-    return dict(content["network_def"])
+    if key not in content:
+        raise KeyError(f"'{path}' defines no '{key}'.")
+    return dict(content[key])
 
 
 def shipped_network_def(bundle_dir: str | os.PathLike) -> dict[str, Any]:
-    """The raw ``network_def`` of the bundle's ``configs/train.json`` (the shipped network, which the demo overlay
-    replaces by a small one), to pass back as an override when a benchmark measures the shipped network.
+    """The raw ``network_def`` of the bundle's ``configs/train.json`` (the shipped network), to pass as the
+    ``network_def`` override when a benchmark trains the shipped network instead of :data:`SMALL_NETWORK`.
 
     Raises:
         FileNotFoundError: ``configs/train.json`` is missing under ``bundle_dir``.
         KeyError: it defines no ``network_def``.
     """
-    return _raw_network_def(bundle_dir, TRAIN)
+    return _raw_network(bundle_dir, TRAIN, "network_def")
 
 
-def demo_network_def(bundle_dir: str | os.PathLike) -> dict[str, Any]:
-    """The raw ``network_def`` of the bundle's ``configs/demo.json`` (the small network benchmark runs train by
-    default), to record in a benchmark's settings.
+def small_network_def(bundle_dir: str | os.PathLike) -> dict[str, Any]:
+    """The raw ``small_network_def`` of the bundle's ``configs/demo.json`` (the network benchmark runs train by
+    default, :data:`SMALL_NETWORK`), to record in a benchmark's settings.
 
     Raises:
         FileNotFoundError: ``configs/demo.json`` is missing under ``bundle_dir``.
-        KeyError: it defines no ``network_def``.
+        KeyError: it defines no ``small_network_def``.
     """
-    return _raw_network_def(bundle_dir, DEMO_TRAIN[1])
+    return _raw_network(bundle_dir, DEMO_TRAIN[1], "small_network_def")

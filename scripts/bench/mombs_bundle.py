@@ -3,8 +3,8 @@
 """The ``covid_ct_mombs_segmentation`` bundle as the MoMBS benchmark uses it: the overrides of one run.
 
 :func:`bundle_overrides` gives the run's own settings (sampling strategy, seeds, data and output folders, schedule)
-on top of ``train.json`` + ``demo.json`` (:data:`scripts.bench.bundles.DEMO_TRAIN`), whose small ``SplitUNet`` the
-efficacy benchmark trains by default.
+on top of ``train.json`` + ``demo.json`` (:data:`scripts.bench.bundles.DEMO_TRAIN`), whose small ``SplitUNet``
+(``small_network_def``) the efficacy benchmark trains by default.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from monai.utils import look_up_option
 
 from monai_ext.samplers import SamplingStrategy
-from scripts.bench.bundles import MOMBS_BUNDLE, cached_datasets, run_folders
+from scripts.bench.bundles import MOMBS_BUNDLE, SMALL_NETWORK, cached_datasets, run_folders
 
 __all__ = ["BUNDLE_DIR", "bundle_overrides"]
 
@@ -44,7 +44,8 @@ def bundle_overrides(
     ``run_dir/eval/difficulty``), ``sampling_strategy = strategy`` (the bundle's ``MoMBSAssessor`` runs its ``K``
     passes only for strategies that rank by uncertainty, ``mombs`` and ``anti_mixed``), ``image_size``, ``epochs``,
     ``pivot_epoch``, ``batch_size``, ``num_disturbances``, ``num_workers = 0``, ``seed`` (the bundle's
-    ``set_determinism``, sampler and assessor seed), ``split_seed`` and ``network_def`` when given; with ``cache``,
+    ``set_determinism``, sampler and assessor seed), ``split_seed``, ``network_def`` (the demo overlay's small
+    ``SplitUNet``, :data:`scripts.bench.bundles.SMALL_NETWORK`, unless given); with ``cache``,
     ``CacheDataset`` for the training and validation sets (the deterministic loading, windowing and resizing are
     cached; the random flips and rotations still run every epoch).
 
@@ -60,7 +61,7 @@ def bundle_overrides(
         num_disturbances: ``K`` of the assessor, default 8.
         split_seed: seed of the patient-level split; ``None`` (default) uses ``seed``.
         network_def: replacement ``network_def`` (e.g. the shipped one,
-            :func:`scripts.bench.bundles.shipped_network_def`); default the demo overlay's small ``SplitUNet``.
+            :func:`scripts.bench.bundles.shipped_network_def`); default the demo overlay's ``small_network_def``.
         cache: use ``CacheDataset`` (default ``True``); ``False`` keeps the bundle's ``Dataset``.
 
     Returns:
@@ -87,6 +88,5 @@ def bundle_overrides(
     }
     if cache:
         out.update(cached_datasets())
-    if network_def is not None:
-        out["network_def"] = copy.deepcopy(dict(network_def))
+    out["network_def"] = SMALL_NETWORK if network_def is None else copy.deepcopy(dict(network_def))
     return out

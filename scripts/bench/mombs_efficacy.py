@@ -33,13 +33,13 @@ from typing import Any
 from monai.utils import look_up_option
 
 from monai_ext.bundle.workflow import run_bundle_workflow
-from scripts.bench.bundles import DEMO_EVALUATE, DEMO_TRAIN, demo_network_def
-from scripts.bench.mombs_audit import category_vs_corruption, latest_difficulty_csv, slice_corruption
-from scripts.bench.mombs_bundle import BUNDLE_DIR, bundle_overrides
-from scripts.bench.mombs_report import aggregate_runs
 from monai_ext.data.datalist import DatasetLayoutError, read_csv_checked, require_file
 from monai_ext.demo import get_writer
 from monai_ext.samplers.mombs import SamplingStrategy
+from scripts.bench.bundles import DEMO_EVALUATE, DEMO_TRAIN, small_network_def
+from scripts.bench.mombs_audit import category_vs_corruption, latest_difficulty_csv, slice_corruption
+from scripts.bench.mombs_bundle import BUNDLE_DIR, bundle_overrides
+from scripts.bench.mombs_report import aggregate_runs
 
 __all__ = [
     "DATASET",
@@ -249,7 +249,7 @@ def run_efficacy(
         "epochs": epochs, "pivot_epoch": pivot_epoch, "batch_size": batch_size, "num_disturbances": num_disturbances,
         "split_seed": "training seed" if split_seed is None else int(split_seed), "data_size": data_size,
         "data_seed": data_seed,
-        "network_def": dict(network_def) if network_def is not None else demo_network_def(bundle_dir),
+        "network_def": dict(network_def) if network_def is not None else small_network_def(bundle_dir),
         "checkpoints": dict(CHECKPOINTS),
     }  # fmt: skip
     return {

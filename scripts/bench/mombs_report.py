@@ -100,8 +100,9 @@ def _timing_lines(timing: Mapping[str, Any], env: Mapping[str, Any]) -> list[str
     lines = [
         f"**Epoch time** (the bundle's `train.json` run in-process: {s['network']}, {s['dataset']}, num_workers "
         f"{s['num_workers']}, {s['n_train']} training slices at {s['image_size']} px, batch {s['batch_size']} "
-        f"({s['iterations_per_epoch']} iterations), pivot epoch {s['pivot_epoch']}; validation and the final "
-        f"checkpoint off; {s['warmup']} warm-up epoch(s) then {s['repeats']} alternating timed epochs per variant, "
+        f"({s['iterations_per_epoch']} iterations), pivot epoch {s['pivot_epoch']}; validation off, final checkpoint "
+        f"{s.get('final_checkpoint', 'off')}; {s['warmup']} warm-up epoch(s) then {s['repeats']} alternating timed "
+        f"epochs per variant, "
         f"median; {env.get('torch_threads', '?')} torch thread(s); issue target ratio <= {timing['target_ratio']}):",
         "",
         "| variant | epoch (s) | batch loading (s) | iterations (s) | of which assessor (s) | epoch-level work (s) "

@@ -33,7 +33,7 @@ from ignite.engine import Engine, Events
 from monai.engines import Workflow
 
 from monai_ext.bundle.workflow import bundle_workflow
-from scripts.bench.bundles import TRAIN
+from scripts.bench.bundles import TRAIN, shipped_network_def
 from scripts.bench.mombs_bundle import BUNDLE_DIR, bundle_overrides
 from scripts.bench.nvum_step import time_interleaved
 
@@ -154,7 +154,7 @@ def timing_overrides(
         bundle_dir: the bundle folder.
     """
     out = bundle_overrides(strategy, seed, dataset_dir, run_dir, image_size, epochs, 1, batch_size, num_disturbances,
-                           cache=cache)  # fmt: skip
+                           network_def=shipped_network_def(bundle_dir), cache=cache)  # fmt: skip
     out["val_interval"] = int(epochs) + 1  # never due: validation is not part of an epoch of sampling
     return out
 
@@ -238,7 +238,7 @@ def epoch_time_benchmark(
 
         steps[name] = step
     time_interleaved(steps, warmup=int(warmup), repeats=int(repeats))
-    timed_records = {name: recs[int(warmup):] for name, recs in records.items()}
+    timed_records = {name: recs[int(warmup) :] for name, recs in records.items()}
     epoch_s = {name: [r["epoch_s"] for r in recs] for name, recs in timed_records.items()}
     median = {name: _median(values) for name, values in epoch_s.items()}
     breakdown = {
@@ -252,6 +252,7 @@ def epoch_time_benchmark(
             "image_size": int(image_size), "batch_size": int(batch_size), "num_disturbances": int(num_disturbances),
             "warmup": int(warmup), "repeats": int(repeats), "seed": int(seed), "pivot_epoch": 1,
             "dataset": "CacheDataset" if cache else "Dataset (the bundle's)", "num_workers": 0,
+            "final_checkpoint": "last.pt written after every timed epoch (each epoch is one run)",
             "network": "the bundle's SplitUNet", **info["mombs"],
         },  # fmt: skip
         "epoch_s": epoch_s,
@@ -263,4 +264,3 @@ def epoch_time_benchmark(
         "assessor_share": breakdown["mombs"]["assessor_s"] / median["mombs"],
         "ratio_without_assessor": without / median["random"],
     }
-

@@ -28,12 +28,12 @@ import numpy as np
 from monai.utils import look_up_option
 
 from monai_ext.bundle.workflow import run_bundle_workflow
-from scripts.bench.bundles import DEMO_EVALUATE, DEMO_TRAIN, demo_network_def
+from monai_ext.data.datalist import DatasetLayoutError, read_csv_checked, require_dir
+from monai_ext.demo import get_writer
+from scripts.bench.bundles import DEMO_EVALUATE, DEMO_TRAIN, small_network_def
 from scripts.bench.nvum_audit import audit_saved_memory
 from scripts.bench.nvum_bundle import BUNDLE_DIR, Method, bundle_overrides
 from scripts.bench.nvum_report import aggregate_runs
-from monai_ext.data.datalist import DatasetLayoutError, read_csv_checked, require_dir
-from monai_ext.demo import get_writer
 
 __all__ = ["write_bench_data", "run_dir", "read_mean_auc", "run_bundle", "run_efficacy", "recompute_audits"]
 
@@ -194,7 +194,7 @@ def run_efficacy(
         "train_size": train_size, "test_size": test_size, "image_size": image_size,
         "lesion_contrast": lesion_contrast, "epochs": epochs, "batch_size": batch_size,
         "seeds": [int(s) for s in seeds], "data_seed": data_seed,
-        "network_def": dict(network_def) if network_def is not None else demo_network_def(bundle_dir),
+        "network_def": dict(network_def) if network_def is not None else small_network_def(bundle_dir),
     }  # fmt: skip
     return {
         "settings": settings,

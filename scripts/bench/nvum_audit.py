@@ -26,11 +26,11 @@ import torch
 from monai.utils import look_up_option
 
 from monai_ext.bundle.workflow import bundle_parser
-from scripts.bench.bundles import TRAIN
-from scripts.bench.nvum_bundle import BUNDLE_DIR
 from monai_ext.data.datalist import read_csv_checked, require_file
 from monai_ext.handlers.label_audit import MemoryScore, precision_at_k, rank_label_disagreement
 from monai_ext.losses.nvum import NVUMLoss, NVUMMode, PriorConvention, nvum_prior
+from scripts.bench.bundles import TRAIN
+from scripts.bench.nvum_bundle import BUNDLE_DIR
 
 __all__ = ["AUDIT_SCORES", "recorded_flips", "memory_audit", "audit_saved_memory"]
 
@@ -177,7 +177,8 @@ def audit_saved_memory(
     Raises:
         FileNotFoundError: the checkpoint, the noise CSV or the bundle config is missing.
     """
-    parser = bundle_parser(bundle_dir, TRAIN, overrides)
+    # the network is not read here, and its override may name the demo overlay's small_network_def (not in train.json)
+    parser = bundle_parser(bundle_dir, TRAIN, {k: v for k, v in overrides.items() if k != "network_def"})
     ckpt_file = require_file(Path(parser.get_parsed_content("ckpt_dir")) / checkpoint, "the run's checkpoint",
                              "Train the run first (make bench).")  # fmt: skip
     state = torch.load(ckpt_file, map_location="cpu", weights_only=True).get("nvum") or {}

@@ -20,7 +20,7 @@ from monai.utils import look_up_option
 from monai.utils.enums import StrEnum
 
 from monai_ext.bundle.workflow import bundle_parser
-from scripts.bench.bundles import NVUM_BUNDLE, TRAIN, cached_datasets, run_folders
+from scripts.bench.bundles import NVUM_BUNDLE, SMALL_NETWORK, TRAIN, cached_datasets, run_folders
 
 __all__ = ["BUNDLE_DIR", "Method", "bundle_network", "bundle_overrides"]
 
@@ -58,8 +58,9 @@ def bundle_overrides(
     """Overrides of the bundle's ``train.json`` + ``demo.json`` for one benchmark run.
 
     - every method: ``dataset_dir``, ``ckpt_dir = run_dir/models``, ``output_dir = run_dir/eval``, ``image_size``,
-      ``epochs``, ``batch_size``, ``seed`` (the bundle's ``set_determinism`` seed), ``network_def`` when given (the
-      demo overlay's small DenseNet otherwise), and ``CacheDataset`` for the training and validation sets
+      ``epochs``, ``batch_size``, ``seed`` (the bundle's ``set_determinism`` seed), ``network_def`` (the demo
+      overlay's small DenseNet, :data:`scripts.bench.bundles.SMALL_NETWORK`, unless given), and ``CacheDataset`` for
+      the training and validation sets
       (:func:`scripts.bench.bundles.cached_datasets`);
     - ``bce``: ``loss_def = BCEWithLogitsLoss(reduction="none")`` through the same ``PerSampleTrainer`` (and the
       same EMA network for evaluation); the bundle's ``LabelAuditWriter`` attaches nothing for a loss without memory,
@@ -75,7 +76,7 @@ def bundle_overrides(
         epochs: training epochs, default 8.
         batch_size: default 16.
         network_def: replacement ``network_def`` (e.g. the shipped DenseNet121,
-            :func:`scripts.bench.bundles.shipped_network_def`); default the demo overlay's.
+            :func:`scripts.bench.bundles.shipped_network_def`); default the demo overlay's ``small_network_def``.
         bundle_dir: the bundle folder; its ``train.json`` must define the ``seed`` id.
 
     Returns:
@@ -101,8 +102,7 @@ def bundle_overrides(
         "nvum_mode": Method.PAPER.value if method == Method.BCE else method.value,
         **cached_datasets(),
     }
-    if network_def is not None:
-        out["network_def"] = copy.deepcopy(dict(network_def))
+    out["network_def"] = SMALL_NETWORK if network_def is None else copy.deepcopy(dict(network_def))
     if method == Method.BCE:
         out["loss_def"] = {"_target_": "torch.nn.BCEWithLogitsLoss", "reduction": "none"}
     return out

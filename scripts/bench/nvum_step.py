@@ -19,9 +19,9 @@ from typing import Any
 import torch
 from monai.utils.enums import StrEnum
 
-from scripts.bench.nvum_bundle import bundle_network
 from monai_ext.handlers.ema import EMATeacher
 from monai_ext.losses.nvum import NVUMLoss
+from scripts.bench.nvum_bundle import bundle_network
 
 __all__ = ["StepVariant", "time_interleaved", "make_train_step", "step_time_benchmark"]
 

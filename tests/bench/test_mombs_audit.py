@@ -24,13 +24,13 @@ import math
 import pandas as pd
 import pytest
 
+from monai_ext.data.datalist import DatasetLayoutError
 from scripts.bench.mombs_audit import (
     category_vs_corruption,
     latest_difficulty_csv,
     pool_category_tables,
     slice_corruption,
 )
-from monai_ext.data.datalist import DatasetLayoutError
 
 HEADER = "mask,lesion,label,corruption,i_first,i_last,j_first,j_last,k_first,k_last,voxels_clean,voxels_noisy\n"
 NOISE = [

@@ -8,7 +8,7 @@ import pytest
 
 from monai_ext.bundle.workflow import bundle_parser
 from monai_ext.data.datalist import DatasetLayoutError
-from scripts.bench.bundles import DEMO_TRAIN, TRAIN, demo_network_def
+from scripts.bench.bundles import DEMO_TRAIN, SMALL_NETWORK, TRAIN, shipped_network_def, small_network_def
 from scripts.bench.mombs_bundle import BUNDLE_DIR, bundle_overrides
 from scripts.bench.mombs_efficacy import label_values, read_case_dice
 from scripts.bench.mombs_step import timing_overrides
@@ -29,6 +29,7 @@ def test_bundle_overrides_exact(tmp_path):
         "num_workers": 0,
         "seed": 3,
         "split_seed": 3,
+        "network_def": SMALL_NETWORK,
         "train#dataset#_target_": "CacheDataset",
         "train#dataset#progress": False,
         "validate#dataset#_target_": "CacheDataset",
@@ -37,11 +38,12 @@ def test_bundle_overrides_exact(tmp_path):
 
 
 def test_bundle_overrides_options(tmp_path):
-    small = demo_network_def(BUNDLE_DIR)
+    small = small_network_def(BUNDLE_DIR)
     out = bundle_overrides("mombs", 1, tmp_path, tmp_path, split_seed=0, network_def=small, cache=False)
     assert out["split_seed"] == 0 and out["seed"] == 1
     assert out["network_def"] == small and out["network_def"] is not small
     assert not any(key.startswith("train#") for key in out)
+    assert bundle_overrides("mombs", 1, tmp_path, tmp_path)["network_def"] == "%small_network_def"
     with pytest.raises(ValueError, match="curriculum"):
         bundle_overrides("curriculum", 0, tmp_path, tmp_path)
     with pytest.raises(ValueError, match="pivot_epoch=0"):
@@ -60,11 +62,14 @@ def test_the_bundle_ids_the_overrides_rely_on():
 
 
 def test_the_demo_overlay_is_the_small_unet_the_efficacy_benchmark_trains():
-    small = demo_network_def(BUNDLE_DIR)
+    small = small_network_def(BUNDLE_DIR)
     assert small["channels"] == [8, 16, 32, 64, 128] and small["num_res_units"] == 1
-    parser = bundle_parser(BUNDLE_DIR, DEMO_TRAIN)
-    assert parser.get_parsed_content("network_def").tap is not None  # a split network (MoMBS's feature tap)
-    assert bundle_parser(BUNDLE_DIR, TRAIN).get("network_def#channels") == [16, 32, 64, 128, 256]
+    parser = bundle_parser(BUNDLE_DIR, DEMO_TRAIN, {"network_def": SMALL_NETWORK})
+    network = parser.get_parsed_content("network_def")
+    assert network.tap is not None  # a split network (MoMBS's feature tap)
+    assert network.model[0].conv.unit0.conv.out_channels == 8  # the small network's first level
+    # make demo keeps the shipped network: the overlay only offers the small one
+    assert bundle_parser(BUNDLE_DIR, DEMO_TRAIN).get("network_def#channels") == [16, 32, 64, 128, 256]
 
 
 def test_timing_overrides_switch_off_validation(tmp_path):
@@ -74,7 +79,8 @@ def test_timing_overrides_switch_off_validation(tmp_path):
     (validation,) = [h for h in parser["train#handlers"] if h.get("_target_") == "ValidationHandler"]
     assert validation["interval"] == "@val_interval"
     assert (out["pivot_epoch"], out["epochs"], out["image_size"]) == (1, 4, 128)
-    assert "network_def" not in out and "train#dataset#_target_" not in out  # the bundle's network and Dataset
+    assert out["network_def"] == shipped_network_def(BUNDLE_DIR)  # the bundle's network ...
+    assert "train#dataset#_target_" not in out  # ... and Dataset
 
 
 def test_read_case_dice(tmp_path):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from scripts.bench.nvum import read_mean_auc, recompute_audits, run_dir
 from monai_ext.data.datalist import DatasetLayoutError
+from scripts.bench.nvum import read_mean_auc, recompute_audits, run_dir
 
 
 def test_read_mean_auc(tmp_path):

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 import torch
 
+from monai_ext.data.datalist import DatasetLayoutError
 from scripts.bench.nvum_audit import audit_saved_memory, memory_audit, recorded_flips
 from scripts.bench.nvum_bundle import bundle_overrides
-from monai_ext.data.datalist import DatasetLayoutError
 
 # memory_audit docstring example: classes A, B; paper prior 0.25 each (log -1.386); flips (0, A) and (1, A)
 MEMORY = [[1.0, -3.0], [3.0, -3.0], [-3.0, 2.0], [0.5, 1.0]]

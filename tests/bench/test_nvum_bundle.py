@@ -22,6 +22,7 @@ def test_bundle_overrides_bce_swaps_only_the_loss(tmp_path):
         "batch_size": 16,
         "seed": 5,
         "nvum_mode": "paper",
+        "network_def": "%small_network_def",
         "train#dataset#_target_": "CacheDataset",
         "train#dataset#progress": False,
         "validate#dataset#_target_": "CacheDataset",
@@ -67,10 +68,11 @@ def test_bundle_parser_applies_overrides():
     assert bundle_parser(BUNDLE_DIR, DEMO_TRAIN).get_parsed_content("prior_convention") == "paper"
 
 
-def test_demo_overlay_trains_the_small_densenet_and_the_bundle_network_can_be_restored():
+def test_demo_overlay_offers_the_small_densenet_the_benchmark_trains():
     demo = json.loads((BUNDLE_DIR / "configs" / "demo.json").read_text())
-    assert demo["network_def"]["_target_"] == "DenseNet" and demo["network_def"]["init_features"] == 16
-    shipped = shipped_network_def(BUNDLE_DIR)
-    assert shipped["_target_"] == "DenseNet121"
-    parser = bundle_parser(BUNDLE_DIR, DEMO_TRAIN, {"network_def": shipped})
-    assert type(parser.get_parsed_content("network_def")).__name__ == "DenseNet121"
+    assert demo["small_network_def"]["_target_"] == "DenseNet" and demo["small_network_def"]["init_features"] == 16
+    assert "network_def" not in demo  # make demo trains the shipped network
+    parser = bundle_parser(BUNDLE_DIR, DEMO_TRAIN, {"network_def": bundle_overrides("bce", 0, "/x", "/y")["network_def"]})
+    assert type(parser.get_parsed_content("network_def")).__name__ == "DenseNet"
+    assert shipped_network_def(BUNDLE_DIR)["_target_"] == "DenseNet121"
+    assert type(bundle_parser(BUNDLE_DIR, DEMO_TRAIN).get_parsed_content("network_def")).__name__ == "DenseNet121"

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from scripts.bench.nvum_step import make_train_step, step_time_benchmark, time_interleaved
 from monai_ext.handlers.ema import EMATeacher
 from monai_ext.losses import NVUMLoss
+from scripts.bench.nvum_step import make_train_step, step_time_benchmark, time_interleaved
 
 
 def test_time_interleaved_rotates_order_and_times_each_call():

@@ -44,7 +44,9 @@ def test_branching_expressions(expression, branches):
 
 def test_handler_list_problems_name_non_dict_items():
     config = {
-        "train": {"handlers": [{"_target_": "StatsHandler"}, "@ema_teacher", {"_target_": "@ema", "_mode_": "callable"}]},
+        "train": {
+            "handlers": [{"_target_": "StatsHandler"}, "@ema_teacher", {"_target_": "@ema", "_mode_": "callable"}]
+        },
         "validate#handlers": "$[]",
     }
     problems = conventions.handler_list_problems(config)
@@ -67,7 +69,9 @@ def _bundle(root: Path, overlay: dict | None, **configs: dict) -> Path:
 def test_overlay_problems(tmp_path):
     assert conventions.overlay_problems(_bundle(tmp_path / "ok", {"image_size": 64})) == []
     missing = conventions.overlay_problems(_bundle(tmp_path / "missing", None))
-    assert missing == ["configs/demo.json is missing (the small-run overlay of make demo, the benchmarks and the tests)"]
+    assert missing == [
+        "configs/demo.json is missing (the small-run overlay of make demo, the benchmarks and the tests)"
+    ]
     nested = conventions.overlay_problems(_bundle(tmp_path / "nested", {"train#dataset#_target_": "CacheDataset"}))
     assert nested == ["configs/demo.json sets nested id(s) ['train#dataset#_target_']; an overlay for every config "
                       "sets top-level ids only"]  # fmt: skip
@@ -89,5 +93,8 @@ def test_check_conventions_lists_every_problem_of_every_config(tmp_path):
         lines[5],
     ]
     assert lines[5].startswith("- configs/train.json: train#handlers#0: '@x'")
-    good = {"ema_teacher": {"_target_": "X"}, "train": {"handlers": [{"_target_": "@ema_teacher", "_mode_": "callable"}]}}
+    good = {
+        "ema_teacher": {"_target_": "X"},
+        "train": {"handlers": [{"_target_": "@ema_teacher", "_mode_": "callable"}]},
+    }
     conventions.check_conventions(_bundle(tmp_path / "good", {"epochs": 1}, train=good))

@@ -14,7 +14,8 @@ from monai_ext.bundle.workflow import bundle_parser, bundle_workflow, config_pat
 
 LOGGING = (
     "[loggers]\nkeys=root\n[handlers]\nkeys=h\n[formatters]\nkeys=f\n[logger_root]\nlevel=WARNING\nhandlers=h\n"
-    "[handler_h]\nclass=StreamHandler\nlevel=WARNING\nformatter=f\nargs=(sys.stdout,)\n[formatter_f]\nformat=%(message)s\n"
+    "[handler_h]\nclass=StreamHandler\nlevel=WARNING\nformatter=f\nargs=(sys.stdout,)\n"
+    "[formatter_f]\nformat=%(message)s\n"
 )
 
 

@@ -1,8 +1,9 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """End-to-end runs of ``bundles/covid_ct_mombs_segmentation/configs/inference.json`` (with the ``configs/demo.json``
-small-run overlay) on a tiny input folder (one NIfTI volume, one DICOM series, one corrupt NIfTI; CPU): masks on the input grid, skipped.csv, resumable
-reruns, overwrite, and a fixed threshold network showing that the masks align voxel for voxel with the inputs."""
+small-run overlay) on a tiny input folder (one NIfTI volume, one DICOM series, one corrupt NIfTI; CPU): masks on the
+input grid, skipped.csv, resumable reruns, overwrite, and a fixed threshold network showing that the masks align
+voxel for voxel with the inputs."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from monai_ext.demo.dicom_series import write_ct_dicom_series
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "covid_ct_mombs_segmentation"
 INFERENCE = ["configs/inference.json", "configs/demo.json"]
+SMALL = {"network_def": "%small_network_def"}  # the demo overlay's small SplitUNet, for speed
 pytestmark = pytest.mark.slow
 
 AFFINE = np.array([[-0.8, 0, 0, 12.0], [0, -0.7, 0, 34.0], [0, 0, 2.5, -56.0], [0, 0, 0, 1]])
@@ -58,7 +60,7 @@ def _save_ckpt(root: Path, network: torch.nn.Module) -> None:
 def _run(root: Path, **override) -> ConfigWorkflow:
     """The bundle's inference configs with ``bundle_root`` = ``root`` (its input/, models/ and metadata.json)."""
     return run_bundle_workflow(BUNDLE, INFERENCE, "infer", meta_file=root / "metadata.json", bundle_root=str(root),
-                               **override)  # fmt: skip
+                               **{**SMALL, **override})  # fmt: skip
 
 
 def _mtimes(folder: Path) -> dict[str, int]:
@@ -67,7 +69,7 @@ def _mtimes(folder: Path) -> dict[str, int]:
 
 def test_random_weights_masks_skipped_rerun_and_overwrite(bundle_root):
     torch.manual_seed(0)
-    network = bundle_parser(BUNDLE, INFERENCE).get_parsed_content("network_def")  # random weights
+    network = bundle_parser(BUNDLE, INFERENCE, SMALL).get_parsed_content("network_def")  # random weights
     _save_ckpt(bundle_root, network)
     _run(bundle_root)
     out = bundle_root / "eval" / "predictions"

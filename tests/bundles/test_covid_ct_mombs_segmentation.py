@@ -32,6 +32,7 @@ DEMO, MULTI_GPU = "configs/demo.json", "configs/multi_gpu_train.json"
 TRAIN = ["configs/train.json", DEMO]
 EVALUATE = [*TRAIN, "configs/evaluate.json"]
 BATCH = json.loads((BUNDLE / DEMO).read_text())["batch_size"]  # the demo overlay's batch size (8)
+SMALL = {"network_def": "%small_network_def"}  # the demo overlay's small SplitUNet (the benchmark's), for speed
 PIVOT = 2
 METHOD_KEYS = {"model", "optimizer", "lr_scheduler", "trainer", "mombs_sampler", "mombs_scores", "mombs_assessor"}
 
@@ -45,7 +46,7 @@ def covid_demo(demo_root) -> Path:
 
 
 def _train(run_bundle, dataset_dir: Path, out: Path, hooks=(), **override):
-    settings = {"epochs": PIVOT, "pivot_epoch": PIVOT, **override}
+    settings = {"epochs": PIVOT, "pivot_epoch": PIVOT, **SMALL, **override}
     return run_bundle(
         BUNDLE, TRAIN, hooks=hooks, dataset_dir=str(dataset_dir), ckpt_dir=str(out / "models"),
         output_dir=str(out / "eval"), **settings,
@@ -188,7 +189,7 @@ def test_evaluate_writes_per_case_dice_against_the_clean_masks(trained, run_bund
     out = tmp_path / "test"
     wf = run_bundle(
         BUNDLE, EVALUATE, ckpt_dir=str(trained.ckpt_dir), output_dir=str(out),
-        dataset_dir=str(trained.demo), eval_mask_dir=str(trained.demo / "demo_clean"),
+        dataset_dir=str(trained.demo), eval_mask_dir=str(trained.demo / "demo_clean"), **SMALL,
     )  # fmt: skip
     datalist = wf.parser.get_parsed_content("validate#datalist")
     assert all("/demo_clean" in item["source_label"] for item in datalist)
@@ -260,7 +261,7 @@ def test_two_process_gloo_training_plans_the_same_epoch_on_both_ranks(covid_demo
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2",
         "-m", "monai.bundle", "run", "--config_file", f"['{TRAIN[0]}','{DEMO}','{MULTI_GPU}']",
         "--bundle_root", str(BUNDLE), "--dist_backend", "gloo", "--dataset_dir", str(covid_demo), "--epochs", "2",
-        "--pivot_epoch", "2", "--batch_size", "4",
+        "--pivot_epoch", "2", "--batch_size", "4", "--network_def", SMALL["network_def"],
         "--ckpt_dir", str(tmp_path / "models"), "--output_dir", str(tmp_path / "eval"),
     ]  # fmt: skip
     done = subprocess.run(command, cwd=BUNDLE, capture_output=True, text=True, timeout=600)
@@ -289,7 +290,7 @@ def test_settings_train_one_epoch(setting, dataset, classes, run_bundle, tmp_pat
     data = root / dataset
     wf = run_bundle(
         BUNDLE, [*TRAIN, setting], dataset_dir=str(data), ckpt_dir=str(tmp_path / "models"),
-        output_dir=str(tmp_path / "eval"), epochs=1,
+        output_dir=str(tmp_path / "eval"), epochs=1, **SMALL,
     )  # fmt: skip
     assert wf.parser.get_parsed_content("class_names") == classes
     datalist = wf.parser.get_parsed_content("train#datalist")

@@ -33,6 +33,7 @@ TRAIN, INFERENCE = ["configs/train.json", DEMO], ["configs/inference.json", DEMO
 EVALUATE = [*TRAIN, "configs/evaluate.json"]
 MULTI_GPU = "configs/multi_gpu_train.json"
 BATCH = json.loads((BUNDLE / DEMO).read_text())["batch_size"]  # the demo overlay's training batch size
+SMALL = {"network_def": "%small_network_def"}  # the demo overlay's small DenseNet (the benchmark's), for speed
 NIH_CLASSES = [
     "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia", "Pneumothorax",
     "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia", "No Finding",
@@ -49,7 +50,7 @@ def trained(cxr_demo, run_bundle, tmp_path_factory) -> SimpleNamespace:
     ckpt_dir, output_dir = out / "models", out / "eval"
     wf = run_bundle(
         BUNDLE, TRAIN, dataset_dir=str(cxr_demo / "nih"), epochs=1, ckpt_dir=str(ckpt_dir),
-        output_dir=str(output_dir),
+        output_dir=str(output_dir), **SMALL,
     )  # fmt: skip
     datalist = wf.parser.get_parsed_content("train#datalist")
     return SimpleNamespace(ckpt_dir=ckpt_dir, output_dir=output_dir, datalist=datalist, demo=cxr_demo)
@@ -66,7 +67,7 @@ def test_train_writes_checkpoints_with_method_state(trained):
     # every training image was seen once in the single epoch
     updates = ckpt["nvum"]["num_updates"]
     assert set(updates.tolist()) <= {0, 1} and int(updates.sum()) == visited  # each visited sample once
-    # demo DenseNet(init_features=16, growth_rate=16, block_config=(2, 4, 6, 4)): 16 + 2*16 = 48 -> 24, 24 + 4*16 = 88
+    # small DenseNet(init_features=16, growth_rate=16, block_config=(2, 4, 6, 4)): 16 + 2*16 = 48 -> 24, 24 + 4*16 = 88
     # -> 44, 44 + 6*16 = 140 -> 70 (transitions halve), 70 + 4*16 = 134 features into the classifier
     assert ckpt["model"]["class_layers.out.weight"].shape == (len(NIH_CLASSES), 134)
 
@@ -104,7 +105,7 @@ def test_evaluate_reports_match_sklearn(trained, run_bundle, tmp_path):
     for test_set in ("openi", "padchest"):  # one test set per run, chosen by the test_set id
         run_bundle(
             BUNDLE, EVALUATE, hooks=[probe] if test_set == "openi" else [], ckpt_dir=str(trained.ckpt_dir),
-            output_dir=str(tmp_path), test_set=test_set, test_dir=str(trained.demo / test_set),
+            output_dir=str(tmp_path), test_set=test_set, test_dir=str(trained.demo / test_set), **SMALL,
         )  # fmt: skip
     for prefix in ("openi", "padchest"):
         for suffix in ("_per_class.csv", "_per_class.md", "_roc.png"):
@@ -149,7 +150,7 @@ def test_resume_continues_at_epoch_2_with_saved_memory(trained, run_bundle, tmp_
 
     wf = run_bundle(
         BUNDLE, TRAIN, hooks=[probe], dataset_dir=str(trained.demo / "nih"), epochs=2, resume_ckpt=str(last),
-        ckpt_dir=str(tmp_path / "models"), output_dir=str(tmp_path / "eval"),
+        ckpt_dir=str(tmp_path / "models"), output_dir=str(tmp_path / "eval"), **SMALL,
     )  # fmt: skip
     assert seen["epoch"] == 1
     assert seen["epochs"] == [2]
@@ -179,7 +180,7 @@ def test_inference_writes_one_result_per_readable_case_and_is_idempotent(
     out = tmp_path / "predictions"
     pngs = sorted(p.stem for p in inference_inputs.glob("*.png") if p.name != "broken.png")
     args = dict(dataset_dir=str(inference_inputs), output_dir=str(out), ckpt_path=str(trained.ckpt_dir / "model.pt"),
-                batch_size=1)  # the shipped inference batch size: one case at a time
+                batch_size=1, **SMALL)  # batch_size: the shipped inference batch size, one case at a time
     run_bundle(BUNDLE, INFERENCE, workflow_type="infer", **args)
     assert sorted(p.stem for p in out.glob("*.json")) == sorted(["RG1_UNCI", *pngs])
     for path in out.glob("*.json"):
@@ -207,7 +208,7 @@ def test_inference_batches_mixed_dicom_and_png(trained, inference_inputs, run_bu
     (inference_inputs / "broken.png").unlink()
     out = tmp_path / "predictions"
     run_bundle(BUNDLE, INFERENCE, workflow_type="infer", dataset_dir=str(inference_inputs), output_dir=str(out),
-               ckpt_path=str(trained.ckpt_dir / "model.pt"), batch_size=3)  # fmt: skip
+               ckpt_path=str(trained.ckpt_dir / "model.pt"), batch_size=3, **SMALL)  # fmt: skip
     records = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
     assert sorted(records) == sorted(p.stem for p in inference_inputs.iterdir())
     assert all(Path(r["image"]).is_file() for r in records.values())
@@ -222,7 +223,7 @@ def test_dataset_csv_without_a_column_names_it(trained, run_bundle, tmp_path, ca
     # MONAI wraps errors raised inside a "$" expression in RuntimeError("Failed to evaluate ...") from the original
     with pytest.raises(RuntimeError) as info:
         run_bundle(BUNDLE, TRAIN, dataset_dir=str(nih), epochs=1, ckpt_dir=str(tmp_path / "m"),
-                   output_dir=str(tmp_path / "e"))  # fmt: skip
+                   output_dir=str(tmp_path / "e"), **SMALL)  # fmt: skip
     message = r"Data_Entry_2017_v2020\.csv' is missing column\(s\) \['Finding Labels'\]"
     caused_by(info.value, DatasetLayoutError, message)
 
@@ -266,7 +267,7 @@ def test_two_process_gloo_training(cxr_demo, tmp_path):
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2",
         "-m", "monai.bundle", "run", "--config_file", f"['{TRAIN[0]}','{DEMO}','{MULTI_GPU}']",
         "--bundle_root", str(BUNDLE), "--dist_backend", "gloo", "--dataset_dir", str(cxr_demo / "nih"),
-        "--epochs", "1", "--batch_size", "8",
+        "--epochs", "1", "--batch_size", "8", "--network_def", SMALL["network_def"],
         "--ckpt_dir", str(tmp_path / "models"), "--output_dir", str(tmp_path / "eval"),
     ]  # fmt: skip
     done = subprocess.run(command, cwd=BUNDLE, capture_output=True, text=True, timeout=600)

@@ -346,8 +346,9 @@ def test_mode_decides_the_prior_convention_and_the_teacher_key():
     assert NVUMMode("official").prior_convention == PriorConvention.OFFICIAL
     labels = [[1, 0, 0], [0, 0, 1], [1, 1, 0], [0, 0, 1]]  # the hand-worked nvum_prior example
     assert nvum_prior(labels, NVUMMode("official").prior_convention).tolist() == [0.25, 0.125, 0.5]
-    assert memory_logits_key(NVUMLoss(num_samples=2, num_classes=3, prior=[0.5] * 3, mode="official")) == "memory_logits"
-    assert memory_logits_key(NVUMLoss(num_samples=2, num_classes=3, prior=[0.5] * 3, mode="paper")) is None
-    teacher_fed_paper = NVUMLoss(num_samples=2, num_classes=3, prior=[0.5] * 3, memory_source="teacher")
+    shape = {"num_samples": 2, "num_classes": 3, "prior": [0.5] * 3}
+    assert memory_logits_key(NVUMLoss(**shape, mode="official")) == "memory_logits"
+    assert memory_logits_key(NVUMLoss(**shape, mode="paper")) is None
+    teacher_fed_paper = NVUMLoss(**shape, memory_source="teacher")
     assert memory_logits_key(teacher_fed_paper) == "memory_logits"  # the option, not the mode name, decides
     assert memory_logits_key(torch.nn.BCEWithLogitsLoss()) is None

@@ -73,7 +73,7 @@ def _worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
 
 @pytest.mark.slow
 def test_two_ranks_join_identify_and_leave(tmp_path):
-    mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, start_method="spawn")
+    mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, start_method="fork")
     records = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert [r["secondary"] for r in records] == [False, True]
     assert all(r["world"] == 2 and r["device"] == "cpu" and r["after"] is False for r in records)

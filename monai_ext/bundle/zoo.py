@@ -219,9 +219,9 @@ def check_config_ids(
     bundle_dir: str | os.PathLike, required_ids: Mapping[str, Sequence[str]] | None = None
 ) -> None:
     """Check that each config defines its top-level ``required_ids`` and that every config defining ``network_def``
-    defines the same one (raw, before parsing), so that inference loads the checkpoints training writes. The
-    small-run overlay (``configs/demo.json``) is left out of the comparison: it replaces ``network_def`` for every
-    config it is merged onto, training and inference alike.
+    defines the same one (raw, before parsing), so that inference loads the checkpoints training writes. Overlays
+    count too: the small-run overlay ``configs/demo.json`` keeps the shipped network and offers a small one under its
+    own id (``small_network_def``), so a ``network_def`` in it would make ``make demo`` train another network.
 
     Args:
         bundle_dir: the bundle folder.
@@ -241,7 +241,7 @@ def check_config_ids(
             if absent:
                 problems.append(f"{rel} lacks the top-level id(s) {absent}")
     for path in sorted((bundle / "configs").iterdir()):
-        if path.suffix in _CONFIG_SUFFIXES and path.name not in ("metadata.json", Path(DEMO_OVERLAY).name):
+        if path.suffix in _CONFIG_SUFFIXES and path.name != "metadata.json":
             config = ConfigParser.load_config_file(path)
             if "network_def" in config:
                 networks[path.name] = config["network_def"]

@@ -113,9 +113,12 @@ def test_config_ids_and_same_network(tmp_path):
     (bundle / "configs" / "train.json").write_text(json.dumps(train))
     with pytest.raises(zoo.BundleCheckError, match=r"network_def differs between \['inference.json', 'train.json'\]"):
         zoo.check_config_ids(bundle, required_ids={})
-    # the small-run overlay replaces network_def for every config it is merged onto: not compared
+    # the small-run overlay keeps the shipped network (its small one has its own id): a network_def there differs
     bundle = _bundle(tmp_path / "overlay")
     (bundle / "configs" / "demo.json").write_text(json.dumps({"network_def": NET.replace("Linear(3", "Linear(5")}))
+    with pytest.raises(zoo.BundleCheckError, match=r"network_def differs between \['demo.json', 'inference.json'\]"):
+        zoo.check_config_ids(bundle, required_ids={})
+    (bundle / "configs" / "demo.json").write_text(json.dumps({"small_network_def": NET.replace("Linear(3", "Linear(5")}))
     zoo.check_config_ids(bundle, required_ids={})
 
 

@@ -79,7 +79,9 @@ def test_files_promising_more_than_they_hold_are_skipped(tmp_path, ct_small_path
     assert "Rows 128 x Columns 128 x SamplesPerPixel 1 x NumberOfFrames 1 at BitsAllocated 16" in errors["short"]
     assert errors["cut"].startswith(f"'{cut}' is truncated: the pixel data needs 32768 bytes")
     assert "ends 30906 bytes after its start" in errors["cut"]
-    assert "holds 32768 bytes but the header promises 98304" in errors["frames"] and "NumberOfFrames 3" in errors["frames"]
+    assert (
+        "holds 32768 bytes but the header promises 98304" in errors["frames"] and "NumberOfFrames 3" in errors["frames"]
+    )
     assert errors["empty"].startswith(f"'{empty}' has no pixel data: no Pixel Data (7FE0,0010) element")
 
 

@@ -20,6 +20,14 @@ bone, whichever reader loaded the file. What the two MONAI 1.6.1 DICOM readers h
 
 The metadata key scheme tells the readers apart (``loaded_polarity="auto"``), so MONOCHROME1 is inverted exactly once.
 
+PNG/JPEG carry no window: values are divided by ``2**bits - 1``, ``bits`` being, in this order, the ``bit_depth``
+argument (or the item's ``bit_depth_key`` value, e.g. PadChest's ``BitsStored_DICOM``), the PNG's ``sBIT`` chunk
+(significant bits, PNG specification 11.3.3.4; ignored with a warning when the values exceed it), else the container
+depth (8 for ``L``/``RGB``/JPEG, 16 for ``I;16``). A 16-bit image without ``sBIT`` whose maximum is below ``2**12``
+(at most 12 significant bits, e.g. PadChest's 12-bit data in a 16-bit PNG, which the container rule maps into
+[0, 0.0625]) is scaled by the container depth all the same, with a warning naming the file and the fixes, since the
+maximum of one image cannot tell 12-bit data from a dark 16-bit image.
+
 CT in Hounsfield units needs no transform of its own:
 
 - DICOM: ``LoadImaged(keys, reader=PydicomReader())`` or ``ITKReader()`` already returns HU (both apply
@@ -57,6 +65,8 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.misc import is_dicom
 
+from monai_ext.transforms.png_bits import png_significant_bits
+
 __all__ = [
     "DEEPLESION_HU_OFFSET",
     "RadiographVOI",
@@ -80,7 +90,7 @@ class RadiographVOI(StrEnum):
     - ``"voi_lut"``: the VOI LUT Sequence (0028,3010); required.
     - ``"window"``: WindowCenter (0028,1050) / WindowWidth (0028,1051) with VOILUTFunction (0028,1056); required.
     - ``"bit_range"``: DICOM: the full stored range of BitsStored (0028,0101) through the rescale;
-      PNG/JPEG: ``value / (2**bit_depth - 1)``.
+      PNG/JPEG: ``value / (2**bit_depth - 1)``, the bit depth as the module docstring says.
     - ``"min_max"``: the image's own minimum and maximum.
     """
 
@@ -138,6 +148,22 @@ _GDCM_KEY = re.compile(r"^[0-9a-fA-F]{4}\|[0-9a-fA-F]{4}$")
 _JSON_KEY = re.compile(r"^[0-9A-F]{8}$")
 _PIL_MODE_BITS = {"1": 1, "L": 8, "LA": 8, "P": 8, "RGB": 8, "RGBA": 8, "YCbCr": 8, "CMYK": 8}
 _VOI_TAGS = ("WindowCenter", "WindowWidth", "VOILUTSequence")
+_LOW_BITS = 12  # a 16-bit image whose maximum is below 2**12 gets a warning (see the module docstring)
+
+
+def _checked_bit_depth(bit_depth: Any) -> int:
+    """``bit_depth`` as an int in 1..32.
+
+    Raises:
+        ValueError: it is not an integer in 1..32.
+    """
+    try:
+        bits = int(bit_depth)
+    except (TypeError, ValueError):
+        bits = None
+    if bits is None or bits != bit_depth or not 1 <= bits <= 32:
+        raise ValueError(f"bit_depth must be None or in 1..32 (an integer), got {bit_depth!r}")
+    return bits
 
 
 def _tag_text(keyword: str) -> str:
@@ -218,7 +244,8 @@ class NormalizeRadiograph(Transform):
        stored bit range ``[m lo + b, m hi + b]``; or the image min-max;
     3. MONOCHROME1: ``y = 1 - y``.
 
-    For PNG/JPEG (no DICOM header) ``y = x / (2**bit_depth - 1)`` (``"auto"``/``"bit_range"``) or the min-max.
+    For PNG/JPEG (no DICOM header) ``y = x / (2**bits - 1)`` (``"auto"``/``"bit_range"``; ``bits`` from
+    ``bit_depth``, else the PNG ``sBIT`` chunk, else the container, see the module docstring) or the min-max.
 
     Args:
         voi: {``"auto"``, ``"voi_lut"``, ``"window"``, ``"bit_range"``, ``"min_max"``}, see :class:`RadiographVOI`.
@@ -227,9 +254,10 @@ class NormalizeRadiograph(Transform):
         loaded_polarity: {``"auto"``, ``"stored"``, ``"inverted"``}, see :class:`LoadedPolarity`. Defaults to
             ``"auto"``, right for MONAI's ``PydicomReader`` and ``ITKReader``.
         header: {``"auto"``, ``"meta"``, ``"file"``}, see :class:`DicomHeaderSource`. Defaults to ``"auto"``.
-        bit_depth: bits of a PNG/JPEG (ignored for DICOM, which has BitsStored). ``None`` (default) takes it from
-            PIL's mode in the metadata (``"L"`` 8, ``"I;16"`` 16), else from an unsigned integer dtype, else from
-            the file's PIL header.
+        bit_depth: bits of a PNG/JPEG (ignored for DICOM, which has BitsStored). ``None`` (default) takes the PNG's
+            ``sBIT`` chunk when present, else the container depth: PIL's mode in the metadata (``"L"`` 8, ``"I;16"``
+            16), else an unsigned integer dtype, else the file's PIL header; a 16-bit image without ``sBIT`` whose
+            maximum is below ``2**12`` is scaled by ``2**16 - 1`` with a warning naming the file.
 
     Raises:
         ValueError: an option is not one of the allowed values; a tag needed by the policy is missing (the message
@@ -260,30 +288,32 @@ class NormalizeRadiograph(Transform):
         self.header = look_up_option(header, DicomHeaderSource)
         if window_index < 0:
             raise ValueError(f"window_index must be >= 0, got {window_index}")
-        if bit_depth is not None and not 1 <= bit_depth <= 32:
-            raise ValueError(f"bit_depth must be None or in 1..32, got {bit_depth}")
         self.window_index = window_index
-        self.bit_depth = bit_depth
+        self.bit_depth = None if bit_depth is None else _checked_bit_depth(bit_depth)
 
-    def __call__(self, img: NdarrayOrTensor, meta: Mapping | None = None) -> NdarrayOrTensor:
+    def __call__(
+        self, img: NdarrayOrTensor, meta: Mapping | None = None, bit_depth: int | None = None
+    ) -> NdarrayOrTensor:
         """
         Args:
             img: radiograph as loaded, any shape (``C W H``, ``W H`` or ``W H 1``), stored values.
             meta: its metadata; defaults to ``img.meta`` for a ``MetaTensor``, else none.
+            bit_depth: bits of this PNG/JPEG, overriding the ``bit_depth`` given at construction (in 1..32).
 
         Returns:
             ``float32`` in [0, 1], same shape and type as ``img`` (a ``MetaTensor`` keeps its metadata).
         """
         if meta is None:
             meta = img.meta if isinstance(img, MetaTensor) else {}
+        bit_depth = self.bit_depth if bit_depth is None else _checked_bit_depth(bit_depth)
         filename = meta.get(ImageMetaKey.FILENAME_OR_OBJ, "<no filename_or_obj in metadata>")
         x = convert_to_tensor(img, dtype=torch.float32, track_meta=False)
         scheme = _meta_scheme(meta)
         ds, source = self._header(meta, scheme, filename)
         if ds is None:
-            y = self._normalize_plain(x, img, meta, filename)
+            y = self._normalize_plain(x, img, meta, filename, bit_depth)
         else:
-            y = self._normalize_dicom(x, ds, scheme, f"'{filename}' ({source})")
+            y = self._normalize_dicom(x, ds, scheme, f"'{filename}' ({source})", bit_depth)
         y = convert_to_tensor(y, track_meta=False).clamp(0.0, 1.0)  # MONAI's scalers return bare MetaTensors
         out, *_ = convert_to_dst_type(y, dst=img, dtype=torch.float32)
         return out
@@ -318,7 +348,9 @@ class NormalizeRadiograph(Transform):
             return _header_from_gdcm(meta), from_meta
         return None, ""
 
-    def _normalize_dicom(self, x: torch.Tensor, ds: Dataset, scheme: str, where: str) -> torch.Tensor:
+    def _normalize_dicom(
+        self, x: torch.Tensor, ds: Dataset, scheme: str, where: str, bit_depth: int | None
+    ) -> torch.Tensor:
         """``where``: the file name and the header source, for messages."""
 
         def need(keyword: str) -> Any:
@@ -338,10 +370,8 @@ class NormalizeRadiograph(Transform):
                 f"{where}: {_tag_text('PhotometricInterpretation')} is '{pi}'; only MONOCHROME1/MONOCHROME2 "
                 "radiographs can be normalised (convert colour images to grey first)"
             )
-        if self.bit_depth is not None:
-            warnings.warn(
-                f"{where}: bit_depth={self.bit_depth} is ignored for DICOM, which has BitsStored", stacklevel=3
-            )
+        if bit_depth is not None:
+            warnings.warn(f"{where}: bit_depth={bit_depth} is ignored for DICOM, which has BitsStored", stacklevel=3)
         if ds.get("ModalityLUTSequence"):
             logger.warning("%s has a Modality LUT Sequence, which MONAI's readers do not apply", where)
         slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
@@ -420,7 +450,9 @@ class NormalizeRadiograph(Transform):
             return (x > c - 0.5).to(x.dtype)
         return ScaleIntensityRange(c - 0.5 - (w - 1) / 2, c - 0.5 + (w - 1) / 2, 0.0, 1.0, clip=True, dtype=None)(x)
 
-    def _normalize_plain(self, x: torch.Tensor, img: NdarrayOrTensor, meta: Mapping, filename: Any) -> torch.Tensor:
+    def _normalize_plain(
+        self, x: torch.Tensor, img: NdarrayOrTensor, meta: Mapping, filename: Any, bit_depth: int | None
+    ) -> torch.Tensor:
         if self.voi in (RadiographVOI.VOI_LUT, RadiographVOI.WINDOW):
             raise ValueError(
                 f"'{filename}' has no DICOM header (no DICOM tags in its metadata and not a DICOM file), but "
@@ -428,8 +460,34 @@ class NormalizeRadiograph(Transform):
             )
         if self.voi == RadiographVOI.MIN_MAX:
             return rescale_array(x, 0.0, 1.0, dtype=None)
-        bits = self.bit_depth or self._infer_bit_depth(img, meta, filename)
+        bits = bit_depth or self._plain_bits(x, img, meta, filename)
         return x / (2.0**bits - 1)
+
+    def _plain_bits(self, x: torch.Tensor, img: NdarrayOrTensor, meta: Mapping, filename: Any) -> int:
+        """The bit depth of a PNG/JPEG without ``bit_depth``: its ``sBIT`` chunk, else its container (module
+        docstring); warns when the values contradict ``sBIT`` or use at most 12 of 16 bits."""
+        container = self._infer_bit_depth(img, meta, filename)
+        peak = float(x.max()) if x.numel() else 0.0
+        is_file = isinstance(filename, (str, Path)) and Path(filename).is_file()
+        significant = png_significant_bits(filename) if is_file else None
+        if significant is not None and significant < container:
+            if peak <= 2.0**significant - 1:
+                return significant
+            warnings.warn(
+                f"'{filename}': its PNG sBIT chunk says {significant} significant bits but it holds values up to "
+                f"{peak:.0f}; scaled by its {container}-bit container instead. Fix the sBIT chunk or pass bit_depth.",
+                stacklevel=4,
+            )
+        elif significant is None and container == 16 and peak < 2.0**_LOW_BITS:
+            warnings.warn(
+                f"'{filename}': a 16-bit image whose values are all below 2**{_LOW_BITS} (maximum {peak:.0f}), so at "
+                f"most {_LOW_BITS} bits are used; it is scaled by 2**16 - 1 into [0, {peak / 65535:.4f}]. If the data "
+                f"are {_LOW_BITS}-bit (e.g. PadChest, column BitsStored_DICOM), pass bit_depth={_LOW_BITS} "
+                "(NormalizeRadiographd(bit_depth_key=...) for a per-image value) or write an sBIT chunk; or use "
+                "voi='min_max'.",
+                stacklevel=4,
+            )
+        return container
 
     @staticmethod
     def _infer_bit_depth(img: NdarrayOrTensor, meta: Mapping, filename: Any) -> int:
@@ -464,7 +522,14 @@ class NormalizeRadiographd(MapTransform):
     Args:
         keys: keys of the images to normalise.
         voi, window_index, loaded_polarity, header, bit_depth: see :class:`NormalizeRadiograph`.
+        bit_depth_key: key of the item holding the bit depth of its PNG/JPEG (e.g. a datalist column from PadChest's
+            ``BitsStored_DICOM``); used over ``bit_depth`` when the item has it and it is not None/NaN. Defaults to
+            None (not used).
         allow_missing_keys: do not raise if a key is missing. Defaults to False.
+
+    Raises:
+        ValueError: the item's ``bit_depth_key`` value is not an integer in 1..32 (the message names the key and the
+            image).
     """
 
     backend = NormalizeRadiograph.backend
@@ -477,13 +542,26 @@ class NormalizeRadiographd(MapTransform):
         loaded_polarity: str | Enum = LoadedPolarity.AUTO,
         header: str | Enum = DicomHeaderSource.AUTO,
         bit_depth: int | None = None,
+        bit_depth_key: str | None = None,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.normalizer = NormalizeRadiograph(voi, window_index, loaded_polarity, header, bit_depth)
+        self.bit_depth_key = bit_depth_key
+
+    def _item_bit_depth(self, d: Mapping, key: Hashable) -> int | None:
+        value = d.get(self.bit_depth_key) if self.bit_depth_key is not None else None
+        if value is None or (isinstance(value, float) and value != value):  # absent or NaN: not known for this item
+            return None
+        try:
+            return _checked_bit_depth(float(value) if isinstance(value, str) else value)
+        except ValueError as e:
+            raise ValueError(
+                f"item key '{self.bit_depth_key}' (bit depth of '{key}') is {value!r}, not an integer in 1..32"
+            ) from e
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         d = dict(data)
         for key in self.key_iterator(d):
-            d[key] = self.normalizer(d[key])
+            d[key] = self.normalizer(d[key], bit_depth=self._item_bit_depth(d, key))
         return d

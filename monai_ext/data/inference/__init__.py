@@ -17,9 +17,12 @@ of a case (``<case_id>.json`` or ``<case_id>_seg.nii.gz``), and how a case is re
   :meth:`CaseKind.result_path`, never overwriting one unless asked), so a rerun on the same inputs computes only the
   cases that have no result yet;
 - :func:`check_readable` (:mod:`~monai_ext.data.inference.readability`): unreadable cases are found before the run.
-  With ``level="decode"`` each case is read through MONAI's ``LoadImage`` with the reader of the pipeline, which
-  also catches files whose header parses but whose pixel data is corrupt (a DICOM with a valid ``DICM`` preamble and
-  garbage after it passes ``pydicom.dcmread``; a truncated NIfTI passes ``nibabel.load``). They are logged and
+  Both levels check that a file holds what its header promises where that is cheap (a DICOM's pixel data element
+  present and long enough, :mod:`~monai_ext.data.inference.dicom_pixels`; an uncompressed ``.nii`` long enough for
+  its shape), and a DICOM series' slice positions (:mod:`~monai_ext.data.inference.series_geometry`). With
+  ``level="decode"`` each case is then read through MONAI's ``LoadImage`` with the reader of the pipeline, which
+  also catches files whose header parses but whose pixel data is corrupt (compressed DICOM pixel data, a truncated
+  ``.nii.gz``). They are logged and
   written to ``<output_dir>/skipped.csv`` (``case_id,image,error``, :func:`write_skipped`), never silently dropped;
 - :func:`prepare_inference_datalist` chains the three steps in one call for a bundle's ``inference.json``, the
   first rank deciding under ``torch.distributed``.

@@ -105,13 +105,15 @@ class CaseKind(ABC):
         return None
 
     def decoder(self, reader: str | type | ImageReader | None) -> _Decoder:
-        """The ``level="decode"`` check: ``path -> error text or None``, reading with :meth:`loader` (one per
-        thread) and checking with :meth:`loaded_error`."""
+        """The ``level="decode"`` check: ``path -> error text or None``: :meth:`header_error` first (a reader may
+        pad a file shorter than its header says, so the header's promise is checked before decoding), then reading
+        with :meth:`loader` (one per thread) and checking with :meth:`loaded_error`."""
         return _Decoder(self, reader)
 
 
 class _Decoder:
-    """Reads a whole case with its kind's ``LoadImage`` (one per thread) and returns the error text or None."""
+    """Checks a case's header, then reads it whole with its kind's ``LoadImage`` (one per thread); returns the error
+    text or None."""
 
     def __init__(self, kind: CaseKind, reader: str | type | ImageReader | None) -> None:
         self.kind = kind
@@ -119,6 +121,9 @@ class _Decoder:
         self._local = threading.local()
 
     def __call__(self, path: str) -> str | None:
+        error = self.kind.header_error(path)
+        if error is not None:
+            return error
         if not hasattr(self._local, "load"):
             self._local.load = self.kind.loader(self.reader)
         try:

@@ -4,26 +4,36 @@
 
 A file is a radiograph when its suffix is ``.dcm``, ``.dicom``, ``.png``, ``.jpg`` or ``.jpeg`` (any case), or when it
 holds the DICOM preamble (``DICM`` at byte 128) whatever its name; ``DICOMDIR`` is never a case. The header check reads
-a DICOM with ``pydicom.dcmread(stop_before_pixels=True)`` and a PNG/JPEG with PIL's ``verify`` (chunk CRCs): fast, but
-a DICOM with a valid preamble and garbage after it passes. The decode check reads the whole image with
-``LoadImage(reader)``, as the pipeline will, which catches corrupt pixel data too.
+a DICOM with :func:`~monai_ext.data.inference.dicom_pixels.dicom_pixel_data_error` (the tags, and whether the pixel
+data element is present and as long as Rows, Columns, SamplesPerPixel, NumberOfFrames and BitsAllocated promise, and
+the file that long) and a PNG/JPEG with PIL's ``verify`` (chunk CRCs): fast, but a DICOM with a valid preamble and
+garbage after it, or corrupt compressed pixel data, passes. The decode check runs the header check, then reads the
+whole image with ``LoadImage(reader)``, as the pipeline will, which catches corrupt pixel data too, and checks that a
+DICOM decoded to as many values as its header promises.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-import pydicom
+from monai.utils import ImageMetaKey
 from PIL import Image
 from pydicom.misc import is_dicom
 
 from monai_ext.data.inference.base import Case, CaseKind
+from monai_ext.data.inference.dicom_pixels import decoded_size_error, dicom_pixel_data_error
 from monai_ext.data.inference.filetypes import DICOM_SUFFIXES, IGNORED_NAMES, RADIOGRAPH_SUFFIXES
 
 __all__ = ["RadiographKind"]
 
 _MAX_NAMED = 5
+
+
+def _is_dicom_path(path: Path) -> bool:
+    """Whether ``path`` is read as DICOM: suffix ``.dcm``/``.dicom``, or the ``DICM`` preamble at byte 128."""
+    return path.suffix.lower() in DICOM_SUFFIXES or is_dicom(path)
 
 
 def _is_radiograph(path: Path) -> bool:
@@ -77,14 +87,24 @@ class RadiographKind(CaseKind):
         return [Case(p) for p in paths]
 
     def header_error(self, path: str) -> str | None:
-        """Error text if the header cannot be read (DICOM by suffix or preamble with pydicom, else PIL), else None."""
+        """Error text if the header cannot be read or, for a DICOM (by suffix or preamble), promises more pixel data
+        than the file holds (see :func:`~monai_ext.data.inference.dicom_pixels.dicom_pixel_data_error`); PNG/JPEG
+        with PIL's ``verify``; else None."""
         p = Path(path)
+        if _is_dicom_path(p):
+            return dicom_pixel_data_error(p)
         try:
-            if p.suffix.lower() in DICOM_SUFFIXES or is_dicom(p):
-                pydicom.dcmread(p, stop_before_pixels=True)
-            else:
-                with Image.open(p) as img:
-                    img.verify()
+            with Image.open(p) as img:
+                img.verify()
         except Exception as e:  # noqa: BLE001 -- any failure of a third-party reader marks the case unreadable
             return f"{type(e).__name__}: {e}"
         return None
+
+    def loaded_error(self, image: Any) -> str | None:
+        """Error text when a decoded DICOM has not as many values as its header promises (Rows, Columns,
+        SamplesPerPixel, NumberOfFrames), else None."""
+        meta = getattr(image, "meta", {})
+        filename = meta.get(ImageMetaKey.FILENAME_OR_OBJ)
+        if not isinstance(filename, (str, Path)) or not Path(filename).is_file() or not _is_dicom_path(Path(filename)):
+            return None
+        return decoded_size_error(filename, int(image.numel()) if hasattr(image, "numel") else int(image.size))

@@ -31,12 +31,15 @@ _MAX_NAMED = 5
 class ReadCheck(StrEnum):
     """How thoroughly :func:`check_readable` reads each case.
 
-    - ``"header"``: the kind's header check (radiograph: DICOM header with ``pydicom.dcmread(stop_before_pixels=True)``,
-      PNG/JPEG with PIL's ``verify``; volume: the NIfTI header with nibabel, a DICOM series' headers having been read
-      when it was found); fast, but a DICOM whose pixel data is corrupt or a truncated NIfTI passes.
-    - ``"decode"``: the whole case through ``monai.transforms.LoadImage(reader=...)``, as the pipeline will read it
-      (a volume must then be ``1 X Y Z``); catches every case that ``LoadImaged`` would fail on, at the cost of one
-      extra read per case.
+    - ``"header"``: the kind's header check (radiograph: a DICOM's header with pydicom, its pixel data element present
+      and, for uncompressed transfer syntaxes, as long as the header promises and within the file; PNG/JPEG with PIL's
+      ``verify``; volume: the NIfTI header with nibabel and, for an uncompressed ``.nii``, a file long enough for the
+      header's shape; a DICOM series' headers, pixel data lengths and slice positions having been checked when it
+      was found); fast, but a DICOM whose pixel data is corrupt or a truncated ``.nii.gz`` passes.
+    - ``"decode"``: the header check, then the whole case through ``monai.transforms.LoadImage(reader=...)``, as the
+      pipeline will read it (a DICOM radiograph must then hold as many values as its header promises; a volume must
+      be ``1 X Y Z``); catches every case that ``LoadImaged`` would fail on, and files that a reader would pad, at
+      the cost of one extra read per case.
     """
 
     HEADER = "header"

@@ -17,8 +17,11 @@ A DICOM case must be one series. MONAI's readers cannot read one series out of a
 and ``PydicomReader`` stacks every DICOM file of the folder, sorted by ``InstanceNumber``; on a list of files both
 readers stack the files as channels, not as a volume. A folder whose files belong to several ``SeriesInstanceUID``
 is therefore reported in ``skipped.csv`` with the UIDs and "put each series in its own folder", as is a folder with
-a single slice (not a volume) or a DICOM file whose header cannot be read; their headers are read when the folder is
-found, so the header check only parses NIfTI headers.
+a single slice (not a volume), a DICOM file whose header cannot be read or whose pixel data is shorter than its header
+promises (:mod:`~monai_ext.data.inference.dicom_pixels`), and a series whose slices are not evenly spaced along one
+normal: a missing slice, a duplicate position or uneven steps (:mod:`~monai_ext.data.inference.series_geometry`),
+which the readers would put on a uniform grid, misplacing slices. Their headers are read when the folder is found, so
+the header check only parses NIfTI headers (and checks that an uncompressed ``.nii`` is as long as its header says).
 
 Reader: the bundle's ``LoadImaged`` keeps MONAI's automatic choice (``reader=None``), which picks ``NibabelReader``
 for ``.nii``/``.nii.gz`` and ``ITKReader`` for a folder (as long as the environment variable ``MONAI_DICOM_READER``
@@ -29,17 +32,21 @@ axis order).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import nibabel as nib
-import pydicom
+import numpy as np
 from monai.data import ImageReader
 from monai.transforms import LoadImage
+from pydicom.dataset import Dataset
 
 from monai_ext.data.inference.base import Case, CaseKind
+from monai_ext.data.inference.dicom_pixels import pixel_data_error, read_dicom_header
 from monai_ext.data.inference.filetypes import NIFTI_SUFFIXES, is_dicom_file, strip_suffix
+from monai_ext.data.inference.series_geometry import slice_positions_error
 
 __all__ = ["VolumeKind"]
 
@@ -49,16 +56,19 @@ def _is_nifti(path: Path) -> bool:
 
 
 def _series_error(files: Sequence[Path]) -> str | None:
-    """Why the DICOM files of a folder are not one volume (several series, one slice, unreadable header), or None."""
+    """Why the DICOM files of a folder are not one volume (unreadable header, several series, one slice, a file
+    shorter than its header says, slices not evenly spaced along one normal), or None."""
     series: dict[str, list[str]] = {}
+    headers: list[tuple[str, Dataset]] = []
     frames = 1
     for f in files:
         try:
-            ds = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["SeriesInstanceUID", "NumberOfFrames"])
+            ds = read_dicom_header(f)
         except Exception as e:  # noqa: BLE001 -- any pydicom failure marks the series unreadable
             return f"cannot read the DICOM header of '{f}': {type(e).__name__}: {e}"
         series.setdefault(str(ds.get("SeriesInstanceUID", "<no SeriesInstanceUID>")), []).append(f.name)
         frames = max(frames, int(ds.get("NumberOfFrames", 1) or 1))
+        headers.append((f.name, ds))
     if len(series) > 1:
         listed = "; ".join(f"{uid} ({len(names)} files, e.g. {names[0]})" for uid, names in sorted(series.items()))
         return (
@@ -67,6 +77,34 @@ def _series_error(files: Sequence[Path]) -> str | None:
         )
     if len(files) == 1 and frames < 2:
         return f"the folder holds a single DICOM slice ('{files[0].name}'), not a CT volume."
+    for f, (_, ds) in zip(files, headers):
+        error = pixel_data_error(ds, f)
+        if error is not None:
+            return error
+    return slice_positions_error(files[0].parent, headers)
+
+
+def _nifti_size_error(path: str) -> str | None:
+    """Error text when an uncompressed NIfTI file is shorter than its header's shape and data type need, else
+    None (a compressed ``.nii.gz`` cannot be measured without decompressing it; the decode check reads it).
+
+    Raises:
+        Exception: whatever ``nibabel.load`` raises on a header it cannot parse.
+    """
+    image = nib.load(path)
+    if not path.lower().endswith(".nii") or not hasattr(image, "dataobj") or not hasattr(image.dataobj, "offset"):
+        return None
+    header = image.header
+    needed = int(image.dataobj.offset) + int(np.prod(header.get_data_shape(), dtype=np.int64)) * int(
+        header.get_data_dtype().itemsize
+    )
+    size = os.path.getsize(path)
+    if size < needed:
+        return (
+            f"'{path}' is shorter than its header says: shape {tuple(header.get_data_shape())} of "
+            f"{header.get_data_dtype()} from byte {int(image.dataobj.offset)} needs {needed} bytes, the file has "
+            f"{size}; re-export or re-download it."
+        )
     return None
 
 
@@ -130,15 +168,15 @@ class VolumeKind(CaseKind):
         return strip_suffix(relative, NIFTI_SUFFIXES) or relative
 
     def header_error(self, path: str) -> str | None:
-        """Error text when a NIfTI header cannot be parsed, else None (a series' headers were read when it was
+        """Error text when a NIfTI header cannot be parsed or an uncompressed ``.nii`` is shorter than its header's
+        shape needs, else None (a series' headers, pixel data lengths and slice positions were checked when it was
         found)."""
         if Path(path).is_dir():
             return None
         try:
-            nib.load(path)
+            return _nifti_size_error(path)
         except Exception as e:  # noqa: BLE001 -- any nibabel failure marks the case unreadable
             return f"{type(e).__name__}: {e}"
-        return None
 
     def loader(self, reader: str | type | ImageReader | None) -> LoadImage:
         """``LoadImage(reader, image_only=True, ensure_channel_first=True)``."""

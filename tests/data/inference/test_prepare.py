@@ -78,7 +78,7 @@ def test_prepare_writes_skipped_csv_and_resumes(input_dir, tmp_path, png, sha8):
         ["dicom__IM0001", str(input_dir / "dicom/IM0001")],
         ["png__broken", str(input_dir / "png/broken.png")],
     ]
-    assert rows[2][2] == "OSError: image file is truncated"
+    assert rows[2][2].startswith("OSError: ") and "truncated" in rows[2][2].lower()  # PIL: header check runs first
     # results of two cases exist and the broken files are fixed: only the third good case and the fixed ones remain
     for case in todo[:2]:
         (out / f"{case['case_id']}.json").write_text(json.dumps({"case_id": case["case_id"]}))

@@ -5,6 +5,8 @@ several series or of one slice, bad listed inputs, and the header and decode che
 
 from __future__ import annotations
 
+import gzip
+
 import pytest
 
 from monai_ext.data.inference import check_readable, inference_datalist
@@ -91,9 +93,22 @@ def test_decode_check_catches_corrupt_2d_and_truncated_volumes(tmp_path, nifti):
     assert "not a one-channel 3D volume" in errors["flat"] and "(1, 6, 5)" in errors["flat"]
     assert errors["corrupt"].startswith("ImageFileError")
     assert errors["multi"] == "the folder holds 2 DICOM series"
-    # the header check passes the truncated file and the 2D image, which only decoding catches
+    assert "trunc.nii' is shorter than its header says: shape (40, 40, 10) of int16" in errors["trunc"]
+    # the header check passes the 2D image, which only decoding catches; an uncompressed .nii is measured
     ok_header, bad_header = check_readable(items, "volume", level="header")
-    assert [i["case_id"] for i in ok_header] == ["good", "flat", "trunc"]
-    assert [b["case_id"] for b in bad_header] == ["corrupt", "multi"]
+    assert [i["case_id"] for i in ok_header] == ["good", "flat"]
+    assert [b["case_id"] for b in bad_header] == ["corrupt", "trunc", "multi"]
+    assert bad_header[1]["error"] == errors["trunc"]
     with pytest.raises(ValueError, match="decode"):
         check_readable(items, "volume", level="pixels")
+
+
+def test_compressed_nifti_shorter_than_its_header_is_skipped_by_the_decode_check(tmp_path, nifti):
+    """A .nii.gz cannot be measured without decompressing it: the header check passes it, the decode check names it."""
+    full = nifti(tmp_path / "full.nii", shape=(10, 10, 4))
+    short = tmp_path / "short.nii.gz"
+    short.write_bytes(gzip.compress(full.read_bytes()[:-60]))
+    items = [{"image": str(short), "case_id": "short"}]
+    assert check_readable(items, "volume", level="header")[1] == []
+    [bad] = check_readable(items, "volume", level="decode")[1]
+    assert "Expected 800 bytes, got 740 bytes" in bad["error"]

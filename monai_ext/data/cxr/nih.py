@@ -37,8 +37,15 @@ NIH_LAYOUT = (
     "test_list.txt, BBox_List_2017.csv and images/<Image Index> (or images_*/images/<Image Index>)."
 )
 _ENTRY_NAMES = ("Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv")
-_ENTRY_COLUMNS = ("Image Index", "Finding Labels", "Patient ID", "Patient Age", "Patient Gender", "Patient Sex",
-                  "View Position")
+_ENTRY_COLUMNS = (
+    "Image Index",
+    "Finding Labels",
+    "Patient ID",
+    "Patient Age",
+    "Patient Gender",
+    "Patient Sex",
+    "View Position",
+)
 _BOX_COLUMNS = ["Bbox [x", "y", "w", "h]"]
 _BOX_LABEL_ALIASES = {"Infiltrate": "Infiltration"}
 
@@ -250,4 +257,3 @@ def nih_boxes(dataset_dir: str | os.PathLike) -> dict[str, list[dict]]:
             raise row_error(path, i, "w" if w < 0 else "h]", f"negative box size w={w}, h={h}")
         boxes.setdefault(rec["Image Index"], []).append({"label": label, "box": [x, y, x + w, y + h]})
     return {k: boxes[k] for k in sorted(boxes)}
-

@@ -195,7 +195,10 @@ def openi_datalist(
             continue
         if image_id in found:
             raise row_error(
-                path, i, "filename", f"{fname!r} is the image {image_id!r} of line {found[image_id]['_line']} "
+                path,
+                i,
+                "filename",
+                f"{fname!r} is the image {image_id!r} of line {found[image_id]['_line']} "
                 "again; each image may appear once (remove one of the two lines)",
             )
         terms = report[str(mesh)]
@@ -226,4 +229,3 @@ def openi_datalist(
     if check_files:
         check_images(out, "OpenI", OPENI_LAYOUT)
     return assign_indices(out)
-

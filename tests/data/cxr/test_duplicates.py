@@ -54,7 +54,9 @@ def test_nih_list_entry_repeated(tmp_path):
 def test_nih_image_in_two_folders(tmp_path):
     root = _nih(tmp_path)
     _touch(root / "images_001" / "images" / "00000001_000.png")  # also in images/
-    with pytest.raises(DatasetLayoutError, match=r"'00000001_000.png' exists in more than one image folder.*images_001"):
+    with pytest.raises(
+        DatasetLayoutError, match=r"'00000001_000.png' exists in more than one image folder.*images_001"
+    ):
         nih_datalist(root)
     assert len(nih_datalist(root, split="test")) == 1  # images not asked for are not a problem
 
@@ -91,7 +93,9 @@ def test_openi_rows_naming_one_image(tmp_path):
         openi_datalist(root)
     # a second spelling that the report join maps to the same image as line 2
     csv.write_text(text + "1,1_1_IM-0001-4001.dcm.png,Frontal\n")
-    with pytest.raises(DatasetLayoutError, match=r"line 7, column 'filename': .* image 'CXR1_1_IM-0001-4001' of line 2"):
+    with pytest.raises(
+        DatasetLayoutError, match=r"line 7, column 'filename': .* image 'CXR1_1_IM-0001-4001' of line 2"
+    ):
         openi_datalist(root)
 
 

@@ -45,7 +45,10 @@ def test_missing_image_keeps_folds_when_its_slice_cache_exists(tmp_path):
 def test_two_files_for_one_ma_case(tmp_path, other):
     root = _ma(tmp_path / "covid_ma")
     _save(root / MA_FOLDERS["image"] / other, np.zeros((6, 6, 2), np.float32))
-    with pytest.raises(DatasetLayoutError, match=rf"'.*/coronacases_\S*' and '.*/coronacases_\S*' are both the file of 'coronacases_001'"):
+    with pytest.raises(
+        DatasetLayoutError,
+        match=r"'.*/coronacases_\S*' and '.*/coronacases_\S*' are both the file of 'coronacases_001'",
+    ):
         covid_ct_datalist(root, layout="ma", split="all")
 
 

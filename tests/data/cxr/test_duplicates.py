@@ -19,6 +19,7 @@ from monai_ext.data.cxr import (
 )
 from monai_ext.data.datalist import DatasetLayoutError
 from tests.data.cxr.test_readers import (
+    CXP_HEADER,
     CXP_ROWS,
     NIH_ROWS,
     PDC_ROWS,
@@ -118,3 +119,17 @@ def test_vindr_exact_repeat_and_image_id_spelling(tmp_path):
         vindr_datalist(root)
     _write(root / "train.csv", VINDR_CSV)
     assert len(vindr_datalist(root)) == 2  # several rows per image (one per reader and box) stay allowed
+
+
+def test_two_rows_that_are_one_file_on_disk(tmp_path):
+    root = _cxp(tmp_path)
+    first = root / CXP_ROWS.split(",")[0]
+    alias = root / "CheXpert-v1.0-small" / "train" / "patient00009"
+    alias.symlink_to(first.parents[1], target_is_directory=True)  # another name for patient00001
+    again = CXP_ROWS.splitlines(keepends=True)[0].replace("patient00001", "patient00009")
+    _write(root / "CheXpert-v1.0-small" / "train.csv", CXP_HEADER + CXP_ROWS + again)
+    with pytest.raises(
+        DatasetLayoutError, match=r"patient00001/study1/view1_frontal.jpg' and '.*patient00009/.*same file"
+    ):
+        chexpert_datalist(root)
+    assert len(chexpert_datalist(root, check_files=False)) == 4  # the check reads the disk, so it needs check_files

@@ -183,6 +183,25 @@ def _slice_options(
     return options
 
 
+def _require_sources(volumes: list[dict]) -> None:
+    """Raise unless every volume has its image and its mask.
+
+    Raises:
+        FileNotFoundError: counts the missing files, lists the first few and, for a file whose partner exists (an
+            image without its mask or a mask without its image), names both.
+    """
+    missing = [str(p) for v in volumes for p in (v["image"], v["mask"]) if not p.is_file()]
+    if not missing:
+        return
+    message = f"{len(missing)} COVID CT file(s) are missing, e.g. {missing[:3]}."
+    for v in volumes:
+        if v["image"].is_file() != v["mask"].is_file():
+            present, absent = ("mask", "image") if v["mask"].is_file() else ("image", "mask")
+            message += f" The {present} '{v[present]}' exists but its {absent} '{v[absent]}' does not."
+            break
+    raise FileNotFoundError(f"{message} {volumes[0]['hint']}")
+
+
 def _split_units(volumes: list[dict], slice_root: Path, options: dict) -> list[tuple[int, int | None, str]]:
     """Splitting units (volume position, z or None, patient group); MedSeg Dataset 1 is split by slice."""
     units = []
@@ -347,9 +366,13 @@ def covid_ct_datalist(
 
     Raises:
         FileNotFoundError: a source volume or mask (under ``mask_dir``) is missing (the message counts them, lists
-            the first few and gives the expected layout).
+            the first few, names an image or mask found without its partner, and gives the expected layout). A
+            volume is any name with an image or a mask, so an image missing next to its mask is an error, never a
+            volume left out.
         DatasetLayoutError: a mask whose shape differs from its image (both files and shapes named), a mask with
-            values outside the layout's label set, or (``empty_volume="error"``) an empty mask.
+            values outside the layout's label set, a volume or mask holding NaN or infinite values (file and counts
+            named), two files standing for one volume (``1.nii`` and ``1.nii.gz``, or a Ma case under two
+            spellings; both named), or (``empty_volume="error"``) an empty mask.
         ValueError: an unknown option, a label map using values the masks cannot hold, bad fold settings.
     """
     layout = look_up_option(_opt(layout), CovidLayout)
@@ -368,11 +391,7 @@ def covid_ct_datalist(
     else:
         volumes = ma_volumes(root, ma_mask.value, mask_root)
     if check_files:
-        missing = [str(p) for v in volumes for p in (v["image"], v["mask"]) if not p.is_file()]
-        if missing:
-            raise FileNotFoundError(
-                f"{len(missing)} COVID CT file(s) are missing, e.g. {missing[:3]}. {volumes[0]['hint']}"
-            )
+        _require_sources(volumes)
 
     slice_root = Path(slice_dir).absolute() if slice_dir is not None else root / "slices_2d"
     units = _split_units(volumes, slice_root, options)

@@ -11,8 +11,10 @@ the release's relative paths), ``units`` (``"slice"`` for MedSeg Dataset 1, whos
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from monai_ext.data.datalist import DatasetLayoutError
 
 __all__ = ["MEDSEG_LABELS", "MA_CASES", "MA_FOLDERS", "ma_case_name", "medseg_volumes", "ma_volumes"]
 
@@ -77,6 +79,26 @@ def _ma_patient(case: str) -> str:
     return f"radiopaedia_{match.group(1)}" if match else case
 
 
+def _nifti_files(folder: Path, name_of: Callable[[str], str], hint: str) -> dict[str, Path]:
+    """The NIfTI files of ``folder`` (none if it does not exist) by the name ``name_of(file name)`` they stand for.
+
+    Raises:
+        DatasetLayoutError: two files stand for one name (e.g. ``1.nii`` and ``1.nii.gz``, or ``coronacases_001.nii.gz``
+            and the Kaggle spelling ``coronacases_org_001.nii``); both are named.
+    """
+    found: dict[str, Path] = {}
+    if not folder.is_dir():
+        return found
+    for path in sorted(p for p in folder.iterdir() if p.name.endswith(_NIFTI_SUFFIXES)):
+        name = name_of(path.name)
+        if name in found:
+            raise DatasetLayoutError(
+                f"'{found[name]}' and '{path}' are both the file of {name!r}; keep one of them. {hint}".rstrip()
+            )
+        found[name] = path
+    return found
+
+
 def _find_nifti(folder: Path, stem: str) -> Path:
     for suffix in _NIFTI_SUFFIXES:
         if (folder / f"{stem}{suffix}").is_file():
@@ -93,11 +115,16 @@ def _mask_hint(mask_root: Path, root: Path, layout: str) -> str:
 def medseg_volumes(root: Path, sets: Sequence[str], mask_root: Path) -> list[dict]:
     """MedSeg volumes of the parts ``sets`` (``"tr"``: Dataset 1, ``"rp"``: Dataset 2, by number).
 
+    A Dataset 2 volume is every number with an image in ``rp_im/`` or a mask in ``rp_msk/``, so an image missing
+    next to its mask is reported missing (by the caller's file check) instead of leaving the list.
+
     Raises:
         FileNotFoundError: the Dataset 2 folder is missing.
+        DatasetLayoutError: two files of one folder stand for one volume (``1.nii`` and ``1.nii.gz``).
         ValueError: an entry of ``sets`` is neither ``"tr"`` nor ``"rp"``.
     """
     vols = []
+    hint = _MEDSEG_LAYOUT + _mask_hint(mask_root, root, _MEDSEG_MASKS)
     for s in sets:
         if s == "tr":
             vols.append({"volume_id": "medseg/tr", "image": root / "tr_im.nii.gz"})
@@ -106,14 +133,15 @@ def medseg_volumes(root: Path, sets: Sequence[str], mask_root: Path) -> list[dic
             folder = root / "rp_im"
             if not folder.is_dir():
                 raise FileNotFoundError(f"MedSeg Dataset 2 folder not found: '{folder}'. {_MEDSEG_LAYOUT}")
-            stems = {_stem(p.name) for p in folder.iterdir() if p.name.endswith(_NIFTI_SUFFIXES)}
-            stems = sorted(stems, key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k))
+            images = _nifti_files(folder, _stem, hint)
+            masks = _nifti_files(mask_root / "rp_msk", _stem, hint)
+            stems = sorted(set(images) | set(masks), key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k))
             for k in stems:
                 vols.append(
                     {
                         "volume_id": f"medseg/rp_{k}",
-                        "image": _find_nifti(folder, k),
-                        "mask": _find_nifti(mask_root / "rp_msk", k),
+                        "image": images.get(k, folder / f"{k}.nii.gz"),
+                        "mask": masks.get(k, mask_root / "rp_msk" / f"{k}.nii.gz"),
                         "patient_id": f"medseg_rp_{k}",
                         "units": "volume",
                     }
@@ -121,35 +149,40 @@ def medseg_volumes(root: Path, sets: Sequence[str], mask_root: Path) -> list[dic
         else:
             raise ValueError(f"medseg_sets entries must be 'tr' or 'rp', got {s!r}.")
     for v in vols:
-        v["hint"] = _MEDSEG_LAYOUT + _mask_hint(mask_root, root, _MEDSEG_MASKS)
+        v["hint"] = hint
     return vols
 
 
 def ma_volumes(root: Path, mask_source: str, mask_root: Path) -> list[dict]:
     """Ma et al. volumes by case name, masks from the ``MA_FOLDERS[mask_source]`` folder.
 
+    A case is every name with an image or a mask, so an image missing next to its mask is reported missing (by the
+    caller's file check) instead of leaving the list and shifting the folds.
+
     Raises:
         FileNotFoundError: the image folder is missing or holds no NIfTI file.
+        DatasetLayoutError: two files of one folder stand for one case (e.g. ``coronacases_001.nii.gz`` and
+            ``coronacases_org_001.nii``).
     """
     folder = root / MA_FOLDERS["image"]
     if not folder.is_dir():
         raise FileNotFoundError(f"Ma et al. image folder not found: '{folder}'. {_MA_LAYOUT}")
-    files = sorted(p for p in folder.iterdir() if p.name.endswith(_NIFTI_SUFFIXES))
-    if not files:
+    hint = _MA_LAYOUT + _mask_hint(mask_root, root, _MA_MASKS)
+    images = _nifti_files(folder, ma_case_name, hint)
+    if not images:
         raise FileNotFoundError(f"no NIfTI volume in '{folder}'. {_MA_LAYOUT}")
     mask_dir = mask_root / MA_FOLDERS[mask_source]
-    hint = _MA_LAYOUT + _mask_hint(mask_root, root, _MA_MASKS)
+    masks = _nifti_files(mask_dir, ma_case_name, hint)
     vols = []
-    for path in files:
-        case = ma_case_name(path.name)
+    for case in sorted(set(images) | set(masks)):
         vols.append(
             {
                 "volume_id": f"ma/{case}",
-                "image": path,
-                "mask": _find_nifti(mask_dir, case),
+                "image": images.get(case, folder / f"{case}.nii.gz"),
+                "mask": masks.get(case, mask_dir / f"{case}.nii.gz"),
                 "patient_id": _ma_patient(case),
                 "units": "volume",
                 "hint": hint,
             }
         )
-    return sorted(vols, key=lambda v: v["volume_id"])
+    return vols

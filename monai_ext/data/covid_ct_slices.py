@@ -7,7 +7,8 @@ and ``mask`` absolute paths, ``hint`` = the expected layout for error messages) 
 (``allowed`` mask values, resolved ``label_map``, ``unmapped_value``, ``to_hu``, ``windowed_range_hu`` and ``key``,
 the JSON-able subset that changes the written slices). This module writes every axial slice ``[:, :, z]`` once as
 ``image_z####.nii.gz`` / ``label_z####.nii.gz`` (nibabel, the volume's affine moved to that slice) with a
-``manifest.json`` and reuses them while the source files and options are unchanged.
+``manifest.json`` and reuses them while the source files and options are unchanged. A volume or mask holding NaN
+or infinite values is refused (:mod:`monai_ext.transforms.finite`), never written with 0 in their place.
 
 The cache folder is ``<slice_root>/<volume_id with / -> _>-<digest>``; the digest covers the absolute paths of the
 image and the mask and the output options, so two mask roots (e.g. noisy training masks and the demo's
@@ -26,13 +27,15 @@ import nibabel as nib
 import numpy as np
 
 from monai_ext.data.datalist import DatasetLayoutError
+from monai_ext.transforms.finite import nonfinite_summary
 
 __all__ = ["CACHE_VERSION", "cache_dir", "load_or_write", "num_slices", "slice_affine", "spatial_shape"]
 
 logger = logging.getLogger(__name__)
 
-#: version of the manifest / slice format; a manifest of another version is rewritten.
-CACHE_VERSION = 1
+#: version of the manifest / slice format; a manifest of another version is rewritten. 2: volumes and masks with
+#: NaN or infinite values are rejected (version 1 wrote NaN as 0), so older caches are checked again.
+CACHE_VERSION = 2
 
 
 def _stat(path: Path) -> list:
@@ -68,6 +71,14 @@ def _write_slices(vol: dict, out_dir: Path, options: dict) -> dict:
     nii = nib.load(str(image_path))
     image = np.asanyarray(nii.dataobj).reshape(img_shape).astype(np.float32)
     raw = np.asanyarray(nib.load(str(mask_path)).dataobj).reshape(msk_shape)
+    for path, values in ((image_path, image), (mask_path, raw)):
+        problem = nonfinite_summary(values)
+        if problem is not None:
+            raise DatasetLayoutError(
+                f"'{path}' holds {problem}; such voxels have no HU value or label (cast to integers they would "
+                "become 0: water, or background). Fix the file (e.g. replace them with a value you choose) or leave "
+                f"the volume out. {vol['hint']}"
+            )
     mask = (np.rint(raw) if raw.dtype.kind == "f" else raw).astype(np.int16)
     found = set(np.unique(mask).tolist())
     if not found <= options["allowed"] | {0}:
@@ -136,7 +147,8 @@ def load_or_write(vol: dict, slice_root: Path, options: dict, check_files: bool)
 
     Raises:
         FileNotFoundError: no fresh cache and the image or mask is missing (both paths and ``vol["hint"]`` named).
-        DatasetLayoutError: as written by the slicer (shape mismatch, unexpected mask values).
+        DatasetLayoutError: as written by the slicer (shape mismatch, unexpected mask values, NaN or infinite
+            values in the volume or mask).
     """
     out_dir = cache_dir(vol, slice_root, options)
     manifest_path = out_dir / "manifest.json"
@@ -157,7 +169,8 @@ def load_or_write(vol: dict, slice_root: Path, options: dict, check_files: bool)
             return out_dir, manifest
     if not (vol["image"].is_file() and vol["mask"].is_file()):
         raise FileNotFoundError(
-            f"COVID CT volume '{vol['image']}' or mask '{vol['mask']}' is missing and no slice cache exists under "
+            f"COVID CT volume '{vol['image']}' or mask '{vol['mask']}' is missing and no up-to-date slice cache "
+            "(current version and options) exists under "
             f"'{out_dir}'. {vol['hint']}"
         )
     logger.info("writing axial slices of %s to %s", vol["image"], out_dir)

@@ -1,7 +1,7 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""Shared pieces of every dataset reader: file and column checks with clear errors, stable sample indices,
-per-class totals.
+"""Shared pieces of every dataset reader: file and column checks with clear errors, the duplicate-entry check,
+stable sample indices, per-class totals.
 
 A datalist is a list of dicts as MONAI's ``Dataset`` expects. Every reader in :mod:`monai_ext.data` returns items
 with at least ``image`` (absolute path), ``label``, ``index`` (position in the returned list, see
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,9 @@ __all__ = [
     "require_dir",
     "read_csv_checked",
     "row_error",
+    "csv_lines",
+    "spelling_key",
+    "require_unique",
     "assign_indices",
     "class_totals",
     "class_prevalence",
@@ -91,6 +94,62 @@ def row_error(path: str | os.PathLike, row: int, column: str | None, message: st
     if column is not None:
         where += f", column '{column}'"
     return DatasetLayoutError(f"{where}: {message}")
+
+
+def csv_lines(num_rows: int) -> range:
+    """1-based file line of each of ``num_rows`` CSV data rows (the header is line 1), for :func:`require_unique`."""
+    return range(2, num_rows + 2)
+
+
+def spelling_key(text: Any) -> Any:
+    """What two spellings of one path or id have in common: surrounding spaces, ``\\`` vs ``/``, ``.``/``..``
+    segments and doubled separators are normalised and letter case is folded (``train/./A.PNG`` and ``train/a.png``
+    give the same key, as they name one file on a case-insensitive file system). A tuple is keyed element by element;
+    other non-strings are returned as given.
+    """
+    if isinstance(text, tuple):
+        return tuple(spelling_key(t) for t in text)
+    if not isinstance(text, str):
+        return text
+    return os.path.normpath(text.strip().replace("\\", "/")).casefold()
+
+
+def require_unique(
+    values: Iterable[Any],
+    lines: Iterable[int],
+    path: str | os.PathLike,
+    what: str,
+    key: Callable[[Any], Hashable] = spelling_key,
+    hint: str = "",
+) -> None:
+    """Raise when two entries of a label file or list name the same sample.
+
+    Readers promise one item per image; an image listed twice would silently train twice (or a later row would
+    replace an earlier one), so every CSV/list reader passes the values that identify a sample here.
+
+    Args:
+        values: the identifying value of each entry (a path, an id, or a tuple of them), in file order.
+        lines: the 1-based file line of each entry (:func:`csv_lines` for CSV data rows).
+        path: the file, for the message.
+        what: what a value is, e.g. ``"image (column 'Path')"``.
+        key: maps a value to what must be unique. Defaults to :func:`spelling_key` (path spellings and letter case
+            do not make two entries different).
+        hint: what the user should do, appended to the message.
+
+    Raises:
+        DatasetLayoutError: two entries share a key; the message names the file, both lines and both values.
+    """
+    first: dict[Hashable, tuple[int, Any]] = {}
+    for value, line in zip(values, lines):
+        k = key(value)
+        if k in first:
+            line0, value0 = first[k]
+            again = "twice" if value0 == value else f"again as {value!r}"
+            raise DatasetLayoutError(
+                f"'{path}', lines {line0} and {line}: {what} {value0!r} is listed {again}; each may appear only once. "
+                f"Remove one of the two lines. {hint}".rstrip()
+            )
+        first[k] = (line, value)
 
 
 def assign_indices(datalist: list[dict]) -> list[dict]:

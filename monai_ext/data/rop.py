@@ -26,7 +26,15 @@ import numpy as np
 from monai.utils import look_up_option
 from monai.utils.enums import StrEnum
 
-from monai_ext.data.datalist import DatasetLayoutError, assign_indices, read_csv_checked, require_file, row_error
+from monai_ext.data.datalist import (
+    DatasetLayoutError,
+    assign_indices,
+    csv_lines,
+    read_csv_checked,
+    require_file,
+    require_unique,
+    row_error,
+)
 
 __all__ = [
     "RopSplit",
@@ -175,6 +183,7 @@ def _read_splits(root: Path) -> dict[str, str]:
             prev, line = splits[infant]
             raise row_error(csv, row, "split", f"infant {infant!r} is already in split {prev!r} on line {line + 2}")
         splits[infant] = (split, row)
+    require_unique(df["infant_id"], csv_lines(len(df)), csv, "infant (column 'infant_id')", hint=_LAYOUT)
     return {k: v[0] for k, v in splits.items()}
 
 
@@ -350,7 +359,9 @@ def rop_datalist(
     Raises:
         FileNotFoundError: a layout file or (``check_files``) images are missing (count and first paths given).
         DatasetLayoutError: a malformed or inconsistent row, or an infant absent from ``splits.csv``; the
-            message names the file, line and column.
+            message names the file, line and column. An image (``image_id`` or ``path``) listed twice in
+            ``labels.csv`` or an infant listed twice in ``splits.csv`` (both lines named; path spelling and letter
+            case do not make two rows different).
         ValueError: an unknown option, or ``missing_label="error"`` and a row without the requested label.
     """
     split = look_up_option(_opt(split), RopSplit)
@@ -365,6 +376,8 @@ def rop_datalist(
     root = Path(dataset_dir).absolute()
     csv = root / "labels.csv"
     df = read_csv_checked(csv, ROP_LABEL_COLUMNS, "ROP labels.csv", _LAYOUT, dtype=str, keep_default_na=False)
+    for column in ("image_id", "path"):
+        require_unique(df[column], csv_lines(len(df)), csv, f"image (column '{column}')", hint=_LAYOUT)
     annotators = _read_annotators(root, csv, df.columns, label_source)
     splits = _read_splits(root)
     rows = [

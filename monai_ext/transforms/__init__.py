@@ -1,7 +1,8 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """MONAI transforms shared by the bundles: radiograph normalisation from DICOM (:mod:`.dicom`) and CT multi-window
-stacking (:mod:`.windowing`), grey/RGB(A) radiographs to one channel (:mod:`.channels`)."""
+stacking (:mod:`.windowing`), grey/RGB(A) radiographs to one channel (:mod:`.channels`), the NaN/infinite image
+check (:mod:`.finite`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from .dicom import (
     NormalizeRadiographd,
     RadiographVOI,
 )
+from .finite import RequireFinited, nonfinite_summary
 from .io import LoadImageCheckedd
 from .channels import LUMA_WEIGHTS, ToGrayscale, ToGrayscaled
 from .windowing import MOMBS_COVID_WINDOWS, MultiWindow, MultiWindowd
@@ -31,4 +33,6 @@ __all__ = [
     "ToGrayscale",
     "ToGrayscaled",
     "LoadImageCheckedd",
+    "RequireFinited",
+    "nonfinite_summary",
 ]

@@ -11,10 +11,13 @@ from monai_ext.data.datalist import (
     assign_indices,
     class_prevalence,
     class_totals,
+    csv_lines,
     read_csv_checked,
     require_dir,
     require_file,
+    require_unique,
     row_error,
+    spelling_key,
 )
 
 
@@ -58,3 +61,14 @@ def test_class_totals_and_prevalence_ignore_unknown():
     assert prev["B"] == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="2 entries but 3 class names"):
         class_totals(items, ["A", "B", "C"])
+
+
+def test_require_unique_names_both_lines_and_spellings():
+    require_unique(["a.png", "b.png"], csv_lines(2), "x.csv", "image")  # unique: no error
+    with pytest.raises(DatasetLayoutError, match=r"^'x.csv', lines 2 and 4: image 'a.png' is listed twice"):
+        require_unique(["a.png", "b.png", "a.png"], csv_lines(3), "x.csv", "image")
+    with pytest.raises(DatasetLayoutError, match=r"lines 1 and 3: image 'dir/a.png' is listed again as 'DIR/./A.PNG'"):
+        require_unique(["dir/a.png", "b.png", "DIR/./A.PNG"], [1, 2, 3], "list.txt", "image")
+    with pytest.raises(DatasetLayoutError, match=r"lines 5 and 9: row \('x', '1'\) is listed twice"):
+        require_unique([("x", "1"), ("x", "2"), ("x", "1")], [5, 7, 9], "x.csv", "row", key=tuple)
+    assert spelling_key(" a\\..\\B.PNG ") == spelling_key("b.png") and spelling_key(3) == 3

@@ -271,3 +271,27 @@ def test_check_files(tmp_path):
 def test_bad_options(root, kwargs, match):
     with pytest.raises(ValueError, match=match):
         rop_datalist(root, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"image_id": "img1"}, r"labels.csv', lines 2 and 11: image \(column 'image_id'\) 'img1' is listed twice"),
+        (
+            {"image_id": "img10", "path": "images/I001/E1/./od_posterior_1.png"},
+            r"lines 2 and 11: image \(column 'path'\)",
+        ),
+    ],
+)
+def test_image_listed_twice(tmp_path, change, match):
+    rows = _rows()
+    rows.append({**rows[0], **change})
+    root = _write(tmp_path / "rop", rows=rows, images=False)
+    with pytest.raises(DatasetLayoutError, match=match):
+        rop_datalist(root, check_files=False)
+
+
+def test_infant_listed_twice_in_splits(tmp_path):
+    root = _write(tmp_path / "rop", splits=SPLITS + [("I001", "train")], images=False)
+    with pytest.raises(DatasetLayoutError, match=r"splits.csv', lines 2 and 7: infant \(column 'infant_id'\) 'I001'"):
+        rop_datalist(root, check_files=False)

@@ -20,7 +20,7 @@ from monai.utils.enums import StrEnum
 
 from monai_ext.data.cxr.common import check_images, find_label_file, patient_val_split
 from monai_ext.data.cxr.labels import CHEXPERT_CLASSES, resolve_classes
-from monai_ext.data.datalist import assign_indices, read_csv_checked, require_dir, row_error
+from monai_ext.data.datalist import assign_indices, csv_lines, read_csv_checked, require_dir, require_unique, row_error
 
 __all__ = ["CheXpertSplit", "UncertainPolicy", "BlankPolicy", "chexpert_datalist"]
 
@@ -128,7 +128,8 @@ def chexpert_datalist(
     Raises:
         FileNotFoundError: the CSV or (with ``check_files``) an image is missing.
         DatasetLayoutError: missing column, a label value other than 1/0/-1/blank, a Path without
-            ``patientNNNNN`` (file, line, column named).
+            ``patientNNNNN`` (file, line, column named), or a Path listed twice (file and both lines named; path
+            spelling and letter case do not make two rows different).
         ValueError: bad option values, or ``split="val"`` with ``val_fraction=0``.
     """
     root = require_dir(dataset_dir, "CheXpert", CHEXPERT_LAYOUT).absolute()
@@ -149,6 +150,7 @@ def chexpert_datalist(
         keep_default_na=False,
         na_values={c: [""] for c in CHEXPERT_CLASSES},
     )
+    require_unique(df["Path"], csv_lines(len(df)), path, "image (column 'Path')", hint=CHEXPERT_LAYOUT)
     labels = _label_matrix(df, path, uncertain, blank)
     keep = np.ones(len(df), dtype=bool)
     if frontal_only:

@@ -1,16 +1,19 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Small pieces shared by the chest X-ray readers: locating label files (``.csv`` or ``.csv.gz``), checking that
-images exist, and the deterministic patient-level train/val split."""
+images exist (each once), and the deterministic patient-level train/val split."""
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from monai_ext.data.datalist import DatasetLayoutError
 
 __all__ = ["find_label_file", "check_images", "patient_val_split", "records", "MISSING_PREVIEW"]
 
@@ -34,13 +37,34 @@ def find_label_file(root: str | os.PathLike, names: Sequence[str], what: str, hi
 
 
 def check_images(datalist: Iterable[dict], what: str, hint: str = "", key: str = "image") -> None:
-    """Raise if any ``item[key]`` path does not exist.
+    """Raise if any ``item[key]`` path does not exist, or if two items are one file on disk.
+
+    Two paths are one file when they resolve to the same file (a symbolic link, a hard link, or two spellings on a
+    case-insensitive file system): that image would train twice.
 
     Raises:
         FileNotFoundError: names how many images are missing and the first :data:`MISSING_PREVIEW` paths.
+        DatasetLayoutError: two items are the same file; both paths are named.
     """
     items = list(datalist)
-    missing = [item[key] for item in items if not os.path.isfile(item[key])]
+    missing, seen = [], {}
+    for item in items:
+        try:
+            st = os.stat(item[key])
+        except OSError:
+            missing.append(item[key])
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            missing.append(item[key])
+            continue
+        if st.st_ino == 0:  # a file system without file ids: nothing to compare
+            continue
+        first = seen.setdefault((st.st_dev, st.st_ino), item[key])
+        if first != item[key]:
+            raise DatasetLayoutError(
+                f"{what} images '{first}' and '{item[key]}' are the same file on disk (a link, or one name in two "
+                f"spellings); each image may be listed once. {hint}".rstrip()
+            )
     if missing:
         raise FileNotFoundError(
             f"{len(missing)} of {len(items)} {what} image(s) are missing, e.g. {missing[:MISSING_PREVIEW]}. "

@@ -20,7 +20,7 @@ from monai.utils.enums import StrEnum
 
 from monai_ext.data.cxr.common import check_images, find_label_file
 from monai_ext.data.cxr.labels import MIMIC_CXR_LT_CLASSES, resolve_classes
-from monai_ext.data.datalist import assign_indices, read_csv_checked, require_dir, row_error
+from monai_ext.data.datalist import assign_indices, csv_lines, read_csv_checked, require_dir, require_unique, row_error
 
 __all__ = ["MimicCxrLtSplit", "mimic_cxr_lt_datalist"]
 
@@ -69,7 +69,8 @@ def mimic_cxr_lt_datalist(
     Raises:
         FileNotFoundError: the CSV or (with ``check_files``) an image is missing.
         DatasetLayoutError: a missing column, a class value other than 0/1, or a path without ``pXXXXXXXX/``
-            when ``subject_id`` is absent (file, line, column named).
+            when ``subject_id`` is absent (file, line, column named), or a ``dicom_id`` or ``path`` listed twice
+            (file and both lines named; path spelling and letter case do not make two rows different).
         ValueError: bad ``split`` or ``classes``.
     """
     root = require_dir(dataset_dir, "MIMIC-CXR-LT", MIMIC_LAYOUT).absolute()
@@ -85,6 +86,8 @@ def mimic_cxr_lt_datalist(
         dtype={c: str for c in meta},
         keep_default_na=False,
     )
+    for column in ("dicom_id", "path"):
+        require_unique(df[column], csv_lines(len(df)), path, f"image (column '{column}')", hint=MIMIC_LAYOUT)
     cols = []
     for c in classes:
         num = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64)

@@ -20,7 +20,15 @@ from monai.utils.enums import StrEnum
 
 from monai_ext.data.cxr.common import check_images, find_label_file, patient_val_split, records
 from monai_ext.data.cxr.labels import NIH_CLASSES, NO_FINDING, resolve_classes
-from monai_ext.data.datalist import DatasetLayoutError, assign_indices, read_csv_checked, require_dir, row_error
+from monai_ext.data.datalist import (
+    DatasetLayoutError,
+    assign_indices,
+    csv_lines,
+    read_csv_checked,
+    require_dir,
+    require_unique,
+    row_error,
+)
 
 __all__ = ["NIHSplit", "nih_datalist", "nih_boxes"]
 
@@ -29,8 +37,15 @@ NIH_LAYOUT = (
     "test_list.txt, BBox_List_2017.csv and images/<Image Index> (or images_*/images/<Image Index>)."
 )
 _ENTRY_NAMES = ("Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv")
-_ENTRY_COLUMNS = ("Image Index", "Finding Labels", "Patient ID", "Patient Age", "Patient Gender", "Patient Sex",
-                  "View Position")
+_ENTRY_COLUMNS = (
+    "Image Index",
+    "Finding Labels",
+    "Patient ID",
+    "Patient Age",
+    "Patient Gender",
+    "Patient Sex",
+    "View Position",
+)
 _BOX_COLUMNS = ["Bbox [x", "y", "w", "h]"]
 _BOX_LABEL_ALIASES = {"Infiltrate": "Infiltration"}
 
@@ -46,19 +61,37 @@ class NIHSplit(StrEnum):
 
 
 def _image_locator(root: Path):
-    """Map an image name to its path: ``images/<name>`` first, then ``images_*/images/<name>`` (NIH tarballs)."""
+    """Map an image name to its path: ``images/<name>``, or ``images_*/images/<name>`` (NIH tarballs).
+
+    The returned function raises :class:`DatasetLayoutError` for a name found in two of these folders (both paths
+    named): which copy is the image would be a guess.
+    """
     found: dict[str, str] = {}
+    twice: dict[str, list[str]] = {}
     for sub in sorted(root.glob("images_*/images")) + [root / "images"]:
         if sub.is_dir():
-            found.update({n: f"{sub}{os.sep}{n}" for n in os.listdir(sub)})
+            for n in os.listdir(sub):
+                path = f"{sub}{os.sep}{n}"
+                if n in found:
+                    twice.setdefault(n, [found[n]]).append(path)
+                found[n] = path
     default = f"{root / 'images'}{os.sep}"
-    return lambda name: found.get(name) or default + name
+
+    def locate(name: str) -> str:
+        if name in twice:
+            raise DatasetLayoutError(
+                f"NIH image '{name}' exists in more than one image folder: {twice[name]}; keep one copy "
+                f"(either images/ or the images_*/images/ folders of the NIH tarballs). {NIH_LAYOUT}"
+            )
+        return found.get(name) or default + name
+
+    return locate
 
 
 def _read_list(path: Path, known: set[str]) -> list[str]:
     if not path.is_file():
         raise FileNotFoundError(f"NIH split list not found: '{path}'. {NIH_LAYOUT}")
-    names = []
+    names, lines = [], []
     for line_no, line in enumerate(path.read_text().splitlines(), start=1):
         name = line.strip()
         if not name:
@@ -66,6 +99,8 @@ def _read_list(path: Path, known: set[str]) -> list[str]:
         if name not in known:
             raise DatasetLayoutError(f"'{path}', line {line_no}: image '{name}' is not in the Data_Entry CSV")
         names.append(name)
+        lines.append(line_no)
+    require_unique(names, lines, path, "image", hint=NIH_LAYOUT)
     return names
 
 
@@ -106,7 +141,9 @@ def nih_datalist(
 
     Raises:
         FileNotFoundError: a label/list file or (with ``check_files``) an image is missing.
-        DatasetLayoutError: missing column, unknown label token (file, line, column named), list entry unknown.
+        DatasetLayoutError: missing column, unknown label token (file, line, column named), list entry unknown,
+            an image listed twice in the CSV or a list (file and both lines named; path spelling and letter case
+            do not make two entries different), an image found in two image folders.
         ValueError: bad ``split``, ``classes`` or ``val_fraction``, or ``split="val"`` with ``val_fraction=0``.
     """
     root = require_dir(dataset_dir, "NIH ChestX-ray14", NIH_LAYOUT).absolute()
@@ -124,6 +161,7 @@ def nih_datalist(
         keep_default_na=False,
         usecols=lambda c: c in _ENTRY_COLUMNS,
     )
+    require_unique(df["Image Index"], csv_lines(len(df)), path, "image (column 'Image Index')", hint=NIH_LAYOUT)
     sex_col = next((c for c in ("Patient Gender", "Patient Sex") if c in df.columns), None)
     known = set(NIH_CLASSES)
     rows: dict[str, dict] = {}
@@ -219,4 +257,3 @@ def nih_boxes(dataset_dir: str | os.PathLike) -> dict[str, list[dict]]:
             raise row_error(path, i, "w" if w < 0 else "h]", f"negative box size w={w}, h={h}")
         boxes.setdefault(rec["Image Index"], []).append({"label": label, "box": [x, y, x + w, y + h]})
     return {k: boxes[k] for k in sorted(boxes)}
-

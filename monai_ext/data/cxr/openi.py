@@ -28,7 +28,15 @@ from monai_ext.data.cxr.labels import (
     match_terms,
     resolve_classes,
 )
-from monai_ext.data.datalist import DatasetLayoutError, assign_indices, read_csv_checked, require_dir, row_error
+from monai_ext.data.datalist import (
+    DatasetLayoutError,
+    assign_indices,
+    csv_lines,
+    read_csv_checked,
+    require_dir,
+    require_unique,
+    row_error,
+)
 
 __all__ = ["MeshField", "OpenIProjection", "read_openi_reports", "openi_datalist"]
 
@@ -61,12 +69,13 @@ def read_openi_reports(report_dir: str | os.PathLike) -> dict[str, dict]:
     """Parse every ``<n>.xml`` of ``ecgen-radiology/``.
 
     Returns:
-        ``{report uid ("CXR1"): {"number": 1, "major": [...], "automatic": [...], "images": [parentImage ids]}}``
-        in report-number order; terms keep the XML text (stripped).
+        ``{report uid ("CXR1"): {"file": "1.xml", "number": 1, "major": [...], "automatic": [...], "images":
+        [parentImage ids]}}`` in report-number order; terms keep the XML text (stripped).
 
     Raises:
         FileNotFoundError: the folder is missing.
-        DatasetLayoutError: an XML file cannot be parsed or has no ``<uId id=...>``.
+        DatasetLayoutError: an XML file cannot be parsed or has no ``<uId id=...>``, or two files have the same uid
+            (both named).
     """
     folder = require_dir(report_dir, "OpenI report (ecgen-radiology)", OPENI_LAYOUT)
     files = [p for p in folder.iterdir() if p.suffix == ".xml" and p.stem.isdigit()]
@@ -83,7 +92,14 @@ def read_openi_reports(report_dir: str | os.PathLike) -> dict[str, dict]:
         def texts(tag: str, root=root) -> list[str]:
             return [n.text.strip() for n in root.findall(f".//MeSH/{tag}") if n.text and n.text.strip()]
 
-        reports[uid_node.attrib["id"]] = {
+        uid = uid_node.attrib["id"]
+        if uid in reports:
+            raise DatasetLayoutError(
+                f"OpenI reports '{folder / reports[uid]['file']}' and '{p}' both have <uId id={uid!r}>; each report "
+                f"uid may appear once (remove the copy). {OPENI_LAYOUT}"
+            )
+        reports[uid] = {
+            "file": p.name,
             "number": int(p.stem),
             "major": texts("major"),
             "automatic": texts("automatic"),
@@ -136,7 +152,9 @@ def openi_datalist(
     Raises:
         FileNotFoundError: a folder, the CSV or (with ``check_files``) an image is missing.
         DatasetLayoutError: bad XML, missing CSV column, a projection other than Frontal/Lateral or a filename
-            not ending in ``.dcm.png`` (file, line, column named).
+            not ending in ``.dcm.png`` (file, line, column named), two reports with one uid, or two CSV rows naming
+            the same image (a repeated filename, in any letter case, or two filenames joined to one image; file and
+            both lines named).
         ValueError: bad option values.
     """
     root = require_dir(dataset_dir, "OpenI", OPENI_LAYOUT).absolute()
@@ -149,6 +167,7 @@ def openi_datalist(
     df = read_csv_checked(
         path, ["uid", "filename", "projection"], "OpenI projections CSV", OPENI_LAYOUT, dtype=str, keep_default_na=False
     )
+    require_unique(df["filename"], csv_lines(len(df)), path, "image (column 'filename')", hint=OPENI_LAYOUT)
     term_cache: dict[str, frozenset[str]] = {}
     found: dict[str, dict] = {}
     skipped = []
@@ -174,6 +193,14 @@ def openi_datalist(
         if image_id is None:
             skipped.append(f"{fname} (line {i + 2})")
             continue
+        if image_id in found:
+            raise row_error(
+                path,
+                i,
+                "filename",
+                f"{fname!r} is the image {image_id!r} of line {found[image_id]['_line']} "
+                "again; each image may appear once (remove one of the two lines)",
+            )
         terms = report[str(mesh)]
         positive = match_terms(terms, rules, term_match, term_cache)
         found[image_id] = {
@@ -185,6 +212,7 @@ def openi_datalist(
             "image_id": image_id,
             "projection": view,
             "_number": report["number"],
+            "_line": i + 2,
         }
     if skipped:
         warnings.warn(
@@ -197,8 +225,7 @@ def openi_datalist(
         seen: set[str] = set()
         out = [d for d in out if not (d["patient_id"] in seen or seen.add(d["patient_id"]))]
     for d in out:
-        del d["_number"]
+        del d["_number"], d["_line"]
     if check_files:
         check_images(out, "OpenI", OPENI_LAYOUT)
     return assign_indices(out)
-

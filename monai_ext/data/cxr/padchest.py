@@ -27,7 +27,7 @@ from monai_ext.data.cxr.labels import (
     match_terms,
     resolve_classes,
 )
-from monai_ext.data.datalist import assign_indices, read_csv_checked, require_dir, row_error
+from monai_ext.data.datalist import assign_indices, csv_lines, read_csv_checked, require_dir, require_unique, row_error
 
 __all__ = [
     "PADCHEST_CSV",
@@ -202,7 +202,8 @@ def padchest_datalist(
 
     Raises:
         FileNotFoundError: the CSV or (with ``check_files``) an image is missing.
-        DatasetLayoutError: missing column or an unparsable ``Labels`` cell (file, line, column named).
+        DatasetLayoutError: missing column or an unparsable ``Labels`` cell (file, line, column named), or an
+            ``ImageID`` listed twice (file and both lines named; letter case does not make two rows different).
         ValueError: unknown class names or ``term_match``.
     """
     root = require_dir(dataset_dir, "PadChest", PADCHEST_LAYOUT).absolute()
@@ -219,6 +220,7 @@ def padchest_datalist(
         keep_default_na=False,
         na_values={"Labels": [""], "PatientBirth": [""]},
     )
+    require_unique(df["ImageID"], csv_lines(len(df)), path, "image (column 'ImageID')", hint=PADCHEST_LAYOUT)
     df["_row"] = range(len(df))
     df = _select_rows(
         df, label_methods, projections, projection_methods, exclude_images, one_per_patient, min_age,

@@ -17,7 +17,7 @@ from monai.utils.enums import StrEnum
 
 from monai_ext.data.cxr.common import check_images, find_label_file, records
 from monai_ext.data.cxr.labels import VINDR_CLASSES, resolve_classes
-from monai_ext.data.datalist import assign_indices, read_csv_checked, require_dir, row_error
+from monai_ext.data.datalist import assign_indices, csv_lines, read_csv_checked, require_dir, require_unique, row_error
 
 __all__ = ["ReaderAggregation", "vindr_datalist"]
 
@@ -72,7 +72,9 @@ def vindr_datalist(
     Raises:
         FileNotFoundError: the CSV or (with ``check_files``) an image is missing.
         DatasetLayoutError: missing column, unknown class name, ``class_id`` not matching the name, empty
-            ``rad_id``, missing or non-numeric box of a finding (file, line, column named).
+            ``rad_id``, missing or non-numeric box of a finding (file, line, column named), a row repeated
+            exactly (one reader's box counted twice) or one image spelled two ways (``image_id`` differing only in
+            letter case; file and both lines named).
         ValueError: bad option values.
     """
     root = require_dir(dataset_dir, "VinDr-CXR", VINDR_LAYOUT).absolute()
@@ -81,8 +83,15 @@ def vindr_datalist(
     path = find_label_file(root, ["train.csv"], "VinDr-CXR train.csv", VINDR_LAYOUT)
     cols = ("image_id", "class_name", "class_id", "rad_id") + _BOX
     df = read_csv_checked(path, cols, "VinDr-CXR train.csv", VINDR_LAYOUT, dtype=str, keep_default_na=False)
+    rows = records(df)
+    spellings: dict[str, int] = {}  # each distinct image_id spelling -> its first line
+    for i, rec in enumerate(rows):
+        spellings.setdefault(rec["image_id"].strip(), i + 2)
+    require_unique(spellings, spellings.values(), path, "image_id", hint=VINDR_LAYOUT)
+    entries = [tuple(rec[c].strip() for c in cols) for rec in rows]
+    require_unique(entries, csv_lines(len(df)), path, f"row ({', '.join(cols)})", key=tuple, hint=VINDR_LAYOUT)
     images: dict[str, dict] = {}
-    for i, rec in enumerate(records(df)):
+    for i, rec in enumerate(rows):
         name = rec["class_name"].strip()
         if name not in VINDR_CLASSES:
             raise row_error(path, i, "class_name", f"unknown class {name!r}; expected one of {list(VINDR_CLASSES)}")

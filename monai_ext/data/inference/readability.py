@@ -38,8 +38,8 @@ class ReadCheck(StrEnum):
       was found); fast, but a DICOM whose pixel data is corrupt or a truncated ``.nii.gz`` passes.
     - ``"decode"``: the header check, then the whole case through ``monai.transforms.LoadImage(reader=...)``, as the
       pipeline will read it (a DICOM radiograph must then hold as many values as its header promises; a volume must
-      be ``1 X Y Z``); catches every case that ``LoadImaged`` would fail on, and files that a reader would pad, at
-      the cost of one extra read per case.
+      be ``1 X Y Z`` with no NaN or infinite voxel); catches every case that ``LoadImaged`` would fail on, and files
+      that a reader would pad, at the cost of one extra read per case.
     """
 
     HEADER = "header"

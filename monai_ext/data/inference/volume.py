@@ -47,6 +47,7 @@ from monai_ext.data.inference.base import Case, CaseKind
 from monai_ext.data.inference.dicom_pixels import pixel_data_error, read_dicom_header
 from monai_ext.data.inference.filetypes import NIFTI_SUFFIXES, is_dicom_file, strip_suffix
 from monai_ext.data.inference.series_geometry import slice_positions_error
+from monai_ext.transforms.finite import nonfinite_summary
 
 __all__ = ["VolumeKind"]
 
@@ -183,8 +184,18 @@ class VolumeKind(CaseKind):
         return LoadImage(reader=reader, image_only=True, ensure_channel_first=True)
 
     def loaded_error(self, image: Any) -> str | None:
-        """Error text unless the decoded image is a one-channel 3D volume (``1 X Y Z``)."""
+        """Error text unless the decoded image is a one-channel 3D volume (``1 X Y Z``) of finite values.
+
+        A volume holding NaN or infinite voxels is refused (see :mod:`monai_ext.transforms.finite`): the network
+        answers nothing on them, so the mask would be silently empty there.
+        """
         shape = tuple(image.shape)
         if len(shape) != 4 or shape[0] != 1:
             return f"not a one-channel 3D volume: loaded shape (channel first) {shape}, expected (1, X, Y, Z)."
+        problem = nonfinite_summary(image)
+        if problem is not None:
+            return (
+                f"the volume holds {problem} voxels; NaN/infinite voxels cannot be segmented. Fix the export (or "
+                "replace them with a value you choose) and run again."
+            )
         return None

@@ -179,8 +179,13 @@ def test_inference_writes_one_result_per_readable_case_and_is_idempotent(
 ):
     out = tmp_path / "predictions"
     pngs = sorted(p.stem for p in inference_inputs.glob("*.png") if p.name != "broken.png")
-    args = dict(dataset_dir=str(inference_inputs), output_dir=str(out), ckpt_path=str(trained.ckpt_dir / "model.pt"),
-                batch_size=1, **SMALL)  # batch_size: the shipped inference batch size, one case at a time
+    args = dict(
+        dataset_dir=str(inference_inputs),
+        output_dir=str(out),
+        ckpt_path=str(trained.ckpt_dir / "model.pt"),
+        batch_size=1,
+        **SMALL,
+    )  # batch_size: the shipped inference batch size, one case at a time
     run_bundle(BUNDLE, INFERENCE, workflow_type="infer", **args)
     assert sorted(p.stem for p in out.glob("*.json")) == sorted(["RG1_UNCI", *pngs])
     for path in out.glob("*.json"):
@@ -238,7 +243,9 @@ def test_checkpoint_of_another_class_count_names_the_size_mismatch(trained, run_
         run_bundle(BUNDLE, "configs/inference.json", workflow_type="infer", dataset_dir=str(inputs),
                    output_dir=str(tmp_path / "o"), ckpt_path=str(tmp_path / "model8.pt"))  # fmt: skip
     caused_by(
-        info.value, ValueError, r"model8\.pt.*'class_layers\.out\.weight': checkpoint \(8, 1024\) vs network \(14, 1024\).*--setting"
+        info.value,
+        ValueError,
+        r"model8\.pt.*'class_layers\.out\.weight': checkpoint \(8, 1024\) vs network \(14, 1024\).*--setting",
     )
     assert not list((tmp_path / "o").glob("*.json"))
 
@@ -274,3 +281,22 @@ def test_two_process_gloo_training(cxr_demo, tmp_path):
     assert done.returncode == 0, done.stderr[-4000:]
     assert (tmp_path / "models" / "last.pt").is_file()
     assert (tmp_path / "eval" / "label_audit.csv").is_file()
+
+
+def test_padchest_images_scaled_by_their_stored_bits(cxr_demo):
+    """PadChest's 16-bit PNGs hold 12-bit values (``BitsStored_DICOM``): the bundle's load transforms divide by
+    2**12 - 1, not by the 16-bit container's 2**16 - 1 (which put every image into [0, 0.0625])."""
+    from monai.transforms import Compose
+    from PIL import Image
+
+    from monai_ext.bundle.workflow import bundle_parser
+
+    parser = bundle_parser(
+        BUNDLE, EVALUATE, {"test_set": "padchest", "test_dir": str(cxr_demo / "padchest"), "output_dir": "unused"}
+    )
+    item = parser.get_parsed_content("validate#datalist")[0]
+    assert item["bits_stored"] == 12
+    loaded = Compose(parser.get_parsed_content("validate#load_transforms"))(dict(item))["image"]
+    raw = np.asarray(Image.open(item["image"]), dtype=np.float64)
+    assert raw.max() > 2**11  # the demo image really uses the 12 bits
+    np.testing.assert_allclose(np.asarray(loaded)[0], raw.T / 4095.0, atol=1e-5)

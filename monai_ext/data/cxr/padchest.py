@@ -87,6 +87,25 @@ _COLUMNS = (
     "MethodLabel",
     "Labels",
 )
+_BITS_COLUMN = "BitsStored_DICOM"  # optional: bits of the 16-bit PNG that hold data (12 or 10 in the real CSV)
+
+
+def _bits_stored(rec: dict, path: str | os.PathLike) -> int | None:
+    """The row's ``BitsStored_DICOM`` as an int in 1..16, None when the column is absent or the cell empty.
+
+    Raises:
+        DatasetLayoutError: any other value (file, line and column named).
+    """
+    value = rec.get(_BITS_COLUMN)
+    if value is None or value != value:
+        return None
+    try:
+        bits = float(value)
+    except ValueError:
+        bits = math.nan
+    if not (bits.is_integer() and 1 <= bits <= 16):
+        raise row_error(path, rec["_row"], _BITS_COLUMN, f"{value!r} is not a bit depth of a 16-bit PNG (1..16)")
+    return int(bits)
 
 
 def parse_padchest_labels(text: str) -> list[str]:
@@ -161,7 +180,9 @@ def padchest_datalist(
         images/<ImageDir>/<ImageID>                           # 16-bit PNG (or flat images/<ImageID>)
 
     Columns used: ``ImageID, ImageDir, StudyID, PatientID, PatientBirth, PatientSex_DICOM, Projection,
-    MethodProjection, MethodLabel, Labels``. ``Labels`` is a Python list literal (``"['normal']"``) parsed by
+    MethodProjection, MethodLabel, Labels`` and, when present, ``BitsStored_DICOM`` (the bits of the 16-bit PNG that
+    hold data, 12 or 10: item ``bits_stored``, for ``NormalizeRadiographd(bit_depth_key="bits_stored")``; a 12-bit
+    image scaled by the 16-bit container would lie in [0, 0.0625]). ``Labels`` is a Python list literal (``"['normal']"``) parsed by
     :func:`parse_padchest_labels`; 103 cells are empty (NaN). Filters, in this order (NVUM's order): ``MethodLabel``
     in ``label_methods`` (``Physician``: 39,053 rows), ``Projection`` in ``projections`` (PA 91,728, AP 4,559; the
     supine ``AP_horizontal``, 14,346, is excluded by default), ``MethodProjection`` in ``projection_methods``, empty
@@ -198,7 +219,8 @@ def padchest_datalist(
 
     Returns:
         Items ``{"image", "label" (len(classes) floats), "terms" (parsed terms), "index", "patient_id", "split"
-        ("all"), "image_id", "study_id", "projection", "sex", "birth_year"}``, sorted by ``ImageID``.
+        ("all"), "image_id", "study_id", "projection", "sex", "birth_year", "bits_stored" (int, or None when the column
+        is absent or the cell empty)}``, sorted by ``ImageID``.
 
     Raises:
         FileNotFoundError: the CSV or (with ``check_files``) an image is missing.
@@ -215,10 +237,10 @@ def padchest_datalist(
         _COLUMNS,
         "PadChest label CSV",
         PADCHEST_LAYOUT,
-        usecols=lambda c: c in _COLUMNS,
+        usecols=lambda c: c in _COLUMNS or c == _BITS_COLUMN,
         dtype={c: str for c in _COLUMNS if c != "PatientBirth"},
         keep_default_na=False,
-        na_values={"Labels": [""], "PatientBirth": [""]},
+        na_values={"Labels": [""], "PatientBirth": [""], _BITS_COLUMN: [""]},
     )
     require_unique(df["ImageID"], csv_lines(len(df)), path, "image (column 'ImageID')", hint=PADCHEST_LAYOUT)
     df["_row"] = range(len(df))
@@ -264,6 +286,7 @@ def padchest_datalist(
                 "projection": rec["Projection"],
                 "sex": rec["PatientSex_DICOM"] or None,
                 "birth_year": None if birth != birth else int(birth),
+                "bits_stored": _bits_stored(rec, path),
             }
         )
     if check_files:

@@ -304,9 +304,9 @@ _MAN = "Manual review of DICOM fields"
 
 def _pdc_row(k, image, pat, birth, proj, labels, method="Physician", mproj=_MAN, sex="M"):
     return (
-        f'{k},{image},{k % 2},20100101,st{k},{pat},{birth},{sex},POSTEROANTERIOR,{proj},{mproj},No,CR,Philips,'
+        f"{k},{image},{k % 2},20100101,st{k},{pat},{birth},{sex},POSTEROANTERIOR,{proj},{mproj},No,CR,Philips,"
         f'MONOCHROME2,0,1,0.1,12,2048,4096,2000,2000,10,5,5000,100,1.0,r{k},"report text",{method},"{labels}",'
-        f'"[\'loc left\']","[[\'normal\']]",[C1 C2],[C3]\n'
+        f"\"['loc left']\",\"[['normal']]\",[C1 C2],[C3]\n"
     )
 
 
@@ -492,3 +492,17 @@ def test_nvum_padchest_openi_fixtures(tmp_path):
     # CXR10 (calcified granuloma) is dropped; CXR2 -> Cardiomegaly + Atelectasis; CXR1 -> No Finding
     assert [d["image_id"] for d in opi] == ["CXR1_1_IM-0001-4001", "CXR2_IM-0652-1001"]
     assert [d["label"] for d in opi] == [[0, 0, 0, 0, 0, 0, 0, 1], [1, 0, 0, 1, 0, 0, 0, 0]]
+
+
+def test_padchest_bits_stored(tmp_path):
+    """``BitsStored_DICOM`` (column 19 of the row) becomes ``bits_stored``: the bits of the 16-bit PNG holding data."""
+    items = padchest_datalist(_padchest(tmp_path), classes=PDC_CLASSES)
+    assert [d["bits_stored"] for d in items] == [12, 12, 12]
+    ten = PDC_ROWS.replace(",12,2048,4096,", ",10,2048,4096,", 1)  # a0.png, the first row, stored in 10 bits
+    items = padchest_datalist(_padchest(tmp_path / "ten", ten), classes=PDC_CLASSES)
+    assert [d["bits_stored"] for d in items] == [10, 12, 12]
+    blank = PDC_ROWS.replace(",12,2048,4096,", ",,2048,4096,", 1)
+    assert padchest_datalist(_padchest(tmp_path / "blank", blank), classes=PDC_CLASSES)[0]["bits_stored"] is None
+    bad = PDC_ROWS.replace(",12,2048,4096,", ",twelve,2048,4096,", 1)
+    with pytest.raises(DatasetLayoutError, match=r"line 2.*BitsStored_DICOM.*'twelve'"):
+        padchest_datalist(_padchest(tmp_path / "bad", bad), classes=PDC_CLASSES)

@@ -179,19 +179,18 @@ def padchest_datalist(
         PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv   # or .csv.gz; 160,861 rows, 67,625 patients
         images/<ImageDir>/<ImageID>                           # 16-bit PNG (or flat images/<ImageID>)
 
-    Columns used: ``ImageID, ImageDir, StudyID, PatientID, PatientBirth, PatientSex_DICOM, Projection,
-    MethodProjection, MethodLabel, Labels`` and, when present, ``BitsStored_DICOM`` (the bits of the 16-bit PNG that
-    hold data, 12 or 10: item ``bits_stored``, for ``NormalizeRadiographd(bit_depth_key="bits_stored")``; a 12-bit
-    image scaled by the 16-bit container would lie in [0, 0.0625]). ``Labels`` is a Python list literal (``"['normal']"``) parsed by
-    :func:`parse_padchest_labels`; 103 cells are empty (NaN). Filters, in this order (NVUM's order): ``MethodLabel``
-    in ``label_methods`` (``Physician``: 39,053 rows), ``Projection`` in ``projections`` (PA 91,728, AP 4,559; the
-    supine ``AP_horizontal``, 14,346, is excluded by default), ``MethodProjection`` in ``projection_methods``, empty
-    ``Labels`` dropped, ``exclude_images`` dropped, first image per ``PatientID`` in file order, age filter
-    ``age_reference_year - PatientBirth > min_age`` (unknown birth year fails it). The defaults give the 22,419
-    images (22,419 patients) behind NVUM's PadChest test sets (none of the 21 listed missing/broken files is in the
-    physician-labelled PA/AP subset, so the exclusion list does not change this number). NVUM takes
-    ``groupby("PatientID").first()``, which can mix columns of different rows when a cell is empty; here the whole
-    first row is kept (same count).
+    Columns used: ``ImageID, ImageDir, StudyID, PatientID, PatientBirth, PatientSex_DICOM, Projection, MethodProjection,
+    MethodLabel, Labels`` and, when present, ``BitsStored_DICOM`` (the bits of the 16-bit PNG that hold data, 12 or 10:
+    item ``bits_stored``, for ``NormalizeRadiographd(bit_depth_key="bits_stored")``; a 12-bit image scaled by the 16-bit
+    container would lie in [0, 0.0625]). ``Labels`` is a Python list literal (``"['normal']"``) parsed by
+    :func:`parse_padchest_labels`; 103 cells are empty (NaN). Filters, in this order (NVUM's order): ``MethodLabel`` in
+    ``label_methods`` (``Physician``: 39,053 rows), ``Projection`` in ``projections`` (PA 91,728, AP 4,559; the supine
+    ``AP_horizontal``, 14,346, is excluded by default), ``MethodProjection`` in ``projection_methods``, empty ``Labels``
+    dropped, ``exclude_images`` dropped, first image per ``PatientID`` in file order, age filter ``age_reference_year -
+    PatientBirth > min_age`` (unknown birth year fails it). The defaults give the 22,419 images (22,419 patients) behind
+    NVUM's PadChest test sets (none of the 21 listed missing/broken files is in the physician-labelled PA/AP subset, so
+    the exclusion list does not change this number). NVUM takes ``groupby("PatientID").first()``, which can mix columns
+    of different rows when a cell is empty; here the whole first row is kept (same count).
 
     Labels: a class is positive when a term matches its :class:`TermRule` in ``rules`` (torchxrayvision-style
     substring rules by default: ``nodule`` also hits ``pseudonodule``); ``"No Finding"`` (if requested) is 1 when no

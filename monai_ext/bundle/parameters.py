@@ -11,9 +11,11 @@ allowed.
 
 from __future__ import annotations
 
+import ast
 import math
 import numbers
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +23,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["FLAG_SPELLINGS", "ParameterRule", "PARAMETER_RULES", "PATH_IDS", "as_flag", "check_parameters"]
+__all__ += ["command_line_overrides", "check_command_line"]
 
 FLAG_SPELLINGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 """The accepted spellings of a boolean (any case)."""
@@ -152,6 +155,52 @@ PATH_IDS = frozenset(name for name, rule in PARAMETER_RULES.items() if "path" in
 """The ids whose value is a file or folder path: data, never a ``$`` expression, ``@`` reference or ``%`` macro."""
 
 
+_RUN_ARGS = {"run_id", "init_id", "final_id", "meta_file", "config_file", "logging_file", "tracking", "args_file"}
+
+
+def command_line_overrides(argv: list[str] | None = None) -> tuple[list[str], dict[str, str]] | None:
+    """``(config files, {key: value text})`` of a ``python -m monai.bundle run ...`` command line (``sys.argv`` by
+    default), or None when the process is not one. ``run``'s own arguments (``--config_file``, ``--meta_file``, ...)
+    are not overrides."""
+    argv = sys.argv if argv is None else argv
+    if len(argv) < 2 or argv[1] != "run" or not argv[0].replace(os.sep, "/").endswith("monai/bundle/__main__.py"):
+        return None
+    pairs: dict[str, str] = {}
+    tokens = argv[2:]
+    for k, token in enumerate(tokens):
+        if token.startswith("--"):
+            key, sep, value = token[2:].partition("=")
+            pairs[key] = value if sep else (tokens[k + 1] if k + 1 < len(tokens) else "")
+    files = pairs.get("config_file", "")
+    try:
+        parsed = ast.literal_eval(files)
+    except (ValueError, SyntaxError):
+        parsed = files
+    files_list = [parsed] if isinstance(parsed, str) else [str(f) for f in parsed]
+    return files_list, {k: v for k, v in pairs.items() if k not in _RUN_ARGS}
+
+
+def check_command_line(argv: list[str] | None = None) -> None:
+    """When this process is ``python -m monai.bundle run``, refuse a ``--key`` that is no id of the named config
+    files (MONAI would add ``--ouput_dir x`` as a new id and run with the default ``output_dir``) and a path id whose
+    value the parser would interpret (see :func:`monai_ext.bundle.workflow.check_overrides`). Overrides given in an
+    ``--args_file`` are not seen.
+
+    Raises:
+        KeyError, ValueError: see ``check_overrides``.
+    """
+    found = command_line_overrides(argv)
+    if found is None or not found[0] or not all(os.path.isfile(f) for f in found[0]):
+        return
+    from monai.bundle import ConfigParser
+
+    from monai_ext.bundle.workflow import check_overrides
+
+    parser = ConfigParser()
+    parser.read_config(found[0])
+    check_overrides(parser, {k: v for k, v in found[1].items() if not k.startswith("_meta_")})
+
+
 def check_parameters(**values: Any) -> dict[str, Any]:
     """Check every given id against its :data:`PARAMETER_RULES` entry; the first ``initialize`` step of a workflow.
 
@@ -160,10 +209,13 @@ def check_parameters(**values: Any) -> dict[str, Any]:
     Returns:
         ``{id: parsed value}`` (flags as bools).
 
+    Also runs :func:`check_command_line` (the ``--key`` overrides of ``python -m monai.bundle run``).
+
     Raises:
-        KeyError: an id has no rule (add one to ``PARAMETER_RULES``).
+        KeyError: an id has no rule (add one to ``PARAMETER_RULES``), or an unknown command-line key.
         ValueError: listing every id whose value is not allowed, with the value and what is allowed.
     """
+    check_command_line()
     unknown = sorted(set(values) - set(PARAMETER_RULES))
     if unknown:
         raise KeyError(f"no parameter rule for id(s) {unknown}; add them to monai_ext.bundle.parameters.")

@@ -101,3 +101,19 @@ def test_output_inside_inputs_is_refused_through_symlinks(tmp_path):
             check_output_outside_inputs(out, str(inputs))
     check_output_outside_inputs(tmp_path / "out", [str(inputs)])
     check_output_outside_inputs(tmp_path / "out", str(tmp_path / "list.txt"))  # not a folder: nothing to compare
+
+
+def test_monai_bundle_run_command_line_keys_are_checked(tmp_path):
+    from monai_ext.bundle.parameters import check_command_line, command_line_overrides
+
+    (tmp_path / "train.json").write_text('{"output_dir": "out", "epochs": 3}')
+    main = "/venv/lib/python3.11/site-packages/monai/bundle/__main__.py"
+    argv = [main, "run", "--config_file", f"['{tmp_path / 'train.json'}']", "--ouput_dir", "x", "--epochs=2"]
+    assert command_line_overrides(argv) == ([str(tmp_path / "train.json")], {"ouput_dir": "x", "epochs": "2"})
+    with pytest.raises(KeyError, match=r"'ouput_dir'.*\['output_dir'\]"):
+        check_command_line(argv)
+    with pytest.raises(ValueError, match="'output_dir' = '@epochs'"):
+        check_command_line([main, "run", "--config_file", str(tmp_path / "train.json"), "--output_dir", "@epochs"])
+    check_command_line([main, "run", "--config_file", str(tmp_path / "train.json"), "--output_dir", "x"])
+    check_command_line(["pytest", "run", "--ouput_dir", "x"])  # not monai.bundle run: nothing to check
+    assert command_line_overrides(["pytest", "-q"]) is None

@@ -47,6 +47,17 @@ def _new_folder(folder: Path, seen: set[str]) -> bool:
     return True
 
 
+def _new_file(path: Path, seen: set[str]) -> bool:
+    """True the first time a real file is reached; a second path to it (a file symlink) is left out with a warning,
+    so that one file is never two cases."""
+    real = os.path.realpath(path)
+    if real in seen:
+        logger.warning(f"left out '{path}': it is '{real}', already listed (a second path to one file).")
+        return False
+    seen.add(real)
+    return True
+
+
 def _existing(folder: Path, names: list[str]) -> list[str]:
     """``names`` less broken symlinks (each logged)."""
     broken = [n for n in names if (folder / n).is_symlink() and not (folder / n).exists()]
@@ -67,7 +78,7 @@ def _walk(root: Path, kind: CaseKind) -> list[Case]:
             continue
         files = _existing(Path(folder), files)
         subfolders[:] = [d for d in subfolders if not d.startswith(".") and _new_folder(Path(folder, d), seen)]
-        visible = sorted(Path(folder, f) for f in files if not f.startswith("."))
+        visible = [p for p in sorted(Path(folder, f) for f in files if not f.startswith(".")) if _new_file(p, seen)]
         found.extend(kind.cases_in_folder(Path(folder), visible))
     return sorted(found, key=lambda c: c.path.relative_to(root).as_posix())
 

@@ -47,10 +47,12 @@ def test_folder_symlinks_followed_once_loops_and_broken_links_logged(tmp_path, p
     (inputs / "linked").symlink_to(tmp_path / "elsewhere")  # os.walk alone does not descend into it
     (inputs / "loop").symlink_to(inputs)
     (inputs / "gone.png").symlink_to(tmp_path / "missing.png")
+    (inputs / "z_same.png").symlink_to(inputs / "a.png")  # one file, two paths: one case
     with caplog.at_level(logging.WARNING):
         items = inference_datalist(inputs, "radiograph")
     assert [d["case_id"] for d in items] == ["a", "linked__b"]
     assert "symlink loop" in caplog.text and "broken symlink" in caplog.text and "gone.png" in caplog.text
+    assert "z_same.png" in caplog.text and "a second path to one file" in caplog.text
 
 
 def test_overwrite_given_as_text_is_parsed_strictly(tmp_path):

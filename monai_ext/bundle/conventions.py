@@ -27,6 +27,7 @@ from typing import Any
 
 from monai.bundle import ConfigParser
 
+from monai_ext.bundle.parameters import PARAMETER_RULES
 from monai_ext.bundle.workflow import bundle_folder
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "branching_expressions",
     "handler_list_problems",
     "overlay_problems",
+    "parameter_problems",
     "check_conventions",
 ]
 
@@ -134,6 +136,34 @@ def overlay_problems(bundle_dir: str | os.PathLike) -> list[str]:
     return []
 
 
+_FLAG_USE = re.compile(r"(as_flag|check_parameters)\(")
+
+
+def parameter_problems(config: dict[str, Any]) -> list[str]:
+    """Problems of ``config``'s user-facing scalar ids (a command line gives them as text): a top-level id with a
+    literal scalar value (not a ``$``/``@``/``%`` expression) that has no rule in
+    :data:`monai_ext.bundle.parameters.PARAMETER_RULES`, and a use of a boolean id (shipped as a JSON boolean) that
+    does not parse it with ``as_flag`` (``"$monai_ext.bundle.as_flag(@amp, 'amp')"``) or ``check_parameters``.
+    """
+    problems = []
+    flags = [k for k, v in config.items() if "#" not in k and isinstance(v, bool)]
+    for key, value in config.items():
+        literal = (
+            value is None
+            or isinstance(value, (bool, int, float))
+            or (isinstance(value, str) and not value.startswith(("$", "@", "%")))
+        )
+        if "#" not in key and literal and key not in PARAMETER_RULES:
+            problems.append(f"'{key}' has no rule in monai_ext.bundle.parameters.PARAMETER_RULES")
+    for i, v in _walk(config):
+        if not isinstance(v, str):
+            continue
+        for flag in flags:
+            if re.search(rf"@{flag}(?![\w#])", v) and not (v.startswith("$") and _FLAG_USE.search(v)):
+                problems.append(f"'{i}' uses the boolean '{flag}' without monai_ext.bundle.as_flag")
+    return problems
+
+
 def check_conventions(bundle_dir: str | os.PathLike) -> None:
     """Run every check of this module on every config of the bundle.
 
@@ -149,6 +179,7 @@ def check_conventions(bundle_dir: str | os.PathLike) -> None:
         problems += [f"{name}: '{i}' refers to a handler by list position" for i in positional_references(config)]
         problems += [f"{name}: '{i}' branches inside a $ expression" for i in branching_expressions(config)]
         problems += [f"{name}: {p}" for p in handler_list_problems(config)]
+        problems += [f"{name}: {p}" for p in parameter_problems(config)]
     if problems:
         raise BundleConventionError(
             f"'{bundle.name}' breaks the bundle template (bundles/README.md):\n- " + "\n- ".join(problems)

@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -24,7 +25,10 @@ from typing import Any
 
 from monai.bundle import ConfigParser, ConfigWorkflow
 
-__all__ = ["ConfigFiles", "bundle_folder", "config_paths", "bundle_parser", "bundle_workflow", "run_bundle_workflow"]
+from monai_ext.bundle.parameters import PATH_IDS
+
+__all__ = ["ConfigFiles", "bundle_folder", "config_paths", "check_overrides", "bundle_parser", "bundle_workflow"]
+__all__ += ["run_bundle_workflow"]
 
 ConfigFiles = str | os.PathLike | Sequence[str | os.PathLike]
 """One config file or several merged in order, each relative to the bundle folder (or absolute)."""
@@ -59,6 +63,36 @@ def config_paths(bundle_dir: str | os.PathLike, config_file: ConfigFiles) -> lis
     return [str(p) for p in paths]
 
 
+_INTERPRETED = ("$", "@", "%")
+
+
+def check_overrides(parser: ConfigParser, overrides: Mapping[str, Any]) -> None:
+    """Refuse overrides the configs would not take as meant: a key that is no id of the merged configs (MONAI would
+    silently add ``ouput_dir`` as a new id; a nested ``a#b`` is allowed when ``a`` exists), and a path id (see
+    :data:`monai_ext.bundle.parameters.PATH_IDS`) whose value starts with ``$``, ``@`` or ``%`` (MONAI would run it
+    as Python or resolve it; paths are data).
+
+    Raises:
+        KeyError: naming each unknown key and the closest known ids.
+        ValueError: naming the path id and its value.
+    """
+    known = [k for k in parser.get() if isinstance(k, str)]
+    unknown = []
+    for key in overrides:
+        parent = str(key).rsplit("#", 1)[0]
+        if key != "bundle_root" and str(key) not in parser and not ("#" in str(key) and parent in parser):
+            close = difflib.get_close_matches(str(key), known, n=3)
+            unknown.append(f"'{key}'" + (f" (did you mean {close}?)" if close else ""))
+    if unknown:
+        raise KeyError(f"override(s) {', '.join(unknown)} are not ids of the bundle's configs; check the spelling.")
+    for key, value in overrides.items():
+        if key in PATH_IDS and isinstance(value, str) and value.startswith(_INTERPRETED):
+            raise ValueError(
+                f"'{key}' = {value!r}: a path must not start with '$', '@' or '%' (MONAI would run or resolve it); "
+                "rename the folder or give the path as ./<path>."
+            )
+
+
 def bundle_parser(
     bundle_dir: str | os.PathLike,
     config_file: ConfigFiles = "configs/train.json",
@@ -77,6 +111,8 @@ def bundle_parser(
 
     Raises:
         FileNotFoundError: the bundle folder or a config file is missing.
+        KeyError, ValueError: an override is not an id of the configs, or a path override is an expression
+            (:func:`check_overrides`).
     """
     bundle = bundle_folder(bundle_dir)
     parser = ConfigParser()
@@ -84,6 +120,7 @@ def bundle_parser(
     meta = Path(meta_file) if meta_file is not None else bundle / _META
     if meta.is_file():
         parser.read_meta(str(meta))
+    check_overrides(parser, dict(overrides or {}))
     parser.update({"bundle_root": str(bundle), **dict(overrides or {})})
     return parser
 
@@ -110,12 +147,14 @@ def bundle_workflow(
 
     Raises:
         FileNotFoundError: the bundle folder, a config file or the logging file is missing.
+        KeyError, ValueError: see :func:`check_overrides`.
     """
     bundle = bundle_folder(bundle_dir)
     if logging_file is True:
         logging_file = bundle / _LOGGING
     if logging_file is not False and not Path(logging_file).is_file():
         raise FileNotFoundError(f"logging config not found: '{logging_file}'.")
+    bundle_parser(bundle, config_file, overrides, meta_file)  # checks the overrides before MONAI applies them
     return ConfigWorkflow(
         config_file=config_paths(bundle, config_file),
         meta_file=str(meta_file if meta_file is not None else bundle / _META),

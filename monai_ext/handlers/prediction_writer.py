@@ -25,7 +25,9 @@ import torch
 from monai.data import MetaTensor
 from monai.utils import IgniteInfo, ImageMetaKey, min_version, optional_import
 
+from monai_ext.bundle.parameters import as_flag
 from monai_ext.data.inference import InputKind, case_kind
+from monai_ext.data.inference.discovery import mark_output_folder
 
 idist, _ = optional_import("ignite", IgniteInfo.OPT_IMPORT_VERSION, min_version, "distributed")
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
@@ -227,7 +229,7 @@ class PredictionWriter:
         self.output_dir = Path(output_dir)
         self.class_names = names
         self.pred_key, self.case_key, self.image_key = pred_key, case_key, image_key
-        self.overwrite = bool(overwrite)
+        self.overwrite = as_flag(overwrite, "overwrite")
         self.model_version = model_version
         self.csv_name = csv_name
         self.logger = logging.getLogger(name)
@@ -250,6 +252,7 @@ class PredictionWriter:
 
     def _start(self, engine: Engine) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        mark_output_folder(self.output_dir)  # never read back as inputs
         self.written, self.kept = [], []
 
     def __call__(self, engine: Engine) -> None:

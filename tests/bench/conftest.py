@@ -45,6 +45,11 @@ def write_bundle(bundle_dir: Path) -> Path:
         "nvum_mode": "paper",
         "nvum_prior_eps": None,
         "prior_convention": "$monai_ext.losses.NVUMMode(@nvum_mode).prior_convention",
+        # ids the benchmark's runs override (overrides must be ids of the configs)
+        "image_size": 64,
+        "epochs": 1,
+        "batch_size": 2,
+        "loss_def": {},
         "train": {"datalist": datalist, "dataset": {}},
         "validate": {"dataset": {}},
     }

@@ -100,3 +100,20 @@ def test_check_conventions_lists_every_problem_of_every_config(tmp_path):
         "train": {"handlers": [{"_target_": "@ema_teacher", "_mode_": "callable"}]},
     }
     conventions.check_conventions(_bundle(tmp_path / "good", {"epochs": 1}, train=good))
+
+
+def test_parameter_problems_unknown_scalar_ids_and_raw_flags():
+    config = {
+        "amp": False,
+        "image_size": 64,
+        "my_new_size": 3,  # a user-facing scalar without a rule
+        "device": "$monai_ext.utils.default_device()",  # an expression: no rule needed
+        "train#dataloader#shuffle": False,  # a nested override: not a top-level id
+        "trainer": {"amp": "@amp", "other": "$monai_ext.bundle.as_flag(@amp, 'amp')"},
+        "initialize": ["$monai_ext.bundle.check_parameters(amp=@amp, image_size=@image_size)"],
+        "ampere": "@amp_like",
+    }
+    assert conventions.parameter_problems(config) == [
+        "'my_new_size' has no rule in monai_ext.bundle.parameters.PARAMETER_RULES",
+        "'trainer#amp' uses the boolean 'amp' without monai_ext.bundle.as_flag",
+    ]

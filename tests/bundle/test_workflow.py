@@ -80,3 +80,18 @@ def test_bundle_workflow_logging_file(bundle):
         root.handlers[:] = handlers
     with pytest.raises(FileNotFoundError, match="logging config not found"):
         bundle_workflow(bundle, logging_file=bundle / "nope.conf")
+
+
+def test_unknown_override_keys_are_refused_with_the_closest_ids(bundle):
+    with pytest.raises(KeyError, match=r"'epoch'.*did you mean \['epochs'\]"):
+        bundle_workflow(bundle, ["configs/train.json"], epoch=3)
+    with pytest.raises(KeyError, match="'nothing#here'"):
+        bundle_parser(bundle, "configs/train.json", {"nothing#here": 1})
+
+
+@pytest.mark.parametrize("value", ["$__import__('os').getcwd()", "@epochs", "%configs/train.json#x"])
+def test_path_overrides_that_the_parser_would_interpret_are_refused(bundle, value):
+    (bundle / "configs" / "paths.json").write_text(json.dumps({"output_dir": "$@bundle_root + '/eval'"}))
+    with pytest.raises(ValueError, match="'output_dir' = .*must not start with"):
+        bundle_workflow(bundle, ["configs/train.json", "configs/paths.json"], output_dir=value)
+    bundle_workflow(bundle, ["configs/train.json", "configs/paths.json"], output_dir="./$weird")

@@ -5,6 +5,7 @@ unique, filesystem-safe case id per case, for every input kind."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,17 +14,71 @@ from monai_ext.data.inference.base import Case, CaseKind
 from monai_ext.data.inference.case_ids import unique_case_ids
 from monai_ext.data.inference.kinds import InputKind, case_kind
 
-__all__ = ["inference_datalist"]
+__all__ = ["OUTPUT_MARKER", "mark_output_folder", "inference_datalist"]
+
+logger = logging.getLogger(__name__)
 
 _LIST_SUFFIXES = (".txt",)
 
+OUTPUT_MARKER = ".monai_ext_output"
+"""A hidden file the result writers put in their output folder; discovery leaves such folders out, so that a run
+never reads the project's own results as input cases."""
+
+
+def mark_output_folder(folder: str | os.PathLike) -> None:
+    """Put :data:`OUTPUT_MARKER` in ``folder`` (which must exist)."""
+    marker = Path(folder) / OUTPUT_MARKER
+    if not marker.exists():
+        marker.write_text("results of a monai_ext writer; inference discovery leaves this folder out\n")
+
+
+def _is_output_folder(folder: Path) -> bool:
+    return (folder / OUTPUT_MARKER).is_file()
+
+
+def _new_folder(folder: Path, seen: set[str]) -> bool:
+    """True the first time a real folder is reached (symlinks resolved); a folder reached again through a link (a
+    link loop, or two links to one folder) is left out with a warning, so that no case is read twice."""
+    real = os.path.realpath(folder)
+    if real in seen:
+        logger.warning(f"left out '{folder}': it is '{real}', already searched (a symlink loop or a second link).")
+        return False
+    seen.add(real)
+    return True
+
+
+def _new_file(path: Path, seen: set[str]) -> bool:
+    """True the first time a real file is reached; a second path to it (a file symlink) is left out with a warning,
+    so that one file is never two cases."""
+    real = os.path.realpath(path)
+    if real in seen:
+        logger.warning(f"left out '{path}': it is '{real}', already listed (a second path to one file).")
+        return False
+    seen.add(real)
+    return True
+
+
+def _existing(folder: Path, names: list[str]) -> list[str]:
+    """``names`` less broken symlinks (each logged)."""
+    broken = [n for n in names if (folder / n).is_symlink() and not (folder / n).exists()]
+    for name in broken:
+        logger.warning(f"left out '{folder / name}': a broken symlink (its target does not exist).")
+    return [n for n in names if n not in broken]
+
 
 def _walk(root: Path, kind: CaseKind) -> list[Case]:
-    """The cases under ``root`` (recursive, hidden files and folders left out), sorted by relative POSIX path."""
+    """The cases under ``root`` (recursive, following folder symlinks once per real folder, hidden files and folders
+    and result folders of this project left out), sorted by relative POSIX path."""
+    seen = {os.path.realpath(root)}
     found: list[Case] = []
-    for folder, subfolders, files in os.walk(root):
-        subfolders[:] = [d for d in subfolders if not d.startswith(".")]
-        visible = sorted(Path(folder, f) for f in files if not f.startswith("."))
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        if _is_output_folder(Path(folder)):
+            logger.warning(f"left out '{folder}': it holds results of an earlier run ({OUTPUT_MARKER}), not inputs.")
+            subfolders[:] = []
+            continue
+        files = _existing(Path(folder), files)
+        subfolders[:] = [d for d in subfolders if not d.startswith(".") and _new_folder(Path(folder, d), seen)]
+        visible = [p for p in sorted(Path(folder, f) for f in files if not f.startswith(".")) if _new_file(p, seen)]
         found.extend(kind.cases_in_folder(Path(folder), visible))
     return sorted(found, key=lambda c: c.path.relative_to(root).as_posix())
 

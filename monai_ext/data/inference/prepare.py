@@ -12,6 +12,8 @@ from typing import Any
 
 from monai.data import ImageReader
 
+from monai_ext.bundle.folders import check_output_outside_inputs, check_writable_folder
+from monai_ext.bundle.parameters import as_flag
 from monai_ext.data.inference.discovery import inference_datalist
 from monai_ext.data.inference.kinds import InputKind, case_kind
 from monai_ext.data.inference.readability import ReadCheck, check_readable, write_skipped
@@ -48,6 +50,7 @@ def pending_cases(
         ValueError: ``kind`` is unknown, or a case id is not a safe file name.
     """
     spec = case_kind(kind)
+    overwrite = as_flag(overwrite, "overwrite")
     missing = [k for k, item in enumerate(datalist) if case_key not in item]
     if missing:
         raise KeyError(f"datalist item(s) {missing[:_MAX_NAMED]} have no '{case_key}'; use inference_datalist.")
@@ -95,7 +98,10 @@ def prepare_inference_datalist(
             True (no effect without a process group).
 
     Raises:
-        FileNotFoundError, ValueError: as ``inference_datalist`` and ``check_readable`` (on every rank).
+        FileNotFoundError, ValueError: as ``inference_datalist`` and ``check_readable`` (on every rank); ValueError
+            also when ``output_dir`` is an input folder or inside one, or ``overwrite`` is not a boolean
+            (:func:`monai_ext.bundle.as_flag`).
+        PermissionError: ``output_dir`` cannot be created or written (checked before any case runs).
 
     Example:
         ``{"_target_": "monai_ext.data.inference.prepare_inference_datalist", "inputs": "@dataset_dir",
@@ -109,6 +115,9 @@ def prepare_inference_datalist(
             )
         )
     spec = case_kind(kind)
+    overwrite = as_flag(overwrite, "overwrite")
+    check_output_outside_inputs(output_dir, inputs)
+    check_writable_folder(output_dir, "output_dir")
     datalist = inference_datalist(inputs, spec.name, image_key=image_key, case_key=case_key)
     todo = pending_cases(datalist, output_dir, spec.name, overwrite=overwrite, case_key=case_key)
     readable, unreadable = check_readable(

@@ -83,7 +83,7 @@ REQUIRED_CONFIG_IDS: dict[str, tuple[str, ...]] = {
     "configs/train.json": (
         "bundle_root", "device", "dataset_dir", "output_dir", "ckpt_dir", "amp", "num_workers", "seed",
         "class_names", "num_classes", "image_size", "batch_size", "epochs", "network_def", "network", "loss_def",
-        "loss", "checkpoint", "datalist_args", "training_setup",
+        "loss", "checkpoint", "rng_state", "datalist_args", "training_setup",
     ),
     "configs/evaluate.json": ("ckpt_path",),
     "configs/inference.json": (

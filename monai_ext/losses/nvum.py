@@ -469,6 +469,22 @@ class NVUMLoss(_Loss):
 
     # ---- checkpoints -------------------------------------------------------------------------------------------
 
+    def get_extra_state(self) -> dict[str, torch.Tensor]:
+        """``{"generator_state": uint8 tensor}``, the memory-mixing generator, saved as the state dict's
+        ``_extra_state`` so that a resumed run mixes as an uninterrupted one; ``weights_only``-safe."""
+        return {"generator_state": self.generator.get_state()}
+
+    def set_extra_state(self, state: Any) -> None:
+        """Restore the generator state saved by :meth:`get_extra_state`.
+
+        Raises:
+            KeyError: ``generator_state`` is missing.
+        """
+        if not isinstance(state, Mapping) or "generator_state" not in state:
+            found = sorted(state) if isinstance(state, Mapping) else type(state).__name__
+            raise KeyError(f"NVUMLoss checkpoint: '_extra_state' misses 'generator_state'; found {found}.")
+        self.generator.set_state(torch.as_tensor(state["generator_state"]).to(torch.uint8).cpu())
+
     def _load_from_state_dict(
         self,
         state_dict: Mapping[str, Any],

@@ -128,7 +128,8 @@ def memory_audit(
     labels = _labels_by_index(datalist)
     n, c = labels.shape
     loss = NVUMLoss(n, c, nvum_prior(labels, convention), mode=mode, prior_eps=prior_eps)
-    loss.load_state_dict({k: torch.as_tensor(v) for k, v in memory_state.items()})
+    memory_keys = ("memory", "num_updates")  # the mixing generator's _extra_state plays no part in the audit
+    loss.load_state_dict({k: torch.as_tensor(memory_state[k]) for k in memory_keys}, strict=False)
     visited = loss.num_updates > 0
     labels_only = rank_label_disagreement(
         torch.zeros_like(loss.memory), labels, loss.log_prior, MemoryScore.PRIOR, visited=visited

@@ -34,7 +34,8 @@ EVALUATE = [*TRAIN, "configs/evaluate.json"]
 BATCH = json.loads((BUNDLE / DEMO).read_text())["batch_size"]  # the demo overlay's batch size (8)
 SMALL = {"network_def": "%small_network_def"}  # the demo overlay's small SplitUNet (the benchmark's), for speed
 PIVOT = 2
-METHOD_KEYS = {"model", "optimizer", "lr_scheduler", "trainer", "mombs_sampler", "mombs_scores", "mombs_assessor"}
+METHOD_KEYS = {"model", "optimizer", "lr_scheduler", "trainer", "rng"}
+METHOD_KEYS |= {"mombs_sampler", "mombs_scores", "mombs_assessor"}
 
 pytestmark = pytest.mark.slow
 

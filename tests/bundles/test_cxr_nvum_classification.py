@@ -38,7 +38,7 @@ NIH_CLASSES = [
     "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia", "Pneumothorax",
     "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia", "No Finding",
 ]  # fmt: skip
-CKPT_KEYS = {"model", "student", "ema", "nvum", "optimizer", "lr_scheduler", "trainer"}
+CKPT_KEYS = {"model", "student", "ema", "nvum", "optimizer", "lr_scheduler", "trainer", "rng"}
 
 pytestmark = pytest.mark.slow
 

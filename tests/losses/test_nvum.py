@@ -238,11 +238,26 @@ def test_state_dict_round_trip_weights_only(tmp_path):
     loss(torch.tensor(Z), torch.tensor(Y), index=torch.tensor(INDEX))
     torch.save({"nvum": loss.state_dict()}, tmp_path / "ckpt.pt")
     state = torch.load(tmp_path / "ckpt.pt", weights_only=True)["nvum"]
-    assert sorted(state) == ["memory", "num_updates"]  # the prior comes from the config
+    assert sorted(state) == ["_extra_state", "memory", "num_updates"]  # the prior comes from the config
     restored = NVUMLoss(5, 3, PRIOR)
     restored.load_state_dict(state)
     assert torch.equal(restored.memory, loss.memory) and restored.memory.abs().sum() > 0
     assert restored.num_updates.tolist() == [0, 1, 0, 1, 0]
+
+
+def test_state_dict_carries_the_mixing_generator(tmp_path):
+    """A loss restored from a checkpoint mixes memory rows as the saved one goes on to (issue 9: resume = no kill)."""
+    z, y, index = torch.tensor(Z), torch.tensor(Y), torch.tensor(INDEX)
+    loss = NVUMLoss(5, 3, PRIOR, mix_memory=True, reduction="none", generator=torch.Generator().manual_seed(3))
+    loss(z, y, index=index)  # draws from the generator
+    torch.save({"nvum": loss.state_dict()}, tmp_path / "ckpt.pt")
+    restored = NVUMLoss(5, 3, PRIOR, mix_memory=True, reduction="none")  # its own generator, seeded with 0
+    restored.load_state_dict(torch.load(tmp_path / "ckpt.pt", weights_only=True)["nvum"])
+    assert torch.equal(restored.generator.get_state(), loss.generator.get_state())
+    for _ in range(2):
+        assert torch.equal(restored(z, y, index=index), loss(z, y, index=index))
+    with pytest.raises(KeyError, match="misses 'generator_state'"):
+        restored.load_state_dict({**loss.state_dict(), "_extra_state": {}})
 
 
 @pytest.mark.parametrize(

@@ -36,23 +36,13 @@ def _is_output_folder(folder: Path) -> bool:
     return (folder / OUTPUT_MARKER).is_file()
 
 
-def _new_folder(folder: Path, seen: set[str]) -> bool:
-    """True the first time a real folder is reached (symlinks resolved); a folder reached again through a link (a
-    link loop, or two links to one folder) is left out with a warning, so that no case is read twice."""
-    real = os.path.realpath(folder)
-    if real in seen:
-        logger.warning(f"left out '{folder}': it is '{real}', already searched (a symlink loop or a second link).")
-        return False
-    seen.add(real)
-    return True
-
-
-def _new_file(path: Path, seen: set[str]) -> bool:
-    """True the first time a real file is reached; a second path to it (a file symlink) is left out with a warning,
-    so that one file is never two cases."""
+def _first_visit(path: Path, seen: set[str], again: str) -> bool:
+    """True the first time the real ``path`` (symlinks resolved) is reached; a path reached again (``again`` says how:
+    a link loop, a second link to a folder, a second path to one file) is left out with a warning, so that nothing is
+    searched or read twice."""
     real = os.path.realpath(path)
     if real in seen:
-        logger.warning(f"left out '{path}': it is '{real}', already listed (a second path to one file).")
+        logger.warning(f"left out '{path}': it is '{real}', already reached ({again}).")
         return False
     seen.add(real)
     return True
@@ -77,8 +67,16 @@ def _walk(root: Path, kind: CaseKind) -> list[Case]:
             subfolders[:] = []
             continue
         files = _existing(Path(folder), files)
-        subfolders[:] = [d for d in subfolders if not d.startswith(".") and _new_folder(Path(folder, d), seen)]
-        visible = [p for p in sorted(Path(folder, f) for f in files if not f.startswith(".")) if _new_file(p, seen)]
+        subfolders[:] = [
+            d
+            for d in subfolders
+            if not d.startswith(".") and _first_visit(Path(folder, d), seen, "a symlink loop or a second link")
+        ]
+        visible = [
+            p
+            for p in sorted(Path(folder, f) for f in files if not f.startswith("."))
+            if _first_visit(p, seen, "a second path to one file")
+        ]
         found.extend(kind.cases_in_folder(Path(folder), visible))
     return sorted(found, key=lambda c: c.path.relative_to(root).as_posix())
 

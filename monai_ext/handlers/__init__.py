@@ -1,6 +1,7 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""Ignite handlers: per-sample recording (``per_sample``), EMA teacher (``ema``), NVUM label audit (``label_audit``),
+"""Ignite handlers: per-sample recording (``per_sample``), EMA teacher (``ema``), NVUM label audit (``label_audit``) and
+gradient monitor (``nvum_monitor``),
 multi-label metrics and reports, MoMBS re-planning and assessor (``mombs``, ``mombs_assessor``), per-case Dice
 (``segmentation_report``) and inference writers (``prediction_writer``, ``mask_writer``).
 
@@ -16,6 +17,7 @@ from monai_ext.handlers.mombs import MoMBSHandler
 from monai_ext.handlers.mombs_assessor import EntropyActivation, MoMBSAssessor, NormStatistics, UncertaintyMeasure
 from monai_ext.handlers.multilabel_metrics import MultiLabelAUC, MultiLabelAveragePrecision, MultiLabelF1
 from monai_ext.handlers.multilabel_report import MultiLabelReport
+from monai_ext.handlers.nvum_monitor import NVUMMonitor
 from monai_ext.handlers.per_sample import PerSampleRecorder
 from monai_ext.handlers.prediction_writer import PredictionWriter, write_predictions_csv
 from monai_ext.handlers.segmentation_report import SegmentationCaseReport
@@ -26,6 +28,7 @@ __all__ = [
     "EMABufferMode",
     "TeacherMode",
     "LabelAuditWriter",
+    "NVUMMonitor",
     "MemoryScore",
     "MultiLabelAUC",
     "MultiLabelAveragePrecision",

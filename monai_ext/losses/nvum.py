@@ -450,7 +450,31 @@ class NVUMLoss(_Loss):
             all_index, all_logits = all_gather_indexed(index, source.float())
             self.update_memory(all_index, all_logits)
 
-        t = self._memory_rows(index, input.device).to(input.dtype)
+        bce, reg = self.loss_terms(input, target, self._memory_rows(index, input.device))
+        loss = bce + self.reg_weight * reg
+        if self.reduction == LossReduction.MEAN.value:
+            return loss.mean()
+        if self.reduction == LossReduction.SUM.value:
+            return loss.sum()
+        return loss
+
+    def loss_terms(
+        self, input: torch.Tensor, target: torch.Tensor, memory_rows: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two per-sample terms of Eq. 1-2 for given memory rows, without touching the memory:
+        ``BCE(y_i, p_i)`` (mean over classes) and the regulariser (unweighted; this loss's ``regulariser``,
+        ``prob_clamp`` and ``detach_reg_prob``). ``forward`` returns ``bce + reg_weight * reg``; monitors
+        (:class:`monai_ext.handlers.NVUMMonitor`) call it to take the two gradients apart.
+
+        Args:
+            input: ``B C`` logits.
+            target: ``B C`` binary labels.
+            memory_rows: ``B C`` memory rows ``t_i`` (or their batch mix).
+
+        Returns:
+            ``(bce, reg)``, two ``B`` tensors.
+        """
+        t = memory_rows.to(device=input.device, dtype=input.dtype)
         p = torch.sigmoid(input)
         p_reg = p.detach() if self.detach_reg_prob else p
         if self.prob_clamp > 0:
@@ -459,13 +483,8 @@ class NVUMLoss(_Loss):
             reg = F.logsigmoid(-(t * p_reg).sum(dim=1))
         else:
             reg = F.logsigmoid(-(t * p_reg)).mean(dim=1)
-        bce = F.binary_cross_entropy_with_logits(input, target, reduction="none").mean(dim=1)
-        loss = bce + self.reg_weight * reg
-        if self.reduction == LossReduction.MEAN.value:
-            return loss.mean()
-        if self.reduction == LossReduction.SUM.value:
-            return loss.sum()
-        return loss
+        bce = F.binary_cross_entropy_with_logits(input, target.to(input.dtype), reduction="none").mean(dim=1)
+        return bce, reg
 
     # ---- checkpoints -------------------------------------------------------------------------------------------
 

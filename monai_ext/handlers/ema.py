@@ -31,8 +31,9 @@ class EMABufferMode(StrEnum):
     """How the EMA network's buffers (BatchNorm running statistics) follow the trained network's.
 
     - ``copy``: copied after every step (default).
-    - ``ema``: floating-point buffers averaged like the parameters (the official ``WeightEMA.step`` averages every
-      ``state_dict`` entry); integer buffers (``num_batches_tracked``) are copied in both modes.
+    - ``ema``: floating-point buffers averaged like the parameters (the official ``WeightEMA.step``, ``train.py``
+      l. 359-371 at ``86d431d``, averages every ``state_dict`` entry); integer buffers (``num_batches_tracked``) are
+      copied in both modes.
     """
 
     COPY = "copy"
@@ -44,7 +45,7 @@ class TeacherMode(StrEnum):
 
     - ``eval``: BatchNorm uses (and leaves untouched) its running statistics, dropout is off (default).
     - ``train``: BatchNorm normalises with batch statistics and updates its running statistics, as the official code
-      (``net_ema.train()`` in ``train.py`` l. 242).
+      (``net_ema.train()`` in ``train.py`` l. 229 at its HEAD, commit ``86d431d``).
     """
 
     EVAL = "eval"

@@ -8,6 +8,11 @@ Robust Medical Image Classification", MICCAI 2022, arXiv:2103.04053; code github
 :class:`NVUMLoss` holds the memory ``t`` (``N C``, one row per training sample) as a buffer, updates the rows of the
 batch before computing the loss, and keeps it identical on every rank under ``torchrun``. :func:`nvum_prior` computes
 the class prior from the training labels in the paper's and in the official code's convention.
+
+"Official" means the public code at its HEAD, commit ``86d431d`` (2022-09-06): ``models/loss.py`` class ``NVUMREG``
+and ``train.py`` ``train()``; line numbers below are at that commit. Its regulariser has a gradient through the
+prediction. The commits before ``e8b4479`` (``7a8807f`` to ``99bdde8``, March-May 2022, class ``ELR``) fed
+``y_pred.detach()`` to it; that variant is the option ``detach_reg_prob=True``.
 """
 
 from __future__ import annotations
@@ -59,7 +64,8 @@ class NVUMRegulariser(StrEnum):
     """Form of the memory regulariser.
 
     - ``dot``: ``log(1 - sigmoid(t_i . p_i))``, one value per sample (paper, Eq. 2).
-    - ``elementwise``: ``mean_c log(1 - sigmoid(t_ic * p_ic))`` (official ``models/loss.py`` l. 138).
+    - ``elementwise``: ``mean_c log(1 - sigmoid(t_ic * p_ic))`` (official ``models/loss.py`` ``NVUMREG.forward``
+      l. 41 at ``86d431d``, averaged over the batch and classes in ``train.py`` l. 254).
     """
 
     DOT = "dot"
@@ -70,8 +76,8 @@ class NVUMMemorySource(StrEnum):
     """Which logits feed the memory update (Eq. 3).
 
     - ``prediction``: the trained network's own logits, detached (paper).
-    - ``teacher``: the ``memory_logits`` passed to ``forward`` (an EMA teacher's; official ``train.py`` l. 255-259,
-      see :class:`monai_ext.handlers.ema.EMATeacher`).
+    - ``teacher``: the ``memory_logits`` passed to ``forward`` (an EMA teacher's; official ``train.py`` l. 242-251
+      at ``86d431d``, see :class:`monai_ext.handlers.ema.EMATeacher`).
     """
 
     PREDICTION = "prediction"
@@ -84,18 +90,18 @@ class PriorConvention(StrEnum):
     - ``paper``: ``pi_c`` = fraction of training samples labelled positive for class ``c``.
     - ``official``: the last column is "No Finding"; ``pi_c = (1 - P(NoFinding)) * positive_rate_c`` for the
       diseases and ``P(NoFinding)`` for the last column (official ``data/cx14_dataloader_cut.py``,
-      ``ChestDataset.calc_prior``).
+      ``ChestDataset.calc_prior``, l. 118-132 at ``86d431d``).
     """
 
     PAPER = "paper"
     OFFICIAL = "official"
 
 
-# option -> (paper value, official value); every official difference is one of these, each overridable
+# option -> (paper value, official value at 86d431d); every official difference is one of these, each overridable
 _PRESETS: dict[str, tuple[Any, Any]] = {
     "regulariser": (NVUMRegulariser.DOT, NVUMRegulariser.ELEMENTWISE),
     "prob_clamp": (0.0, 1e-4),
-    "detach_reg_prob": (False, True),
+    "detach_reg_prob": (False, False),  # True: the official code before commit e8b4479
     "memory_source": (NVUMMemorySource.PREDICTION, NVUMMemorySource.TEACHER),
     "mix_memory": (False, True),
     "prior_eps": (0.0, 1e-12),
@@ -184,32 +190,44 @@ class NVUMLoss(_Loss):
 
     ``log(1 - sigmoid(s))`` is computed as ``logsigmoid(-s)`` (the same value, finite for large ``s``).
 
-    **Official mode.** The paper's numbers come from the public code (github FBLADL/NVUM, commit 7a8807f), which
-    differs from the equations above. ``mode="official"`` sets every difference at once; each is also an explicit
-    option (``None`` takes the mode's value):
+    **Official mode.** The public code (github FBLADL/NVUM) differs from the equations above. ``mode="official"``
+    follows it at its HEAD, commit ``86d431d``: ``models/loss.py`` class ``NVUMREG`` (``logits_adjust`` l. 21-26,
+    ``forward`` l. 28-43, ``update_hist`` l. 45-59) driven by ``train.py`` ``train()`` (l. 216-275). It sets every
+    difference at once; each is also an explicit option (``None`` takes the mode's value):
 
     ====================  =====================  ==========================================================
-    option                paper                  official (source)
+    option                paper                  official (source at ``86d431d``)
     ====================  =====================  ==========================================================
-    ``regulariser``       ``"dot"``              ``"elementwise"``: ``log(1 - sigmoid(t_ic p_ic))``, mean over
-                                                 classes (``models/loss.py`` ``ELR.forward`` l. 138;
-                                                 ``train.py`` l. 267 takes ``mean(bce + w * reg)`` over
+    ``regulariser``       ``"dot"``              ``"elementwise"``: ``log(1 - sigmoid(q_ic p_ic))`` per class
+                                                 (``models/loss.py`` ``NVUMREG.forward`` l. 41;
+                                                 ``train.py`` l. 253-254 takes ``mean(bce + w * reg)`` over
                                                  ``B x C``)
     ``prob_clamp``        ``0`` (none)           ``1e-4``: ``p`` clamped to ``[1e-4, 1 - 1e-4]`` in the
-                                                 regulariser (``models/loss.py`` l. 131)
-    ``detach_reg_prob``   ``False``              ``True``: the code feeds ``y_pred.detach()`` to the
-                                                 regulariser (l. 138), so it adds no gradient there
+                                                 regulariser (``models/loss.py`` l. 33-35)
+    ``detach_reg_prob``   ``False``              ``False``: ``p`` is not detached (l. 41), so the
+                                                 regulariser has a gradient. ``True`` reproduces the commits
+                                                 before ``e8b4479`` (``7a8807f`` to ``99bdde8``, class
+                                                 ``ELR``, ``y_pred.detach()`` at l. 138 of ``7a8807f``):
+                                                 the regulariser is then a constant with respect to the
+                                                 network and only the BCE term trains it
     ``memory_source``     ``"prediction"``       ``"teacher"``: memory fed by an EMA teacher's logits
-                                                 (``train.py`` l. 255-259; pass ``memory_logits``)
+                                                 (``train.py`` l. 242 and l. 244-251 call ``update_hist``
+                                                 before the loss; pass ``memory_logits``)
     ``mix_memory``        ``False``              ``True``: ``q_i = m t_i + (1 - m) t_perm(i)`` with a random
                                                  permutation of the batch and ``m = max(u, 1 - u)``,
-                                                 ``u ~ U(0, 1)`` (``train.py`` l. 249-251,
-                                                 ``models/loss.py`` l. 154)
-    ``prior_eps``         ``0``                  ``1e-12``: ``log(pi + 1e-12)`` (``models/loss.py`` l. 111)
+                                                 ``u ~ Beta(1, 1) = U(0, 1)`` (``train.py`` l. 236-238,
+                                                 ``models/loss.py`` ``update_hist`` l. 56-59)
+    ``prior_eps``         ``0``                  ``1e-12``: ``log(pi + 1e-12)`` (``models/loss.py``
+                                                 ``logits_adjust`` l. 22)
     ====================  =====================  ==========================================================
 
-    The official prior is :func:`nvum_prior` with ``convention="official"``; the official code also evaluates the EMA
-    network (:class:`monai_ext.handlers.ema.EMATeacher`, decay 0.99) and uses ``beta=0.9``, ``reg_weight=1``.
+    The official prior is :func:`nvum_prior` with ``convention="official"``. The official code also evaluates the EMA
+    network (``train.py`` l. 148-153, 172-178, 194, 198), an EMA of every ``state_dict`` entry with decay 0.99
+    (``WeightEMA``, l. 343-371) that runs its teacher forward in training mode (``net_ema.train()``, l. 229):
+    :class:`monai_ext.handlers.ema.EMATeacher` with ``buffer_mode="ema"``, ``teacher_mode="train"``; and it uses
+    ``beta=0.9``, ``reg_weight=1`` (``opts.py`` l. 25-26). Not reproduced: the official step runs under amp's
+    ``autocast`` (``train.py`` l. 240); this loss computes in the dtype of ``input``, with the memory in float32 (as
+    ``pred_hist``, ``models/loss.py`` l. 15 and l. 47).
 
     **Distributed.** Under ``torchrun`` the ``(index, logits)`` of every rank are gathered
     (:func:`monai_ext.utils.distributed.all_gather_indexed`) before the update, so every rank holds the same memory;
@@ -240,12 +258,14 @@ class NVUMLoss(_Loss):
         regulariser: ``{"dot", "elementwise"}``, see :class:`NVUMRegulariser`; ``None`` takes the mode's.
         prob_clamp: ``eps`` to clamp ``p`` to ``[eps, 1 - eps]`` inside the regulariser, in [0, 0.5); ``None``
             takes the mode's.
-        detach_reg_prob: whether ``p`` is detached inside the regulariser; ``None`` takes the mode's.
+        detach_reg_prob: whether ``p`` is detached inside the regulariser (then only the BCE term has a gradient; the
+            official code before commit ``e8b4479``); ``None`` takes the mode's (``False`` in both).
         memory_source: ``{"prediction", "teacher"}``, see :class:`NVUMMemorySource`; ``None`` takes the mode's.
         mix_memory: whether the regulariser uses batch-mixed memory rows; ``None`` takes the mode's.
         prior_eps: added to ``pi`` before the log, >= 0; ``None`` takes the mode's.
         generator: random source of the memory mixing; ``None`` uses a private ``torch.Generator`` seeded with 0.
-            The mixing draws happen on the CPU.
+            The mixing draws happen on the CPU: per ``forward`` with ``mix_memory`` and ``B >= 2``, first
+            ``u = torch.rand((), generator=generator)``, then ``torch.randperm(B, generator=generator)``.
 
     Raises:
         ValueError: a size, ``beta``, ``reg_weight``, ``prob_clamp`` or ``prior_eps`` is out of range; ``prior``

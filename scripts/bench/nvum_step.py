@@ -34,7 +34,8 @@ class StepVariant(StrEnum):
 
     - ``bce``: ``BCEWithLogitsLoss`` (the baseline).
     - ``paper``: ``NVUMLoss(mode="paper")``, memory fed by the network's own logits.
-    - ``official_loss``: ``NVUMLoss(mode="official")`` fed fixed teacher logits: the loss's overhead alone.
+    - ``official_loss``: ``NVUMLoss(mode="official")`` fed fixed teacher logits: the loss's overhead alone (its
+      regulariser backpropagates through the prediction, as the official code at its HEAD).
     - ``official_teacher``: official mode with the EMA teacher's no-grad forward before the loss and its EMA
       update after the optimizer step: what an official-mode step costs.
     """

@@ -58,8 +58,9 @@ def _terminate_after(epoch: int):
 
 
 def _record_losses(losses: dict[int, torch.Tensor]):
-    """A hook that keeps every iteration's training loss (it depends on every random draw of the step, including
-    draws that leave the weights unchanged, such as the official NVUM mode's memory mixing)."""
+    """A hook that keeps every iteration's training loss (it depends on every random draw of the step, such as the
+    official NVUM mode's memory mixing, also where a draw leaves the weights unchanged, e.g. with
+    ``detach_reg_prob=True``)."""
 
     def hook(wf):
         def record(engine):

@@ -100,9 +100,10 @@ def test_memory_audit_finds_recorded_flips(tmp_path):
         dataset, batch_size=BATCH_SIZE, shuffle=True, generator=torch.Generator().manual_seed(SEED), num_workers=0
     )
     network = _network(len(classes), SEED)
-    # Official mode, memory fed by the network's own logits (no EMA teacher). The official code feeds detached
-    # probabilities to the regulariser, so the network learns from the BCE term alone and the memory is the plain
-    # temporal ensemble of its (prior-corrected) logits: the audit's precision was 0.46-0.53 for seeds 0-3. Paper
+    # Official mode, memory fed by the network's own logits (no EMA teacher), with the regulariser's probabilities
+    # detached (detach_reg_prob=True, the official code before its commit e8b4479; its HEAD does not detach), so the
+    # network learns from the BCE term alone and the memory is the plain temporal ensemble of its (prior-corrected)
+    # logits: the audit's precision was 0.46-0.53 for seeds 0-3 (measured with this setting). Paper
     # mode's regulariser pulls the predictions towards the memory, and its audit stayed at the prior-only level
     # (0.25 vs 0.26, 0.40 vs 0.31), and its prior_eps = 0 fails when a rare class has no training positive (seed 2).
     # The teacher would add a second forward pass per step; the mixing of memory rows affects the loss only.
@@ -112,6 +113,7 @@ def test_memory_audit_finds_recorded_flips(tmp_path):
         nvum_prior(datalist, "official"),
         mode="official",
         memory_source="prediction",
+        detach_reg_prob=True,
         reduction="none",
         generator=torch.Generator().manual_seed(SEED),
     )

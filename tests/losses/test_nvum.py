@@ -151,22 +151,26 @@ def test_memory_logits_ignored_in_paper_mode_with_warning():
 
 
 def _official_by_hand(memory, z_student, z_teacher, y, index, prior, beta, w, u, perm):
-    """Plain-Python transcription of the official step: memory from the teacher (log(prior + 1e-12)), rows mixed
-    with m = max(u, 1 - u) and a batch permutation, p clamped to [1e-4, 1 - 1e-4], elementwise regulariser,
-    mean over batch x classes of bce + w reg."""
+    """Plain-Python transcription of the official step (FBLADL/NVUM HEAD 86d431d): memory from the teacher
+    (log(prior + 1e-12)), rows mixed with m = max(u, 1 - u) and a batch permutation, p clamped to [1e-4, 1 - 1e-4],
+    elementwise regulariser with p not detached, mean over batch x classes of bce + w reg.
+
+    Returns the loss, the memory and the gradient with respect to the student logits, written out by hand:
+    ``((p - y) - w sigmoid(q p) q p (1 - p)) / (B C)`` (the clamp passes the gradient for 1e-4 < p < 1 - 1e-4)."""
     memory = [row[:] for row in memory]
     for i, zt in zip(index, z_teacher):
         memory[i] = [beta * t + (1 - beta) * (v - math.log(pc + 1e-12)) for t, v, pc in zip(memory[i], zt, prior)]
     rows = [memory[i] for i in index]
     m = max(u, 1 - u)
     q = [[m * a + (1 - m) * b for a, b in zip(rows[k], rows[perm[k]])] for k in range(len(index))]
-    total, count = 0.0, 0
+    total, count, grad = 0.0, len(z_student) * len(z_student[0]), []
     for qi, zi, yi in zip(q, z_student, y):
+        grad.append([])
         for qc, zc, yc in zip(qi, zi, yi):
             p = min(max(_sig(zc), 1e-4), 1 - 1e-4)
             total += _bce(zc, yc) + w * math.log(1 - _sig(qc * p))
-            count += 1
-    return total / count, memory
+            grad[-1].append(((_sig(zc) - yc) - w * _sig(qc * p) * qc * p * (1 - p)) / count)
+    return total / count, memory, grad
 
 
 def test_official_mode_matches_plain_python_loop():
@@ -186,16 +190,19 @@ def test_official_mode_matches_plain_python_loop():
     u = float(torch.rand((), generator=g))
     perm = torch.randperm(3, generator=g).tolist()
     assert perm != [0, 1, 2]  # the mixing is exercised
-    expected, expected_memory = _official_by_hand(memory0, z_student, z_teacher, y, index, prior, 0.9, 1.0, u, perm)
+    expected, expected_memory, expected_grad = _official_by_hand(
+        memory0, z_student, z_teacher, y, index, prior, 0.9, 1.0, u, perm
+    )
 
     z = torch.tensor(z_student, requires_grad=True)
     out = loss(z, torch.tensor(y), index=torch.tensor(index), memory_logits=torch.tensor(z_teacher))
     assert math.isclose(float(out.detach()), expected, abs_tol=1e-5)
     assert torch.allclose(loss.memory, torch.tensor(expected_memory), atol=1e-5)
     out.backward()
-    # the official regulariser sees p.detach(): only the BCE gradient (p - y) / (B C) is left
+    # the official regulariser (HEAD) has a gradient through p; with detach_reg_prob=True only BCE's (p - y) / (B C)
+    assert torch.allclose(z.grad, torch.tensor(expected_grad), atol=1e-7)
     p = torch.sigmoid(torch.tensor(z_student))
-    assert torch.allclose(z.grad, (p - torch.tensor(y)) / 9, atol=1e-7)
+    assert not torch.allclose(z.grad, (p - torch.tensor(y)) / 9, atol=1e-4)
 
 
 def test_each_official_difference_is_an_option():

@@ -59,6 +59,20 @@ class NVUMMode(StrEnum):
         ``official`` -> ``official``)."""
         return PriorConvention.PAPER if self == NVUMMode.PAPER else PriorConvention.OFFICIAL
 
+    @property
+    def teacher_mode(self) -> str:
+        """The :class:`monai_ext.handlers.ema.TeacherMode` of the EMA teacher that goes with this mode: ``"train"``
+        for ``official`` (``net_ema.train()``, ``train.py`` l. 229 at HEAD 86d431d: BatchNorm on batch statistics),
+        ``"eval"`` for ``paper`` (whose memory takes no teacher logits; the EMA network only serves evaluation)."""
+        return "train" if self == NVUMMode.OFFICIAL else "eval"
+
+    @property
+    def ema_buffer_mode(self) -> str:
+        """The :class:`monai_ext.handlers.ema.EMABufferMode` that goes with this mode: ``"ema"`` for ``official``
+        (``WeightEMA.step`` averages every ``state_dict`` entry, ``train.py`` l. 359-371 at HEAD), ``"copy"`` for
+        ``paper``."""
+        return "ema" if self == NVUMMode.OFFICIAL else "copy"
+
 
 class NVUMRegulariser(StrEnum):
     """Form of the memory regulariser.

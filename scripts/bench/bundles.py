@@ -11,10 +11,13 @@ settings (seed, method, folders, epochs) are overrides on top.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from monai.bundle import ConfigParser
+from monai.bundle import ConfigParser, ConfigWorkflow
+from monai.data import get_track_meta, set_track_meta
 
 from monai_ext.data.datalist import require_file
 
@@ -30,6 +33,8 @@ __all__ = [
     "SMALL_NETWORK",
     "shipped_network_def",
     "small_network_def",
+    "plain_tensors_after_caching",
+    "restore_track_meta",
 ]
 
 BUNDLES_DIR = Path(__file__).resolve().parents[2] / "bundles"
@@ -51,13 +56,17 @@ def run_folders(run_dir: str | os.PathLike) -> dict[str, str]:
     return {"ckpt_dir": str(run_dir / "models"), "output_dir": str(run_dir / "eval")}
 
 
+CACHED_DATASET_IDS = ("train#dataset", "validate#dataset")
+"""The dataset ids :func:`cached_datasets` turns into ``CacheDataset`` s."""
+
+
 def cached_datasets() -> dict[str, Any]:
     """Overrides making the training and validation datasets ``CacheDataset`` (the deterministic loading is cached
     once; the random transforms still run every epoch), for benchmarks that train many runs on the same data."""
     out: dict[str, Any] = {}
-    for part in ("train", "validate"):
-        out[f"{part}#dataset#_target_"] = "CacheDataset"
-        out[f"{part}#dataset#progress"] = False
+    for dataset_id in CACHED_DATASET_IDS:
+        out[f"{dataset_id}#_target_"] = "CacheDataset"
+        out[f"{dataset_id}#progress"] = False
     return out
 
 
@@ -89,3 +98,27 @@ def small_network_def(bundle_dir: str | os.PathLike) -> dict[str, Any]:
         KeyError: it defines no ``small_network_def``.
     """
     return _raw_network(bundle_dir, DEMO_TRAIN[1], "small_network_def")
+
+
+def plain_tensors_after_caching(workflow: ConfigWorkflow) -> None:
+    """A :func:`monai_ext.bundle.workflow.run_bundle_workflow` hook: switch MONAI's metadata tracking off once the
+    workflow is initialised, i.e. once its ``CacheDataset`` s hold the loaded images (the loading transforms need
+    the metadata: bit depth, DICOM tags). The random transforms and the network then work on plain tensors, about
+    4x faster per image on a CPU, with the same pixels. ``train#dataset`` and ``validate#dataset`` are built first
+    where the config defines them (an evaluation workflow builds its dataset only when it runs). Run the workflow
+    inside :func:`restore_track_meta`."""
+    for dataset_id in CACHED_DATASET_IDS:
+        if dataset_id in workflow.parser:
+            workflow.parser.get_parsed_content(dataset_id)
+    set_track_meta(False)
+
+
+@contextmanager
+def restore_track_meta() -> Iterator[None]:
+    """Restore MONAI's metadata tracking (``set_track_meta``) to its value on entry when the block ends, also when it
+    fails: wrap a workflow run with :func:`plain_tensors_after_caching` in it."""
+    saved = get_track_meta()
+    try:
+        yield
+    finally:
+        set_track_meta(saved)

@@ -1,18 +1,17 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""NVUM benchmark results: aggregation over seeds, the README table, the plot and the JSON.
+"""NVUM benchmark results: the README tables, the figure and the JSON.
 
-A result is ``{"step_time": ..., "efficacy": ..., "environment": ..., "interpretation": ...}`` (every part
-optional): ``step_time`` from :func:`scripts.bench.nvum_step.step_time_benchmark`, ``efficacy`` from
-:func:`scripts.bench.nvum.run_efficacy` (its ``summary`` from :func:`aggregate_runs`), ``interpretation`` a
-paragraph of plain text written under the tables. :func:`write_results` writes ``nvum_bench.json``,
-``nvum_bench.png`` and ``README_table.md``.
+A result is ``{"step_time": ..., "study": ..., "environment": ..., "interpretation": ...}`` (every part optional):
+``step_time`` from :func:`scripts.bench.nvum_step.step_time_benchmark`, ``study`` from
+:func:`scripts.bench.nvum_study.run_study`, ``interpretation`` a paragraph of plain text written under the tables.
+:func:`write_results` writes ``nvum_bench.json``, ``nvum_bench.png`` and ``README_table.md``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,104 +19,28 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from scripts.bench.nvum_bundle import Method
+from scripts.bench import study as harness
 from scripts.bench.nvum_step import StepVariant
+from scripts.bench.nvum_study import ARM_LABELS, TEST_SETS, VAL_METRIC, Arm
 from scripts.bench.results_io import save_figure, write_json
 
-__all__ = ["summarise", "aggregate_runs", "results_table", "plot_results", "write_results"]
+__all__ = ["RESULT_FILES", "results_table", "plot_results", "write_results"]
 
 RESULT_FILES = {"json": "nvum_bench.json", "png": "nvum_bench.png", "table": "README_table.md"}
-_RUN_METRICS = ("clean_test_auc", "openi_auc", "padchest_auc")
-_AUDIT_KEYS = ("precision_at_k", "base_rate", "labels_only_precision_at_k")
 _STEP_LABELS = {
     StepVariant.BCE.value: "BCE (`BCEWithLogitsLoss`)",
     StepVariant.PAPER.value: "NVUM paper mode",
     StepVariant.OFFICIAL_LOSS.value: "NVUM official mode, loss only (fixed teacher logits)",
     StepVariant.OFFICIAL_TEACHER.value: "NVUM official mode + EMA teacher forward and update",
 }
-_METHOD_LABELS = {Method.BCE.value: "BCE baseline", Method.PAPER.value: "NVUM paper",
-                  Method.OFFICIAL.value: "NVUM official"}  # fmt: skip
-
-
-def summarise(values: Sequence[float | None]) -> dict[str, Any]:
-    """``{"mean", "std", "n", "values"}`` of values that may be ``nan`` or ``None``; ``std`` is the sample standard
-    deviation (``ddof=1``, ``nan`` for fewer than 2 values); ``nan``/``None`` values are kept in ``values`` (as
-    ``nan``) and left out of the rest."""
-    finite = [float(v) for v in values if v is not None and np.isfinite(v)]
-    return {
-        "mean": float(np.mean(finite)) if finite else float("nan"),
-        "std": float(np.std(finite, ddof=1)) if len(finite) > 1 else float("nan"),
-        "n": len(finite),
-        "values": [float("nan") if v is None else float(v) for v in values],
-    }
-
-
-def aggregate_runs(runs: Sequence[Mapping[str, Any]], baseline: str = Method.BCE.value) -> dict[str, Any]:
-    """Per method: :func:`summarise` over seeds (in seed order) of each AUC, of the per-seed difference of the
-    clean-test AUC to the baseline (paired by seed), and of each memory score's audit precision, base rate and
-    labels-only precision (``nan`` for a run whose audit predates it).
-
-    Example: runs ``bce`` seeds 0, 1 with clean-test AUC 0.6, 0.7 and ``paper`` 0.65, 0.8 give
-    ``summary["paper"]["delta_clean_test_auc"]`` mean 0.075, std 0.0354 (differences 0.05 and 0.1).
-
-    Args:
-        runs: items with ``method``, ``seed``, ``clean_test_auc``, ``openi_auc``, ``padchest_auc`` and ``audit``
-            (``{score: {"precision_at_k", "base_rate", "labels_only_precision_at_k", ...}}`` or ``None``).
-        baseline: method the deltas are taken against; deltas are left out when it is missing.
-
-    Returns:
-        ``{method: {"seeds": [...], "clean_test_auc": summary, "openi_auc": ..., "padchest_auc": ...,
-        "audit": {score: {"precision_at_k": summary, "base_rate": summary, "labels_only_precision_at_k": summary}},
-        "delta_clean_test_auc": summary}}``
-        in first-seen method order; ``audit`` holds the scores in first-seen order (empty without audits).
-    """
-    by_method: dict[str, dict[int, Mapping[str, Any]]] = {}
-    for run in runs:
-        by_method.setdefault(str(run["method"]), {})[int(run["seed"])] = run
-    out: dict[str, Any] = {}
-    for method, per_seed in by_method.items():
-        seeds = sorted(per_seed)
-        entry: dict[str, Any] = {"seeds": seeds}
-        for metric in _RUN_METRICS:
-            entry[metric] = summarise([per_seed[s][metric] for s in seeds])
-        audits = [per_seed[s].get("audit") or {} for s in seeds]
-        scores = list(dict.fromkeys(score for audit in audits for score in audit))
-        entry["audit"] = {
-            score: {
-                key: summarise([a[score].get(key) if score in a else None for a in audits])
-                for key in _AUDIT_KEYS
-            }
-            for score in scores
-        }
-        base = by_method.get(baseline, {})
-        paired = [s for s in seeds if s in base]
-        if method != baseline and paired:
-            entry["delta_clean_test_auc"] = summarise(
-                [per_seed[s]["clean_test_auc"] - base[s]["clean_test_auc"] for s in paired]
-            )
-        out[method] = entry
-    return out
-
-
-def _pm(summary: Mapping[str, Any] | None, digits: int = 3, same_as_mean: bool = False) -> str:
-    """``mean ± std``; the mean alone for one value (or, with ``same_as_mean``, for identical values)."""
-    if not summary or summary["mean"] is None or not np.isfinite(summary["mean"]):
-        return "n/a"
-    std = summary["std"]
-    if std is None or not np.isfinite(std) or (same_as_mean and std == 0.0):
-        return f"{summary['mean']:.{digits}f}"
-    return f"{summary['mean']:.{digits}f} ± {std:.{digits}f}"
+_TEST_TITLES = {"openi": "OpenI", "padchest": "PadChest"}
 
 
 def _network_text(network_def: Any) -> str:
     if not isinstance(network_def, Mapping):
         return "the bundle's DenseNet121"
-    args = ", ".join(f"{k}={v}" for k, v in network_def.items() if k != "_target_")
+    args = ", ".join(f"{k}={v}" for k, v in network_def.items() if k not in ("_target_", "out_channels"))
     return f"`{network_def.get('_target_', '?')}({args})`"
-
-
-def _audit_scores(summary: Mapping[str, Any]) -> list[str]:
-    return list(dict.fromkeys(score for m in summary.values() for score in m.get("audit", {})))
 
 
 def _step_lines(step: Mapping[str, Any], env: Mapping[str, Any]) -> list[str]:
@@ -137,77 +60,106 @@ def _step_lines(step: Mapping[str, Any], env: Mapping[str, Any]) -> list[str]:
     return lines + [""]
 
 
-def _efficacy_lines(eff: Mapping[str, Any]) -> list[str]:
-    s = eff["settings"]
-    nih = eff["data"].get("nih", {})
-    scores = _audit_scores(eff["summary"])
-    header = ("| method | clean-test AUC (mean of OpenI, PadChest) | per seed | Δ vs BCE (paired) | OpenI AUC | "
-              "PadChest AUC |")  # fmt: skip
-    rule = "|---|---:|---|---:|---:|---:|"
-    if scores:
-        header += "".join(f" label-audit P@k, `{score}` |" for score in scores) + " random P@k | labels-only P@k |"
-        rule += "---:|" * (len(scores) + 2)
-    lines = [
-        f"**Efficacy on demo data** (bundle `train.json` + `evaluate.json` run in-process with overrides; NIH demo "
-        f"size {s['train_size']} ({nih.get('n_images', '?')} images, {nih.get('n_flips', '?')} label flips "
-        f"from the NIH-vs-radiologist rates), clean OpenI/PadChest demo size {s['test_size']}; written at "
-        f"{s['image_size']} px, lesion contrast {s['lesion_contrast']}; network {_network_text(s['network_def'])}; "
-        f"{s['epochs']} epochs, batch {s['batch_size']}, evaluated with the EMA network at the best noisy-val "
-        f"epoch; seeds {s['seeds']}; AUROC = mean over the 13 diseases, No Finding left out; mean ± sample std "
-        "over seeds):",
+def _budget_lines(res: Mapping[str, Any]) -> list[str]:
+    plan, data = res["plan"], res["data"]
+    sizes = data["sizes"]
+    min_pos = {t: min(data["test_positives"][t][c] for c in data["class_names"]) for t in TEST_SETS}
+    return [
+        f"**Powered efficacy study** (`{plan['name']}` plan; DESIGN.md \"How we show that a method works\"). "
+        f"Demo NIH training set of {sizes['train']:,} images with noisy labels ({data['n_flips']:,} labels flipped at "
+        f"the real NIH-vs-radiologist rates), noisy validation split of {sizes['val']:,} images (patient-disjoint); "
+        f"clean test sets OpenI-like {sizes['openi']:,} and PadChest-like {sizes['padchest']:,} images (at least "
+        f"{min_pos['openi']} / {min_pos['padchest']} positives of every class). Network "
+        f"{_network_text(plan['network_def'])} at {plan['image_size']} px, {plan['epochs']} epochs, batch "
+        f"{plan['batch_size']}, the bundle's Adam (betas 0.9/0.99, eps 0.1) and MultiStepLR; checkpoint chosen on "
+        f"the noisy validation AUROC. Tuning on the noisy validation split, {len(plan['lr_grid'])} runs per arm: "
+        f"BCE arms choose the learning rate from {list(plan['lr_grid'])}, NVUM arms `reg_weight` from "
+        f"{list(plan['reg_grid'])} at BCE's learning rate. Seeds {list(plan['seeds'])} (seed {plan['seeds'][0]} "
+        f"also tunes), paired: one seed gives every arm the same initialisation and data order. "
+        f"{len(res['runs']) + sum(len(t) for t in res['tuning'].values()) - len(res['selected'])} runs, "
+        f"{res.get('workers', '?')} in parallel, {res['wall_s'] / 60:.1f} min.",
         "",
-        header,
-        rule,
     ]
-    for method, m in eff["summary"].items():
-        per_seed = ", ".join("nan" if v is None else f"{v:.3f}" for v in m["clean_test_auc"]["values"])
-        row = (
-            f"| {_METHOD_LABELS.get(method, method)} | {_pm(m['clean_test_auc'])} | {per_seed} | "
-            f"{_pm(m.get('delta_clean_test_auc'))} | {_pm(m['openi_auc'])} | {_pm(m['padchest_auc'])} |"
-        )
-        if scores:
-            audit = m.get("audit", {})
-            row += "".join(f" {_pm(audit[sc]['precision_at_k']) if sc in audit else 'n/a'} |" for sc in scores)
-            first = next((audit[sc] for sc in scores if sc in audit), {})
-            row += f" {_pm(first.get('base_rate'), same_as_mean=True)} |"
-            row += f" {_pm(first.get('labels_only_precision_at_k'), same_as_mean=True)} |"
-        lines.append(row)
-    lines.append("")
-    if scores:
-        ks = sorted({int(a["k"]) for run in eff["runs"] for a in (run.get("audit") or {}).values()})
-        k_text = f"k = {ks[0]}" if len(ks) == 1 else f"k = {ks[0]}-{ks[-1]}" if ks else "k"
-        lines += [
-            "Label audit: every training (image, class) pair of the NVUM memory `t` saved in the run's "
-            "`models/last.pt`, ranked by |label - score| with score `prior` = sigmoid(t + log pi) (the bundle's "
-            "`LabelAuditWriter` default) or `unbiased` = sigmoid(t), `log pi` recomputed with `nvum_prior` on the "
-            f"run's training datalist; P@k = share of the demo generator's recorded flips among the top k pairs, "
-            f"{k_text} = the number of recorded flips in the training set (so P@k is also the recall); random P@k = "
-            "expected precision of a random ranking (flips / ranked pairs); labels-only P@k = precision of the same "
-            "pairs at the same k ranked with a memory of zeros and the `prior` score, i.e. by |label - pi| (pairs "
-            "the class prior finds unlikely first): what the noisy labels alone give, the level the memory has to "
-            "beat. BCE keeps no memory (n/a).",
-            "",
-        ]
-    if eff.get("audit_recomputed"):
-        lines += [
-            "The label-audit columns were recomputed after training from the saved memories (`models/last.pt`) "
-            "of these same runs, without retraining; the AUC and step-time numbers are the ones measured in the "
-            "runs.",
-            "",
-        ]
+
+
+def _tuning_lines(res: Mapping[str, Any]) -> list[str]:
+    lines = ["Tuning (seed {}; noisy-validation mean AUROC, chosen setting in bold):".format(res["plan"]["seeds"][0]),
+             "", "| arm | setting: validation AUROC |", "|---|---|"]  # fmt: skip
+    for arm, trials in res["tuning"].items():
+        cells = []
+        for trial in trials:
+            text = ", ".join(f"{k}={v:g}" for k, v in trial["params"].items()) + f": {trial[VAL_METRIC]:.4f}"
+            cells.append(f"**{text}**" if trial["params"] == res["selected"][arm] else text)
+        lines.append(f"| {ARM_LABELS.get(arm, arm)} | {'; '.join(cells)} |")
+    return lines + [""]
+
+
+def _main_lines(summary: Mapping[str, Any]) -> list[str]:
+    arms = {a: e for a, e in summary.items() if a != "groups"}
+    metrics = {"clean_test_auc": "mean of both", **{f"{t}_auc": _TEST_TITLES[t] for t in TEST_SETS}}
+    table = harness.comparison_table(arms, metrics, ARM_LABELS, baseline=Arm.BCE.value)
+    groups = summary.get("groups", {})
+    group_metrics = {f"{g}_auc": f"{g} classes ({', '.join(c[:4] for c in classes)})" for g, classes in groups.items()}
+    lines = ["Mean AUROC over the 13 diseases on the clean test sets (mean +- std over seeds; paired difference to BCE "
+             "with its 95 % t-interval):", "", table]  # fmt: skip
+    if group_metrics:
+        lines += ["Head vs tail classes (split at the median of the noisy training positives; mean AUROC over the "
+                  "group, averaged over both test sets):", "",
+                  harness.comparison_table(arms, group_metrics, ARM_LABELS, baseline=Arm.BCE.value)]  # fmt: skip
     return lines
 
 
+def _seed_lines(summary: Mapping[str, Any]) -> list[str]:
+    arms = [a for a in summary if a != "groups"]
+    seeds = sorted({s for a in arms for s in summary[a]["seeds"]})
+    lines = ["Per seed (mean of both test sets; validation AUROC in brackets):", "",
+             "| arm | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|---|" + "---|" * len(seeds)]  # fmt: skip
+    for arm in arms:
+        entry = summary[arm]
+        by_seed = dict(zip(entry["seeds"], zip(entry["clean_test_auc"]["values"], entry[VAL_METRIC]["values"])))
+        cells = [f"{by_seed[s][0]:.4f} ({by_seed[s][1]:.4f})" if s in by_seed else "" for s in seeds]
+        lines.append(f"| {ARM_LABELS.get(arm, arm)} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _diagnostic_lines(runs: list[Mapping[str, Any]]) -> list[str]:
+    rows = {}
+    for run in runs:
+        if run.get("monitor"):
+            rows.setdefault(run["arm"], []).append(run)
+    if not rows:
+        return []
+    lines = ["What drives each NVUM arm (`NVUMMonitor`; median over iterations of the ratio of the gradient norms "
+             "w.r.t. the logits, regulariser / BCE; memory range over training; mean `sigmoid(t . p)` in the last "
+             "epoch; label audit: precision at k of the memory's `prior` score against the recorded flips, with the "
+             "random rate and the labels-only reference; mean +- std over seeds):", "",
+             "| arm | grad ratio, first epoch | grad ratio, last epoch | memory min | memory max | "
+             "sigmoid(t.p), last epoch | audit precision at k | random | labels only |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for arm, arm_runs in rows.items():
+        mon = [r["monitor"] for r in arm_runs]
+        cells = [harness.format_mean_std(harness.summarise([m[k] for m in mon]), 3) for k in
+                 ("grad_ratio_first_epoch", "grad_ratio_last_epoch", "memory_min", "memory_max",
+                  "sigmoid_dot_last_epoch")]  # fmt: skip
+        audits = [(r.get("audit") or {}).get("prior") or {} for r in arm_runs]
+        for key in ("precision_at_k", "base_rate", "labels_only_precision_at_k"):
+            cells.append(harness.format_mean_std(harness.summarise([a.get(key) for a in audits]), 3))
+        lines.append(f"| {ARM_LABELS.get(arm, arm)} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def results_table(results: Mapping[str, Any]) -> str:
-    """Markdown tables of a benchmark result for the bundle README: the step-time table, the efficacy table with
-    one label-audit column per memory score, the random base rate and the labels-only precision, the
-    ``interpretation`` paragraph and the environment line; each only when its part is present."""
+    """Markdown for the bundle README: step time; the study's budget, tuning, comparison (mean +- std and paired
+    difference to BCE with its 95 % interval, per test set and for head / tail classes), per-seed values and
+    diagnostics; the ``interpretation`` paragraph and the environment line; each only when its part is present."""
     lines: list[str] = []
     env = results.get("environment") or {}
     if results.get("step_time"):
         lines += _step_lines(results["step_time"], env)
-    if results.get("efficacy"):
-        lines += _efficacy_lines(results["efficacy"])
+    res = results.get("study")
+    if res:
+        lines += _budget_lines(res) + _tuning_lines(res) + _main_lines(res["summary"]) + _seed_lines(res["summary"])
+        lines += _diagnostic_lines(res["runs"])
     if results.get("interpretation"):
         lines += [f"**Interpretation.** {' '.join(str(results['interpretation']).split())}", ""]
     if env:
@@ -224,78 +176,77 @@ def _note(ax: Any, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
 
 
-def _plot_step(ax: Any, step: Mapping[str, Any] | None) -> None:
-    ax.set_title("Step time")
+def _plot_step(fig: Figure, step: Mapping[str, Any] | None, position: int) -> None:
+    ax = fig.add_subplot(position)
+    ax.set_title("Step time / BCE", fontsize=9)
     if not step:
         return _note(ax, "step time not measured")
     names = list(step["ratio_to_bce"])
     ratios = [step["ratio_to_bce"][n] for n in names]
     ax.bar(range(len(names)), ratios, color=[f"C{i}" for i in range(len(names))])
     ax.axhline(step["target_ratio"], color="k", linestyle="--", linewidth=1, label=f"target {step['target_ratio']}")
-    ax.set_xticks(range(len(names)), [n.replace("_", "\n") for n in names])
-    ax.set_ylabel("median step time / BCE")
-    ax.legend(loc="upper left")
+    ax.set_xticks(range(len(names)), [n.replace("_", "\n") for n in names], fontsize=7)
+    ax.legend(loc="upper left", fontsize=7)
     for i, r in enumerate(ratios):
-        ax.text(i, r, f"{r:.3f}", ha="center", va="bottom")
+        ax.text(i, r, f"{r:.3f}", ha="center", va="bottom", fontsize=7)
 
 
-def _plot_dots(ax: Any, x: float, summary: Mapping[str, Any], color: str, label: str | None = None) -> None:
-    values = [v for v in summary["values"] if v is not None and np.isfinite(v)]
-    ax.scatter([x] * len(values), values, color=color, alpha=0.6, zorder=3, label=label)
-    std = summary["std"] if summary["std"] is not None and np.isfinite(summary["std"]) else 0.0
-    ax.errorbar([x + 0.12], [summary["mean"]], yerr=[std], fmt="s", color=color, capsize=4)
+def _plot_differences(fig: Figure, summary: Mapping[str, Any], position: int) -> None:
+    ax = fig.add_subplot(position)
+    ax.set_title("Paired difference to BCE, 95 % CI", fontsize=9)
+    arms = [a for a in summary if a not in ("groups", Arm.BCE.value)]
+    for j, metric in enumerate(("clean_test_auc", *(f"{t}_auc" for t in TEST_SETS))):
+        for i, arm in enumerate(arms):
+            d = summary[arm].get(f"delta_{metric}")
+            if not d or not d["n"]:
+                continue
+            x = i + (j - 1) * 0.22
+            low, high = d["ci_low"], d["ci_high"]
+            err = [[d["mean"] - low], [high - d["mean"]]] if np.isfinite(low) else None
+            ax.errorbar([x], [d["mean"]], yerr=err, fmt="o", color=f"C{j}", capsize=3,
+                        label=metric.replace("_auc", "").replace("clean_test", "mean") if i == 0 else None)  # fmt: skip
+    ax.axhline(0.0, color="k", linewidth=0.8)
+    ax.set_xticks(range(len(arms)), [ARM_LABELS.get(a, a) for a in arms], rotation=20, ha="right", fontsize=7)
+    ax.set_ylabel("AUROC difference")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
 
 
-def _plot_auc(ax: Any, eff: Mapping[str, Any] | None) -> None:
-    ax.set_title("Clean-test AUC (dots: seeds; square: mean ± std)")
-    if not eff:
-        return _note(ax, "efficacy not measured")
-    for i, m in enumerate(eff["summary"].values()):
-        _plot_dots(ax, i, m["clean_test_auc"], f"C{i}")
-    ax.set_xticks(range(len(eff["summary"])), [_METHOD_LABELS.get(m, m) for m in eff["summary"]])
-    ax.set_ylabel("clean-test AUROC (mean over diseases)")
-    ax.axhline(0.5, color="grey", linestyle=":", linewidth=1)
-
-
-def _plot_audit(ax: Any, eff: Mapping[str, Any] | None) -> None:
-    ax.set_title("Label audit from the memory: precision at k")
-    methods = [m for m, entry in (eff or {}).get("summary", {}).items() if entry.get("audit")]
-    if not methods:
-        return _note(ax, "no label audit")
-    scores = _audit_scores(eff["summary"])
-    width = 0.8 / len(scores)
-    for j, score in enumerate(scores):
-        for i, method in enumerate(methods):
-            audit = eff["summary"][method]["audit"]
-            if score in audit:
-                x = i - 0.4 + (j + 0.3) * width
-                _plot_dots(ax, x, audit[score]["precision_at_k"], f"C{j + 3}", score if i == 0 else None)
-    base = [eff["summary"][m]["audit"][scores[0]]["base_rate"]["mean"] for m in methods if scores[0] in
-            eff["summary"][m]["audit"]]  # fmt: skip
-    if base:
-        ax.axhline(base[0], color="grey", linestyle="--", linewidth=1, label=f"random ({base[0]:.3f})")
-    for i, method in enumerate(methods):
-        ref = eff["summary"][method]["audit"][scores[0]].get("labels_only_precision_at_k") if scores[0] in \
-            eff["summary"][method]["audit"] else None  # fmt: skip
-        if ref and ref["mean"] is not None and np.isfinite(ref["mean"]):
-            ax.hlines(ref["mean"], i - 0.45, i + 0.45, color="k", linestyle=":", linewidth=1.5,
-                      label="labels only (memory of zeros, `prior`)" if i == 0 else None)  # fmt: skip
-    ax.set_xticks(range(len(methods)), [_METHOD_LABELS.get(m, m) for m in methods])
-    ax.set_ylabel("precision at k (k = recorded flips)")
-    ax.legend(loc="center right", fontsize="small")
+def _plot_traces(fig: Figure, runs: list[Mapping[str, Any]], position: int) -> None:
+    ax = fig.add_subplot(position)
+    ax.set_title("Gradient norms w.r.t. logits (first seed)", fontsize=9)
+    shown = {}
+    for run in sorted(runs, key=lambda r: r["seed"]):
+        if run.get("monitor") and run["arm"] not in shown:
+            shown[run["arm"]] = run["monitor"]["trace"]
+    if not shown:
+        return _note(ax, "no NVUM monitor")
+    for k, (arm, trace) in enumerate(shown.items()):
+        ax.semilogy(trace["iteration"], trace["reg_grad_norm"], color=f"C{k}", label=f"{ARM_LABELS.get(arm, arm)}: reg")
+        ax.semilogy(trace["iteration"], trace["bce_grad_norm"], color=f"C{k}", linestyle=":", label="BCE")
+    ax.set_xlabel("iteration")
+    ax.legend(fontsize=6)
+    ax.grid(alpha=0.3)
 
 
 def plot_results(results: Mapping[str, Any], png_file: str | os.PathLike) -> Path:
-    """Draw the step-time ratios (with the target line), the clean-test AUC per method (one dot per seed, mean ±
-    std) and the label-audit precision per NVUM method and memory score (with the random base rate and, per method, the
-    labels-only precision) into a PNG;
-    a missing part leaves its panel with a note. Returns the path."""
-    fig = Figure(figsize=(16, 4.4), dpi=110)
+    """Draw the step-time ratios, the per-seed clean-test AUROC of every arm (lines join a seed's arms), the paired
+    differences to BCE with their 95 % intervals and the NVUM gradient-norm traces into a PNG; a missing part leaves
+    its panel with a note. Returns the path."""
+    fig = Figure(figsize=(18, 4.6), dpi=110)
     FigureCanvasAgg(fig)
-    ax_step, ax_auc, ax_audit = fig.subplots(1, 3)
-    _plot_step(ax_step, results.get("step_time"))
-    _plot_auc(ax_auc, results.get("efficacy"))
-    _plot_audit(ax_audit, results.get("efficacy"))
+    _plot_step(fig, results.get("step_time"), 141)
+    res = results.get("study")
+    if res:
+        summary = res["summary"]
+        per_seed = {a: dict(zip(e["seeds"], e["clean_test_auc"]["values"])) for a, e in summary.items()
+                    if a != "groups"}  # fmt: skip
+        harness.plot_paired(fig, per_seed, "Clean-test AUROC per seed", "mean AUROC (diseases, both sets)",
+                            ARM_LABELS, position=142)  # fmt: skip
+        _plot_differences(fig, summary, 143)
+        _plot_traces(fig, res["runs"], 144)
+    else:
+        _note(fig.add_subplot(142), "efficacy study not run")
     return save_figure(fig, png_file)
 
 

@@ -146,8 +146,8 @@ class NVUMMonitor:
         dot = (rows.to(p.device) * p).sum(dim=1)
         bce_norm, reg_norm = float(g_bce.norm()), float(g_reg.norm())
         return {
-            "bce": float(bce.mean()),
-            "reg": float(reg.mean()),
+            "bce": float(bce.detach().mean()),
+            "reg": float(reg.detach().mean()),
             "bce_grad_norm": bce_norm,
             "reg_grad_norm": reg_norm,
             "grad_ratio": reg_norm / bce_norm if bce_norm > 0 else float("nan"),

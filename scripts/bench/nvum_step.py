@@ -20,7 +20,7 @@ import torch
 from monai.utils.enums import StrEnum
 
 from monai_ext.handlers.ema import EMATeacher
-from monai_ext.losses.nvum import NVUMLoss
+from monai_ext.losses.nvum import NVUMLoss, NVUMMode
 from scripts.bench.nvum_bundle import bundle_network
 
 __all__ = ["StepVariant", "time_interleaved", "make_train_step", "step_time_benchmark"]
@@ -187,7 +187,10 @@ def step_time_benchmark(
     def nvum(mode: str) -> NVUMLoss:
         return NVUMLoss(num_samples, num_classes, prior, mode=mode, reduction="none").to(device)
 
-    teacher = EMATeacher(network, decay=0.99)
+    official = NVUMMode.OFFICIAL  # its EMA teacher runs in train mode and averages the buffers, as at HEAD
+    teacher = EMATeacher(
+        network, decay=0.99, teacher_mode=official.teacher_mode, buffer_mode=official.ema_buffer_mode
+    )
     steps = {
         StepVariant.BCE.value: make_train_step(
             network, optimizer, torch.nn.BCEWithLogitsLoss(reduction="none"), images, labels

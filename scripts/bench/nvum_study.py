@@ -155,8 +155,8 @@ class StudyPlan:
 
 
 PLANS: dict[str, StudyPlan] = {
-    "full": StudyPlan("full", nih_size=27.0, test_size=31.0, min_test_positives=30, image_size=48,
-                      lesion_contrast=0.6, epochs=10, batch_size=32, seeds=(0, 1, 2, 3, 4),
+    "full": StudyPlan("full", nih_size=27.0, test_size=31.0, min_test_positives=30, image_size=40,
+                      lesion_contrast=0.6, epochs=8, batch_size=32, seeds=(0, 1, 2, 3, 4),
                       lr_grid=(0.02, 0.05, 0.1), reg_grid=(0.1, 1.0, 10.0)),
     "quick": StudyPlan("quick", nih_size=3.0, test_size=3.0, min_test_positives=5, image_size=32,
                        lesion_contrast=0.6, epochs=2, batch_size=32, seeds=(0, 1),

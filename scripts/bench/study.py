@@ -135,25 +135,35 @@ def select_best(trials: Sequence[Mapping[str, Any]], metric: str) -> Mapping[str
     return max(scored, key=lambda item: item[:2])[2]
 
 
-def _init_worker(num_threads: int) -> None:
+def _init_worker(num_threads: int, log_levels: dict[str, int]) -> None:
     import torch
 
     torch.set_num_threads(num_threads)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    for name, level in log_levels.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def run_parallel(
-    function: Callable[..., Any], jobs: Sequence[Mapping[str, Any]], workers: int = 1, num_threads: int = 1
+    function: Callable[..., Any],
+    jobs: Sequence[Mapping[str, Any]],
+    workers: int = 1,
+    num_threads: int = 1,
+    log_names: Sequence[str] = ("scripts.bench",),
 ) -> list[Any]:
     """``[function(**job) for job in jobs]``, in ``workers`` ``spawn``-ed processes of ``num_threads`` torch threads
     each (``workers <= 1``: in this process, in order). Results come back in job order; the first failing job's
-    exception is raised after the others finished.
+    exception is raised after the others finished. The workers log the ``log_names`` loggers at this process's
+    levels (so that their progress lines show).
 
     ``function`` must be importable (a module-level function) and the jobs picklable.
     """
     if workers <= 1 or len(jobs) <= 1:
         return [function(**job) for job in jobs]
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(num_threads,)) as pool:
+    levels = {name: logging.getLogger(name).getEffectiveLevel() for name in log_names}
+    initargs = (num_threads, levels)
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=initargs) as pool:
         futures = [pool.submit(function, **job) for job in jobs]
         errors = [f.exception() for f in futures]
         for error in errors:

@@ -7,7 +7,9 @@
 ``--plan full`` (the ``make bench`` default) is the powered study of ``shared/DESIGN.md``: ~5,000 noisy training
 images, two clean test sets of 2,000 images, 5 paired seeds, a 3-run tuning budget per arm; about 45-60 minutes on
 2 CPU cores (2 runs in parallel). ``--plan quick`` runs the same code on a few hundred images in a few minutes (a
-smoke test, not evidence). ``--interpretation FILE`` puts a paragraph of plain text under the tables.
+smoke test, not evidence). ``--interpretation FILE`` puts a paragraph of plain text under the tables. Parts not
+run are kept from an earlier ``nvum_bench.json`` in ``--out`` (``--parts step`` re-measures the step time of a
+finished study).
 
 Examples::
 
@@ -79,6 +81,21 @@ def _environment(args: argparse.Namespace, argv: list[str] | None, start: float)
     }
 
 
+def _kept_parts(out_dir: Path, parts: list[str]) -> dict:
+    """The results of the parts not run now, from an earlier ``nvum_bench.json`` in ``out_dir`` (so that
+    ``--parts step`` re-measures the step time and keeps a finished study); ``{}`` when there is none."""
+    json_file = out_dir / nvum_report.RESULT_FILES["json"]
+    if not json_file.is_file():
+        return {}
+    earlier = json.loads(json_file.read_text(encoding="utf-8"))
+    kept = {key: earlier[key] for key, part in (("step_time", "step"), ("study", "efficacy")) if part not in parts
+            and key in earlier}  # fmt: skip
+    if "study" in kept:
+        kept["environment"] = {"study_command": earlier.get("environment", {}).get("command"),
+                               "study_wall_s": kept["study"].get("wall_s")}  # fmt: skip
+    return kept
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the selected parts, write the results, print the tables; returns the exit status."""
     parser = build_parser()
@@ -90,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.num_threads)
     start = time.perf_counter()
     out_dir = Path(args.out)
-    results: dict = {}
+    results = _kept_parts(out_dir, args.parts)
     if args.interpretation is not None:
         results["interpretation"] = " ".join(Path(args.interpretation).read_text(encoding="utf-8").split())
     if "step" in args.parts:
@@ -101,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         results["step_time"]["network"] = "the bundle's DenseNet121 (MONAI, 14 outputs, not pretrained)"
         logging.getLogger("scripts.bench").info(f"step time: {json.dumps(results['step_time']['ratio_to_bce'])}")
-        results["environment"] = _environment(args, argv, start)
+        results["environment"] = {**results.get("environment", {}), **_environment(args, argv, start)}
         nvum_report.write_results(results, out_dir)  # keep the step times if a later part fails
     if "efficacy" in args.parts:
         plan = nvum_study.with_plan_overrides(
@@ -110,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         arms = args.arms or [a.value for a in nvum_study.Arm]
         with tempfile.TemporaryDirectory(prefix="nvum_study_") as tmp:
             results["study"] = nvum_study.run_study(args.work_dir or tmp, plan, arms, workers=args.workers)
-    results["environment"] = _environment(args, argv, start)
+    results["environment"] = {**results.get("environment", {}), **_environment(args, argv, start)}
     paths = nvum_report.write_results(results, out_dir)
     sys.stdout.write(paths["table"].read_text(encoding="utf-8"))
     sys.stdout.write(f"\nwrote {', '.join(str(p) for p in paths.values())}\n")

@@ -164,7 +164,7 @@ def audit_saved_memory(
     ``ckpt_dir/<checkpoint>`` with ``torch.load(weights_only=True)``.
 
     Args:
-        overrides: the run's overrides (:func:`scripts.bench.nvum_bundle.bundle_overrides`).
+        overrides: the run's overrides (:func:`scripts.bench.nvum_study.run_overrides`).
         noise_csv: the NIH demo's ``demo_label_noise.csv``.
         bundle_dir: the bundle folder the run used.
         checkpoint: file name under ``ckpt_dir``, default ``"last.pt"`` (the memory at the end of training, which

@@ -8,7 +8,6 @@ import torch
 
 from monai_ext.data.datalist import DatasetLayoutError
 from scripts.bench.nvum_audit import audit_saved_memory, memory_audit, recorded_flips
-from scripts.bench.nvum_bundle import bundle_overrides
 
 # memory_audit docstring example: classes A, B; paper prior 0.25 each (log -1.386); flips (0, A) and (1, A)
 MEMORY = [[1.0, -3.0], [3.0, -3.0], [-3.0, 2.0], [0.5, 1.0]]
@@ -113,10 +112,15 @@ def test_memory_audit_rejects_mismatched_state_and_indices():
         memory_audit(_state(MEMORY, [1] * 4), _datalist(LABELS), FLIPS, scores=["sigmoid"])
 
 
+def _overrides(method: str, dataset_dir, run_dir) -> dict:
+    """The ids of a study run that the audit reads (as :func:`scripts.bench.nvum_study.run_overrides` sets them)."""
+    return {"dataset_dir": str(dataset_dir), "ckpt_dir": str(run_dir / "models"), "output_dir": str(run_dir / "eval"),
+            "nvum_mode": "paper" if method == "bce" else method}  # fmt: skip
+
+
 @pytest.mark.parametrize("method, prior_p", [("paper", 1.0), ("official", 0.0)])
 def test_audit_saved_memory_reads_the_run_from_the_bundle_config(bench_dirs, method, prior_p):
-    overrides = bundle_overrides(method, 0, bench_dirs["nih"], bench_dirs["work"] / f"{method}_seed0",
-                                 bundle_dir=bench_dirs["bundle"])  # fmt: skip
+    overrides = _overrides(method, bench_dirs["nih"], bench_dirs["work"] / f"{method}_seed0")
     out = audit_saved_memory(overrides, bench_dirs["noise"], bench_dirs["bundle"])
     # labels only: (3, A) (label 1, prior 0.25 or 0.125) ranks first, not the flip (0, A)
     assert out["prior"] == {"k": 1, "precision_at_k": prior_p, "n_flips": 1, "n_pairs": 8, "base_rate": 0.125,
@@ -126,8 +130,8 @@ def test_audit_saved_memory_reads_the_run_from_the_bundle_config(bench_dirs, met
 
 def test_audit_saved_memory_bce_run_and_missing_checkpoint(bench_dirs):
     work, bundle = bench_dirs["work"], bench_dirs["bundle"]
-    overrides = bundle_overrides("bce", 0, bench_dirs["nih"], work / "bce_seed0", bundle_dir=bundle)
+    overrides = _overrides("bce", bench_dirs["nih"], work / "bce_seed0")
     assert audit_saved_memory(overrides, bench_dirs["noise"], bundle) is None
-    overrides = bundle_overrides("paper", 1, bench_dirs["nih"], work / "paper_seed1", bundle_dir=bundle)
+    overrides = _overrides("paper", bench_dirs["nih"], work / "paper_seed1")
     with pytest.raises(FileNotFoundError, match=r"paper_seed1/models/last.pt"):
         audit_saved_memory(overrides, bench_dirs["noise"], bundle)

@@ -46,6 +46,7 @@ def test_clean_label_copy_has_the_clean_labels_and_the_same_images(tmp_path):
     for image, row in clean.iterrows():
         expected = sorted(c for c in truth.columns if c not in ("split", "No Finding") and truth.loc[image, c] == 1)
         assert sorted(row["Finding Labels"].split("|")) == (expected or ["No Finding"])
+
     def findings(table, image):
         return set(table.loc[image, "Finding Labels"].split("|"))
 
@@ -119,8 +120,12 @@ def _study_result():
                                                  "reg_grad_norm": [0.2, 0.3]}}  # fmt: skip
     runs[2]["audit"] = {"prior": {"precision_at_k": 0.3, "base_rate": 0.05, "labels_only_precision_at_k": 0.25}}
     plan = PLANS["quick"]
-    data = {"sizes": {"train": 579, "val": 66, "openi": 235, "padchest": 190}, "n_flips": 332,
-            "class_names": ["A", "B"], "test_positives": {"openi": {"A": 4, "B": 7}, "padchest": {"A": 9, "B": 2}}}
+    data = {
+        "sizes": {"train": 579, "val": 66, "openi": 235, "padchest": 190},
+        "n_flips": 332,
+        "class_names": ["A", "B"],
+        "test_positives": {"openi": {"A": 4, "B": 7}, "padchest": {"A": 9, "B": 2}},
+    }
     tuning = {"bce": [{"params": {"learning_rate": 0.05}, "val_auc": 0.6}, {"params": {"learning_rate": 0.1},
                                                                           "val_auc": 0.5}],
               "nvum_paper": [{"params": {"learning_rate": 0.05}, "val_auc": 0.65}]}  # fmt: skip

@@ -63,8 +63,8 @@ def test_clean_label_copy_has_the_clean_labels_and_the_same_images(tmp_path):
 
 def test_head_tail_split_at_the_median():
     classes = ["A", "B", "C", "No Finding"]
-    assert head_tail_classes({"A": 50, "B": 10, "C": 30, "No Finding": 90}, classes) == {"head": ["A", "C"],
-                                                                                        "tail": ["B"]}  # fmt: skip
+    split = head_tail_classes({"A": 50, "B": 10, "C": 30, "No Finding": 90}, classes)
+    assert split == {"head": ["A", "C"], "tail": ["B"]}
     split = head_tail_classes({"A": 5, "B": 5, "C": 1, "D": 9}, ["A", "B", "C", "D"])
     assert split == {"head": ["A", "D"], "tail": ["B", "C"]}  # tie: the earlier class goes first
 
@@ -114,10 +114,15 @@ def _study_result():
             _run("nvum_paper", 1, 0.71, 0.83, 0.74)]  # fmt: skip
     for r in runs:
         r["monitor"] = None
+    trace = {"iteration": [1, 21], "bce_grad_norm": [0.1, 0.05], "reg_grad_norm": [0.2, 0.3]}
     runs[2]["monitor"] = runs[3]["monitor"] = {
-        "grad_ratio_first_epoch": 2.0, "grad_ratio_last_epoch": 3.0, "memory_min": -1.0, "memory_max": 5.0,
-        "sigmoid_dot_last_epoch": 0.99, "trace": {"iteration": [1, 21], "bce_grad_norm": [0.1, 0.05],
-                                                 "reg_grad_norm": [0.2, 0.3]}}  # fmt: skip
+        "grad_ratio_first_epoch": 2.0,
+        "grad_ratio_last_epoch": 3.0,
+        "memory_min": -1.0,
+        "memory_max": 5.0,
+        "sigmoid_dot_last_epoch": 0.99,
+        "trace": trace,
+    }
     runs[2]["audit"] = {"prior": {"precision_at_k": 0.3, "base_rate": 0.05, "labels_only_precision_at_k": 0.25}}
     plan = PLANS["quick"]
     data = {
@@ -126,12 +131,21 @@ def _study_result():
         "class_names": ["A", "B"],
         "test_positives": {"openi": {"A": 4, "B": 7}, "padchest": {"A": 9, "B": 2}},
     }
-    tuning = {"bce": [{"params": {"learning_rate": 0.05}, "val_auc": 0.6}, {"params": {"learning_rate": 0.1},
-                                                                          "val_auc": 0.5}],
-              "nvum_paper": [{"params": {"learning_rate": 0.05}, "val_auc": 0.65}]}  # fmt: skip
-    return {"plan": {**plan.__dict__, "network_def": dict(plan.network_def)}, "data": data, "tuning": tuning,
-            "selected": {"bce": {"learning_rate": 0.05}, "nvum_paper": {"learning_rate": 0.05}}, "runs": runs,
-            "wall_s": 120.0, "workers": 2, "summary": aggregate_study(runs, {"head": ["A"], "tail": ["B"]})}  # fmt: skip
+    bce_trials = [
+        {"params": {"learning_rate": 0.05}, "val_auc": 0.6},
+        {"params": {"learning_rate": 0.1}, "val_auc": 0.5},
+    ]
+    tuning = {"bce": bce_trials, "nvum_paper": [{"params": {"learning_rate": 0.05}, "val_auc": 0.65}]}
+    return {
+        "plan": {**plan.__dict__, "network_def": dict(plan.network_def)},
+        "data": data,
+        "tuning": tuning,
+        "selected": {"bce": {"learning_rate": 0.05}, "nvum_paper": {"learning_rate": 0.05}},
+        "runs": runs,
+        "wall_s": 120.0,
+        "workers": 2,
+        "summary": aggregate_study(runs, {"head": ["A"], "tail": ["B"]}),
+    }
 
 
 def test_report_tables_and_files(tmp_path):
@@ -154,16 +168,16 @@ def test_report_tables_and_files(tmp_path):
 
 def test_tiny_study_end_to_end(tmp_path):
     # the whole protocol on tiny data: tuning on the tuning seed, the chosen setting for the other seed, pairing
-    plan = StudyPlan("tiny", nih_size=1.5, test_size=1.0, min_test_positives=2, image_size=32, lesion_contrast=0.6,
-                     epochs=1, batch_size=16, seeds=(0, 1), lr_grid=(0.05, 0.1), reg_grid=(1.0,), workers=1)  # fmt: skip
+    sizes = dict(nih_size=1.5, test_size=1.0, min_test_positives=2, image_size=32, lesion_contrast=0.6)
+    plan = StudyPlan("tiny", **sizes, epochs=1, batch_size=16, seeds=(0, 1), lr_grid=(0.05, 0.1), reg_grid=(1.0,))
     torch.set_num_threads(1)
-    res = run_study(tmp_path, plan, arms=["bce", "nvum_paper"])
+    res = run_study(tmp_path, plan, arms=["bce", "nvum_paper"], workers=1)
     assert [t["params"]["learning_rate"] for t in res["tuning"]["bce"]] == [0.05, 0.1]
     chosen = max(res["tuning"]["bce"], key=lambda t: (t["val_auc"], -t["params"]["learning_rate"]))
     assert res["selected"]["bce"] == chosen["params"]
     assert res["selected"]["nvum_paper"] == {"learning_rate": chosen["params"]["learning_rate"], "reg_weight": 1.0}
-    assert sorted((r["arm"], r["seed"]) for r in res["runs"]) == [("bce", 0), ("bce", 1), ("nvum_paper", 0),
-                                                                   ("nvum_paper", 1)]  # fmt: skip
+    expected = [("bce", 0), ("bce", 1), ("nvum_paper", 0), ("nvum_paper", 1)]
+    assert sorted((r["arm"], r["seed"]) for r in res["runs"]) == expected
     paper = [r for r in res["runs"] if r["arm"] == "nvum_paper"]
     assert all(r["monitor"] is not None and r["audit"] is not None for r in paper)
     assert all(r["monitor"] is None for r in res["runs"] if r["arm"] == "bce")

@@ -84,12 +84,22 @@ def test_run_overrides_per_arm(tmp_path):
     assert ablation["nvum_mode"] == "paper" and ablation["loss_def#prior"] == [1.0, 1.0, 1.0]
 
 
-def _run(arm, seed, val, openi, padchest, per_class=None):
-    per_class = per_class or {t: {"A": openi, "B": openi - 0.1, "mean (diseases)": openi} for t in ("openi",)}
-    per_class = {"openi": {"A": openi, "B": openi - 0.2, "mean (diseases)": openi},
-                 "padchest": {"A": padchest, "B": padchest - 0.2, "mean (diseases)": padchest}}  # fmt: skip
-    return {"arm": arm, "seed": seed, "params": {"learning_rate": 0.05}, "val_auc": val, "openi_auc": openi,
-            "padchest_auc": padchest, "clean_test_auc": (openi + padchest) / 2, "per_class": per_class}  # fmt: skip
+def _run(arm, seed, val, openi, padchest):
+    """A run result whose class B scores 0.2 below class A on both test sets."""
+    per_class = {
+        "openi": {"A": openi, "B": openi - 0.2, "mean (diseases)": openi},
+        "padchest": {"A": padchest, "B": padchest - 0.2, "mean (diseases)": padchest},
+    }
+    return {
+        "arm": arm,
+        "seed": seed,
+        "params": {"learning_rate": 0.05},
+        "val_auc": val,
+        "openi_auc": openi,
+        "padchest_auc": padchest,
+        "clean_test_auc": (openi + padchest) / 2,
+        "per_class": per_class,
+    }
 
 
 def test_aggregate_study_pairs_by_seed():

@@ -135,6 +135,8 @@ class StudyPlan:
         lr_grid: learning rates BCE and BCE-clean choose from.
         reg_grid: ``reg_weight`` values each NVUM arm chooses from (at BCE's learning rate).
         workers: parallel runs (one torch thread each).
+        adam_eps: Adam's eps, the bundle's ``train.json`` value (0.1, the official NVUM setting), set explicitly so
+            that the small-run overlay's optimiser (``demo.json``) does not apply.
     """
 
     name: str
@@ -149,6 +151,7 @@ class StudyPlan:
     lr_grid: tuple[float, ...]
     reg_grid: tuple[float, ...]
     workers: int = 2
+    adam_eps: float = 0.1
     nih_test_fraction: float = 0.02
     data_seed: int = 0
     network_def: Mapping[str, Any] = field(default_factory=lambda: copy.deepcopy(TINY_NETWORK))
@@ -271,8 +274,8 @@ def run_overrides(
     """The bundle overrides of one run (``train.json`` + ``demo.json``).
 
     - every arm: ``dataset_dir`` (``nih``, or ``nih_clean`` for BCE-clean), ``ckpt_dir``/``output_dir`` under
-      ``run_dir``, ``image_size``, ``epochs``, ``batch_size``, ``seed``, ``learning_rate``, the plan's
-      ``network_def`` and cached datasets;
+      ``run_dir``, ``image_size``, ``epochs``, ``batch_size``, ``seed``, ``learning_rate``, ``adam_eps``, the
+      plan's ``network_def`` and cached datasets;
     - BCE arms: ``loss_def = BCEWithLogitsLoss(reduction="none")`` through the same ``PerSampleTrainer`` and EMA
       evaluation network;
     - NVUM arms: ``nvum_mode`` and ``nvum_reg_weight``; the no-prior ablation passes a prior of ones to paper mode
@@ -290,6 +293,7 @@ def run_overrides(
         "batch_size": plan.batch_size,
         "seed": int(seed),
         "learning_rate": float(params["learning_rate"]),
+        "adam_eps": plan.adam_eps,
         "network_def": copy.deepcopy(dict(plan.network_def)),
         "nvum_mode": "official" if arm == Arm.OFFICIAL else "paper",
         **cached_datasets(),

@@ -15,6 +15,7 @@ from monai_ext.data.cxr import nvum_datalist
 from monai_ext.data.datalist import DatasetLayoutError
 from monai_ext.demo import get_writer
 from scripts.bench import nvum_report
+from scripts.bench.nvum_bundle import BUNDLE_DIR
 from scripts.bench.nvum_study import (
     PLANS,
     Arm,
@@ -32,6 +33,8 @@ def test_full_plan_meets_the_powered_standard():
     full = PLANS["full"]
     assert len(full.seeds) >= 5 and len(set(full.seeds)) == len(full.seeds)
     assert full.min_test_positives >= 30 and len(full.lr_grid) == len(full.reg_grid) == 3
+    train = json.loads((BUNDLE_DIR / "configs" / "train.json").read_text())
+    assert full.adam_eps == train["adam_eps"]  # the shipped optimiser, not the small-run overlay's
 
 
 def test_clean_label_copy_has_the_clean_labels_and_the_same_images(tmp_path):
@@ -74,6 +77,7 @@ def test_run_overrides_per_arm(tmp_path):
     data = {"folders": {"nih": "/d/nih", "nih_clean": "/d/nih_clean"}, "class_names": ["A", "B", "No Finding"]}
     bce = run_overrides("bce", 3, {"learning_rate": 0.05}, data, tmp_path / "r", plan)
     assert bce["dataset_dir"] == "/d/nih" and bce["seed"] == 3 and bce["learning_rate"] == 0.05
+    assert bce["adam_eps"] == 0.1  # train.json's, whatever the small-run overlay sets
     assert bce["loss_def"] == {"_target_": "torch.nn.BCEWithLogitsLoss", "reduction": "none"}
     assert bce["network_def"] == dict(plan.network_def) and bce["network_def"] is not plan.network_def
     assert bce["ckpt_dir"] == str(tmp_path / "r" / "models") and bce["epochs"] == plan.epochs

@@ -131,7 +131,8 @@ def _rules() -> dict[str, ParameterRule]:
         "train_fraction": _PORTION,
         "hard_fraction": ("null or a number strictly between 0 and 1", _optional(_FRACTION[1])),
         **{name: _POSITIVE for name in ("learning_rate", "adam_eps")},
-        **{name: _NON_NEGATIVE for name in ("weight_decay", "nvum_reg_weight")},
+        "weight_decay": _NON_NEGATIVE,
+        "nvum_reg_weight": ("null (the NVUM mode's default) or a number >= 0", _optional(_NON_NEGATIVE[1])),
         "nvum_prior_eps": ("null or a number > 0", _optional(_POSITIVE[1])),
         # folders and files
         **{name: _FOLDER for name in ("bundle_root", "dataset_dir", "output_dir", "ckpt_dir", "test_dir",

@@ -374,3 +374,23 @@ def test_mode_decides_the_prior_convention_and_the_teacher_key():
     teacher_fed_paper = NVUMLoss(**shape, memory_source="teacher")
     assert memory_logits_key(teacher_fed_paper) == "memory_logits"  # the option, not the mode name, decides
     assert memory_logits_key(torch.nn.BCEWithLogitsLoss()) is None
+
+
+def test_reg_weight_defaults_to_the_modes_value():
+    # paper: 0.1 (chosen on the noisy validation split of the powered study); official: 1 (opts.py l. 25)
+    assert NVUMLoss(4, 2, prior=[0.5, 0.5]).reg_weight == 0.1
+    assert NVUMLoss(4, 2, prior=[0.5, 0.5], mode="official").reg_weight == 1.0
+    assert NVUMLoss(4, 2, prior=[0.5, 0.5], reg_weight=3.0).reg_weight == 3.0
+    with pytest.raises(ValueError, match="reg_weight must be >= 0"):
+        NVUMLoss(4, 2, prior=[0.5, 0.5], reg_weight=-1.0)
+
+
+@pytest.mark.parametrize("mode, expected", [("paper", 0.1), ("official", 1.0), (None, 0.1)])
+def test_bundle_reg_weight_null_takes_the_modes_default(mode, expected):
+    from monai_ext.bundle.workflow import bundle_parser
+    from scripts.bench.bundles import NVUM_BUNDLE
+
+    overrides = {"nvum_mode": mode, "train#datalist": [{"image": "x", "label": [1.0] * 14, "index": 0}]}
+    parser = bundle_parser(NVUM_BUNDLE, "configs/train.json", {k: v for k, v in overrides.items() if v is not None})
+    assert parser.get_parsed_content("nvum_reg_weight") is None
+    assert parser.get_parsed_content("loss_def").reg_weight == expected

@@ -26,7 +26,7 @@ def test_nih_gets_more_patients_and_enriched_classes(tmp_path):
     for split, rows in clean.groupby("split"):  # every class has min_positives clean positives in each split
         need = min(opts["min_positives"], len(rows))
         assert (rows[classes].sum(0) >= need).all(), split
-    assert _clean(tmp_path / "direct" / "nih")[classes].sum(0).min() < opts["min_positives"]
+    assert _clean(tmp_path / "direct")[classes].sum(0).min() < opts["min_positives"]
 
 
 def test_test_sets_get_their_size_and_positives(tmp_path):

@@ -26,7 +26,7 @@ def demo_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def cxr_demo(demo_root) -> Path:
-    """NIH, OpenI and PadChest demo data (``size=0.4``, ``seed=6``: 59 NIH training images, each class positive)."""
+    """NIH, OpenI and PadChest demo data (``size=0.4`` times each dataset's ``DEMO_OPTIONS`` size, ``seed=6``)."""
     return write_demo_data(demo_root, ["nih", "openi", "padchest"])
 
 

@@ -19,7 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from scripts.bench.mombs_audit import CATEGORIES, CORRUPTIONS, pool_category_tables
-from scripts.bench.nvum_report import summarise
+from scripts.bench.study import summarise
 from scripts.bench.results_io import save_figure, write_json
 
 __all__ = ["RESULT_FILES", "summarise", "aggregate_runs", "results_table", "plot_efficacy", "write_results"]

@@ -46,8 +46,8 @@ import pandas as pd
 from monai.utils.enums import StrEnum
 
 from monai_ext.bundle.workflow import run_bundle_workflow
-from monai_ext.data.cxr import nvum_datalist
-from monai_ext.data.datalist import read_csv_checked
+from monai_ext.data.cxr import nvum_datalist, nvum_setting_classes
+from monai_ext.data.datalist import DatasetLayoutError, read_csv_checked
 from monai_ext.demo import get_writer
 from scripts.bench import study
 from scripts.bench.bundles import (
@@ -185,8 +185,6 @@ def clean_label_copy(nih_dir: str | os.PathLike, out_dir: str | os.PathLike) -> 
     clean = clean.set_index("image")
     missing = sorted(set(entry["Image Index"]) - set(clean.index))
     if missing:
-        from monai_ext.data.datalist import DatasetLayoutError
-
         raise DatasetLayoutError(
             f"'{nih_dir / 'demo_clean_labels.csv'}' has no row for {len(missing)} image(s) of {ENTRY_CSV}, e.g. "
             f"{missing[:3]}: write both with the same demo writer call."
@@ -233,8 +231,6 @@ def write_study_data(root: str | os.PathLike, plan: StudyPlan) -> dict[str, Any]
         "val": nvum_datalist(folders["nih"], "nih", split="val", val_fraction=0.1),
         **{name: nvum_datalist(folders[name], name, setting="nih") for name in TEST_SETS},
     }
-    from monai_ext.data.cxr import nvum_setting_classes
-
     class_names = list(nvum_setting_classes("nih"))
     return {
         "folders": {k: str(v) for k, v in folders.items()},

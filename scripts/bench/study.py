@@ -23,7 +23,6 @@ from __future__ import annotations
 import itertools
 import logging
 import multiprocessing
-import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -249,8 +248,3 @@ def plot_paired(
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-
-
-def environment_threads() -> int:
-    """CPU cores available to this process (``os.sched_getaffinity`` where it exists)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -85,6 +85,7 @@ def memory_audit(
     convention: PriorConvention | str = PriorConvention.PAPER,
     prior_eps: float | None = None,
     scores: Sequence[MemoryScore | str] = AUDIT_SCORES,
+    loss_prior: Sequence[float] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Precision at k of the memory's label-disagreement ranking, for each memory score.
 
@@ -114,6 +115,9 @@ def memory_audit(
         convention: the run's prior convention, ``{"paper", "official"}`` (see :func:`monai_ext.losses.nvum_prior`).
         prior_eps: the run's ``nvum_prior_eps``; ``None`` (default) takes the mode's.
         scores: memory scores to rank by, default ``("prior", "unbiased")``.
+        loss_prior: the prior the run's loss subtracted when it differs from the datalist's (a ``loss_def#prior``
+            override, e.g. the study's no-prior ablation with ones); the memory's scores put back this one, the
+            labels-only ranking keeps the datalist's prior. ``None``: the datalist's.
 
     Returns:
         ``{score: {"k", "precision_at_k", "n_flips" (all ``flips``), "n_pairs" (ranked pairs), "base_rate",
@@ -134,9 +138,12 @@ def memory_audit(
     labels_only = rank_label_disagreement(
         torch.zeros_like(loss.memory), labels, loss.log_prior, MemoryScore.PRIOR, visited=visited
     )
+    memory_log_prior = loss.log_prior
+    if loss_prior is not None:
+        memory_log_prior = NVUMLoss(n, c, loss_prior, mode=mode, prior_eps=prior_eps).log_prior
     out: dict[str, dict[str, Any]] = {}
     for score in scores:
-        ranking = rank_label_disagreement(loss.memory, labels, loss.log_prior, score, visited=visited)
+        ranking = rank_label_disagreement(loss.memory, labels, memory_log_prior, score, visited=visited)
         ranked = set(zip(ranking["index"].tolist(), ranking["class_index"].tolist()))
         k = len(ranked & {(int(i), int(j)) for i, j in flips})
         out[score.value] = {
@@ -160,7 +167,8 @@ def audit_saved_memory(
     """The label audit of one bundle run (:func:`memory_audit`) from the memory in its checkpoint.
 
     Reads the bundle's ``train.json`` with the run's ``overrides`` for the training datalist (``train#datalist``),
-    ``class_names``, ``nvum_mode``, ``prior_convention``, ``nvum_prior_eps`` and ``ckpt_dir``, then loads
+    ``class_names``, ``nvum_mode``, ``prior_convention``, ``nvum_prior_eps`` and ``ckpt_dir`` (and the loss's own prior
+    from a ``loss_def#prior`` override, see ``loss_prior`` of :func:`memory_audit`), then loads
     ``ckpt_dir/<checkpoint>`` with ``torch.load(weights_only=True)``.
 
     Args:
@@ -195,4 +203,5 @@ def audit_saved_memory(
         convention=parser.get_parsed_content("prior_convention"),
         prior_eps=parser.get_parsed_content("nvum_prior_eps"),
         scores=scores,
+        loss_prior=overrides.get("loss_def#prior"),
     )

@@ -135,3 +135,15 @@ def test_audit_saved_memory_bce_run_and_missing_checkpoint(bench_dirs):
     overrides = _overrides("paper", bench_dirs["nih"], work / "paper_seed1")
     with pytest.raises(FileNotFoundError, match=r"paper_seed1/models/last.pt"):
         audit_saved_memory(overrides, bench_dirs["noise"], bundle)
+
+
+def test_memory_audit_puts_back_the_prior_the_loss_subtracted():
+    # a memory trained with a prior of ones holds raw logits: its `prior` score is sigmoid(t + log 1) = sigmoid(t),
+    # which ranks like `unbiased` with the datalist's prior (worked example of memory_audit: precision 0.5, not 1.0)
+    state = _state(MEMORY, [1] * 4)
+    default = memory_audit(state, _datalist(LABELS), FLIPS, scores=["prior", "unbiased"])
+    ones = memory_audit(state, _datalist(LABELS), FLIPS, scores=["prior"], loss_prior=[1.0, 1.0])
+    assert default["prior"]["precision_at_k"] == 1.0 and default["unbiased"]["precision_at_k"] == 0.5
+    assert ones["prior"]["precision_at_k"] == 0.5
+    # the labels-only reference keeps the datalist's prior (|label - pi|), whatever the loss subtracted
+    assert ones["prior"]["labels_only_precision_at_k"] == default["prior"]["labels_only_precision_at_k"] == 0.5

@@ -6,12 +6,6 @@ weights (``self_paced``)."""
 from __future__ import annotations
 
 from monai_ext.samplers.mombs import MixedLayout, MoMBSSampler, SamplingStrategy, plan_blocks
-from monai_ext.samplers.self_paced import (
-    SelfPacedRegularizer,
-    self_paced_start,
-    self_paced_threshold,
-    self_paced_weights,
-)
 from monai_ext.samplers.ranking import (
     DifficultyCategory,
     MissingScore,
@@ -20,6 +14,12 @@ from monai_ext.samplers.ranking import (
     difficulty_score,
     fill_missing,
     ordinal_rank,
+)
+from monai_ext.samplers.self_paced import (
+    SelfPacedRegularizer,
+    self_paced_start,
+    self_paced_threshold,
+    self_paced_weights,
 )
 
 __all__ = ["MoMBSSampler", "SamplingStrategy", "MixedLayout", "plan_blocks"]

@@ -9,7 +9,13 @@ import math
 import pytest
 import torch
 
-from monai_ext.samplers import MoMBSSampler, SamplingStrategy, self_paced_start, self_paced_threshold, self_paced_weights
+from monai_ext.samplers import (
+    MoMBSSampler,
+    SamplingStrategy,
+    self_paced_start,
+    self_paced_threshold,
+    self_paced_weights,
+)
 
 # exactly representable losses; median (0.5 quantile, linear interpolation) = (0.75 + 1.0) / 2 = 0.875
 LOSS = [0.25, 0.5, 0.75, 1.0, 1.5, 2.0]

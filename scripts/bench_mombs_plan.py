@@ -30,8 +30,10 @@ CASES = (
     ("random", None),
     ("mombs", "mirror"),
     ("mombs", "serpentine"),
+    ("mombs_loss", "mirror"),
+    ("mombs_uncertainty", "mirror"),
     ("anti_mixed", None),
-    ("scl", None),
+    ("scl_hard", None),
     ("ohem", None),
 )
 

@@ -128,7 +128,8 @@ def _rules() -> dict[str, ParameterRule]:
         **{name: _NON_NEGATIVE_INT for name in ("num_workers", "seed", "split_seed", "fold", "pivot_epoch")},
         # fractions and rates
         **{name: _FRACTION for name in ("val_fraction", "disturbance_ratio", "ema_decay", "nvum_beta")},
-        "train_fraction": _PORTION,
+        **{name: _PORTION for name in ("train_fraction", "self_paced_start_fraction")},
+        "self_paced_growth": ("a number >= 1", _number(1.0, math.inf, False, True)),
         "hard_fraction": ("null or a number strictly between 0 and 1", _optional(_FRACTION[1])),
         **{name: _POSITIVE for name in ("learning_rate", "adam_eps")},
         "weight_decay": _NON_NEGATIVE,

@@ -13,6 +13,7 @@ from monai_ext.engines.per_sample import (
     loss_extra_inputs,
     loss_keyword_parameters,
     per_sample_loss,
+    weighted_mean,
 )
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "loss_extra_inputs",
     "loss_keyword_parameters",
     "per_sample_loss",
+    "weighted_mean",
 ]

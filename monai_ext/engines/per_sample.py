@@ -37,6 +37,7 @@ __all__ = [
     "batch_index",
     "batch_filenames",
     "per_sample_loss",
+    "weighted_mean",
     "PerSampleTrainer",
 ]
 
@@ -52,17 +53,22 @@ class PerSampleKeys(StrEnum):
       (the EMA teacher's, ``B C``, detached), written by :class:`monai_ext.handlers.ema.EMATeacher`.
     - ``UNCERTAINTY``: ``"uncertainty"``, MoMBS's uncertainty of every sample, ``B`` float (nats), detached, written
       by :class:`monai_ext.handlers.mombs_assessor.MoMBSAssessor` after the backward pass.
+    - ``LOSS_WEIGHT``: ``"loss_weight"``, a weight of every sample's loss, ``B`` float, written at
+      ``FORWARD_COMPLETED`` (self-paced learning: :class:`monai_ext.handlers.self_paced.SelfPacedLossWeights`); the
+      trainer then back-propagates ``mean(loss_weight * loss_per_sample)``.
     """
 
     INDEX = "index"
     LOSS_PER_SAMPLE = "loss_per_sample"
     MEMORY_LOGITS = "memory_logits"
     UNCERTAINTY = "uncertainty"
+    LOSS_WEIGHT = "loss_weight"
 
 
 # output entries the trainer itself fills or passes explicitly; never forwarded as extra loss inputs
 _RESERVED_KEYS = frozenset(
-    {Keys.IMAGE.value, Keys.LABEL.value, Keys.PRED.value, Keys.LOSS.value, "index", "loss_per_sample"}
+    {Keys.IMAGE.value, Keys.LABEL.value, Keys.PRED.value, Keys.LOSS.value}
+    | {"index", "loss_per_sample", "loss_weight"}
 )
 _KEYWORD_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
@@ -122,9 +128,9 @@ def loss_extra_inputs(loss_function: Callable, output: Any) -> dict[str, Any]:
     """The entries of an engine output that ``loss_function`` asks for by name, besides ``pred``/``target``/``index``.
 
     An entry is passed when its key is an explicit keyword parameter of the loss (:func:`loss_keyword_parameters`)
-    and not one of the keys the trainer fills itself (``image``, ``label``, ``pred``, ``loss``, ``index``,
-    ``loss_per_sample``). This is how a handler attached to ``IterationEvents.FORWARD_COMPLETED`` hands extra
-    per-sample inputs to the loss: e.g. :class:`monai_ext.handlers.ema.EMATeacher` writes ``"memory_logits"`` and
+    and not one of the keys the trainer fills or uses itself (``image``, ``label``, ``pred``, ``loss``, ``index``,
+    ``loss_per_sample``, ``loss_weight``). This is how a handler attached to ``IterationEvents.FORWARD_COMPLETED``
+    hands extra per-sample inputs to the loss: e.g. :class:`monai_ext.handlers.ema.EMATeacher` writes ``"memory_logits"`` and
     :class:`monai_ext.losses.NVUMLoss.forward` takes ``memory_logits``.
 
     Args:
@@ -344,6 +350,29 @@ def _accumulation_flags(engine: SupervisedTrainer) -> tuple[bool, bool]:
     return should_zero_grad, should_step
 
 
+def weighted_mean(losses: torch.Tensor, weights: Any | None) -> torch.Tensor:
+    """``mean(weights * losses)`` over the batch (not renormalised by the weights' sum, as the self-paced objective
+    ``sum_i v_i l_i``), or ``mean(losses)`` when ``weights`` is ``None``.
+
+    Args:
+        losses: ``B`` per-sample losses.
+        weights: ``B`` weights (tensor or sequence), or ``None``.
+
+    Raises:
+        ValueError: ``weights`` is not one finite value per sample.
+    """
+    if weights is None:
+        return losses.mean()
+    w = torch.as_tensor(weights).to(device=losses.device, dtype=losses.dtype).reshape(-1)
+    if w.numel() != losses.shape[0] or not bool(torch.isfinite(w).all()):
+        raise ValueError(
+            f"'{PerSampleKeys.LOSS_WEIGHT.value}' in engine.state.output must hold one finite weight per sample "
+            f"({losses.shape[0]}), got shape {tuple(torch.as_tensor(weights).shape)}; the FORWARD_COMPLETED handler "
+            "that writes it (e.g. SelfPacedLossWeights) must index its weights with the batch's 'index'."
+        )
+    return (w * losses).mean()
+
+
 def _forward_and_loss(
     engine: SupervisedTrainer,
     inputs: Any,
@@ -353,7 +382,9 @@ def _forward_and_loss(
     index: torch.Tensor,
     filenames: Sequence[str] | None,
 ) -> None:
-    """Forward pass (``FORWARD_COMPLETED``), then the per-sample losses and their mean (``LOSS_COMPLETED``)."""
+    """Forward pass (``FORWARD_COMPLETED``), then the per-sample losses and their (weighted) mean
+    (``LOSS_COMPLETED``): with a ``"loss_weight"`` entry that a ``FORWARD_COMPLETED`` handler put into the output,
+    ``loss = mean(loss_weight * loss_per_sample)`` (:func:`weighted_mean`); ``loss_per_sample`` stays unweighted."""
     engine.state.output[Keys.PRED] = engine.inferer(inputs, engine.network, *args, **kwargs)
     engine.fire_event(IterationEvents.FORWARD_COMPLETED)
     losses = per_sample_loss(
@@ -364,7 +395,8 @@ def _forward_and_loss(
         filenames,
         extra=engine.state.output,
     )
-    engine.state.output[Keys.LOSS] = losses.mean()
+    weights = engine.state.output.get(PerSampleKeys.LOSS_WEIGHT.value)
+    engine.state.output[Keys.LOSS] = weighted_mean(losses, weights)
     engine.state.output[PerSampleKeys.LOSS_PER_SAMPLE] = losses.detach()
     engine.fire_event(IterationEvents.LOSS_COMPLETED)
 
@@ -404,8 +436,10 @@ class PerSampleTrainer(SupervisedTrainer):
       ``forward`` parameters (see :func:`loss_extra_inputs`; e.g. ``memory_logits`` from
       :class:`monai_ext.handlers.ema.EMATeacher`);
     - ``engine.state.output`` holds, besides ``image``/``label``/``pred``/``loss`` (``loss`` = mean of the
-      per-sample losses, the value that is back-propagated), ``"index"`` (``B`` int64) and ``"loss_per_sample"``
-      (``B``, detached) for handlers such as :class:`monai_ext.handlers.per_sample.PerSampleRecorder`.
+      per-sample losses, the value that is back-propagated; ``mean(loss_weight * loss_per_sample)`` when a
+      ``FORWARD_COMPLETED`` handler wrote ``"loss_weight"``, see :func:`weighted_mean`), ``"index"`` (``B`` int64)
+      and ``"loss_per_sample"`` (``B``, detached, never weighted) for handlers such as
+      :class:`monai_ext.handlers.per_sample.PerSampleRecorder`.
       With ``decollate=True`` (the default) the output is then decollated into one dictionary per sample;
       per-sample handlers read both forms.
 

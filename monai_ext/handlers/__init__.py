@@ -2,7 +2,8 @@
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Ignite handlers: per-sample recording (``per_sample``), EMA teacher (``ema``), NVUM label audit (``label_audit``) and
 gradient monitor (``nvum_monitor``),
-multi-label metrics and reports, MoMBS re-planning and assessor (``mombs``, ``mombs_assessor``), per-case Dice
+multi-label metrics and reports, MoMBS re-planning, assessor and self-paced loss weights (``mombs``,
+``mombs_assessor``, ``self_paced``), per-case Dice
 (``segmentation_report``) and inference writers (``prediction_writer``, ``mask_writer``).
 
 Every handler a bundle config names is exported here: ``monai_ext.handlers.EMATeacher``.
@@ -21,6 +22,7 @@ from monai_ext.handlers.nvum_monitor import NVUMMonitor
 from monai_ext.handlers.per_sample import PerSampleRecorder
 from monai_ext.handlers.prediction_writer import PredictionWriter, write_predictions_csv
 from monai_ext.handlers.segmentation_report import SegmentationCaseReport
+from monai_ext.handlers.self_paced import SelfPacedLossWeights
 
 __all__ = [
     "PerSampleRecorder",
@@ -39,6 +41,7 @@ __all__ = [
     "EntropyActivation",
     "UncertaintyMeasure",
     "NormStatistics",
+    "SelfPacedLossWeights",
     "SegmentationCaseReport",
     "PredictionWriter",
     "write_predictions_csv",

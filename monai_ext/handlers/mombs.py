@@ -243,7 +243,7 @@ class MoMBSHandler:
             f"{self.recorder.num_samples} samples."
         )
         if self.output_dir is None or uncertainty is None or not self.sampler.strategy.uses_uncertainty:
-            return  # the map plots the uncertainty, which random/SCL/OHEM neither assess nor use
+            return  # the map plots the uncertainty, which the loss-only strategies neither assess nor use
         if not bool(torch.isfinite(uncertainty).any()):
             warnings.warn(
                 f"MoMBSHandler: no sample has a finite '{self.uncertainty_key}' after epoch {epoch}; the next epoch is "

@@ -53,20 +53,20 @@ class DifficultyCategory(StrEnum):
     """Quadrant of the loss-rank / uncertainty-rank plane (the MoMBS difficulty map).
 
     "High" means strictly above the median rank (``2 * rank > N - 1``); the median sample of an odd ``N`` counts as
-    low. The mapping follows the paper's reasoning (arXiv:2505.18741, abstract and Sec. 1: uncertainty separates the
-    high-loss samples into poorly labelled and under-represented ones, and the low-loss ones into well-represented and
-    overfitted ones; the under-represented are to be the main gradient contributors of a minibatch, kept apart from
-    the poorly labelled and overfitted):
+    low. The four categories are those of Li, Han, Zhou, arXiv:2505.18741, Sec. 1 (its list of the four data types)
+    and Sec. 3.2 (ii) ("Loss- & uncertainty-based ranking"):
 
-    - ``under_represented``: high loss, high uncertainty (rare appearance: the model is unsure and wrong; these are
-      the hardest by difficulty score and the mirror layout pairs them with the well represented);
-    - ``poorly_labelled``: high loss, low uncertainty (the model confidently predicts something else than the label);
-    - ``overfitted``: low loss, high uncertainty (the label is fitted but the prediction is unstable under feature
-      disturbances);
+    - ``poorly_labelled``: high loss, low uncertainty: the prediction disagrees with the label but the network is
+      confident in it (mislabelled or wrongly labelled samples);
+    - ``under_represented``: high loss, high uncertainty: the prediction disagrees with the label and changes under
+      disturbances (too few samples of their kind, or in conflict with the majority class); the hardest by
+      difficulty score, which the mirror layout pairs with the well represented;
+    - ``overfitted``: low loss, high uncertainty: the prediction agrees with the label but changes under
+      disturbances (the network fitted wrong information);
     - ``well_represented``: low loss, low uncertainty.
 
-    The full text of the paper could not be consulted when this was written; the mapping is the one consistent with
-    its abstract (poorly labelled and overfitted samples get mid difficulty and are paired with each other).
+    Sec. 3.2 (iii): poorly labelled and overfitted samples get a medium difficulty score (rank sum), the well
+    represented a low and the under represented a high one; :func:`categorize` codes exactly this table.
     """
 
     UNDER_REPRESENTED = "under_represented"

@@ -50,7 +50,8 @@ def bundle_overrides(
     cached; the random flips and rotations still run every epoch).
 
     Args:
-        strategy: ``{"mombs", "random", "scl", "ohem", "anti_mixed"}`` (:class:`SamplingStrategy`).
+        strategy: a :class:`SamplingStrategy` value (``random``, ``mombs``, ``mombs_loss``, ``mombs_uncertainty``,
+            ``anti_mixed``, ``scl_hard``, ``scl_linear``, ``ohem``).
         seed: training seed.
         dataset_dir: the ``covid_medseg`` demo folder (noisy training masks).
         run_dir: folder of this run's checkpoints and outputs.

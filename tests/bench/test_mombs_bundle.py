@@ -15,12 +15,12 @@ from scripts.bench.mombs_step import timing_overrides
 
 
 def test_bundle_overrides_exact(tmp_path):
-    out = bundle_overrides("scl", 3, tmp_path / "data", tmp_path / "run", image_size=32, epochs=2, pivot_epoch=1)
+    out = bundle_overrides("scl_hard", 3, tmp_path / "data", tmp_path / "run", image_size=32, epochs=2, pivot_epoch=1)
     assert out == {
         "dataset_dir": str(tmp_path / "data"),
         "ckpt_dir": str(tmp_path / "run" / "models"),
         "output_dir": str(tmp_path / "run" / "eval"),
-        "sampling_strategy": "scl",
+        "sampling_strategy": "scl_hard",
         "image_size": 32,
         "epochs": 2,
         "pivot_epoch": 1,

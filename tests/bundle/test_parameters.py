@@ -39,7 +39,8 @@ def test_as_flag_refuses_other_values_naming_the_id(value):
     "name, value",
     [("image_size", 0), ("image_size", -64), ("image_size", 6.5), ("image_size", "64"), ("batch_size", True),
      ("num_workers", -1), ("val_fraction", 0.0), ("val_fraction", 1.0), ("learning_rate", 0), ("amp", "maybe"),
-     ("output_dir", ""), ("hard_fraction", 1.5), ("learning_rate", float("nan"))],
+     ("output_dir", ""), ("hard_fraction", 1.5), ("learning_rate", float("nan")), ("self_paced_growth", 0.9),
+     ("self_paced_start_fraction", 0.0), ("self_paced_start_fraction", 1.5)],
 )  # fmt: skip
 def test_check_parameters_names_the_bad_id(name, value):
     with pytest.raises(ValueError, match=rf"'{name}' = .*must be"):

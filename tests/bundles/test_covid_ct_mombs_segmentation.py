@@ -11,6 +11,7 @@ import math
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -20,6 +21,7 @@ import pandas as pd
 import pytest
 import torch
 from ignite.engine import Events
+from monai.engines.utils import IterationEvents
 
 from monai_ext.bundle.workflow import bundle_parser
 from monai_ext.bundle.zoo import write_demo_data
@@ -144,15 +146,31 @@ def test_resume_restores_scores_and_plans_epoch_3_from_them(trained, run_bundle,
     assert seen["plan"] == list(replay)
 
 
-@pytest.mark.parametrize("strategy", ["random", "scl", "ohem"])
-def test_baseline_strategies_train_without_the_assessors_passes(strategy, covid_demo, run_bundle, tmp_path):
+@pytest.mark.parametrize("strategy", ["random", "mombs_loss", "scl_hard", "scl_linear", "ohem"])
+def test_strategies_without_uncertainty_train_without_the_assessors_passes(strategy, covid_demo, run_bundle, tmp_path):
     plans: dict[int, list[int]] = {}
+    steps: list[dict] = []
+    scores: dict[int, torch.Tensor] = {}
+    whole: dict[int, Counter] = {}  # every planned sample of an epoch, also those drop_last leaves out
 
     def probe(wf):
         trainer, sampler = wf.parser.get_parsed_content("train#trainer"), wf.parser.get_parsed_content("train#sampler")
-        trainer.add_event_handler(Events.EPOCH_STARTED, lambda e: plans.update({e.state.epoch: list(sampler)}))
 
-    fraction = None if strategy == "random" else 0.25
+        def started(engine):
+            plans[engine.state.epoch] = list(sampler)
+            scores[engine.state.epoch] = sampler.loss.clone()
+            blocks, partial = sampler.plan()
+            whole[engine.state.epoch] = Counter(blocks.reshape(-1).tolist() + partial.tolist())
+
+        def loss_done(engine):  # before decollation: the batch tensors
+            out = engine.state.output
+            steps.append({k: out[k].detach().clone() for k in ("index", "loss", "loss_per_sample", "loss_weight")
+                          if k in out} | {"epoch": engine.state.epoch})  # fmt: skip
+
+        trainer.add_event_handler(Events.EPOCH_STARTED, started)
+        trainer.add_event_handler(IterationEvents.LOSS_COMPLETED, loss_done)
+
+    fraction = 0.25 if strategy == "ohem" else None
     wf = _train(run_bundle, covid_demo, tmp_path, hooks=[probe], sampling_strategy=strategy, hard_fraction=fraction)
     ckpt = torch.load(tmp_path / "models" / "last.pt", weights_only=True, map_location="cpu")
     assert set(ckpt) == METHOD_KEYS  # the assessor is always built and checkpointed ...
@@ -162,20 +180,61 @@ def test_baseline_strategies_train_without_the_assessors_passes(strategy, covid_
     assert bool(torch.isnan(ckpt["mombs_sampler"]["uncertainty"]).all())
     recorded = dict(zip(ckpt["mombs_scores"]["keys"], ckpt["mombs_scores"]["values"].T))
     assert bool(torch.isnan(recorded["uncertainty"]).all())
-    assert wf.parser.get_parsed_content("train#sampler").strategy == strategy
+    sampler = wf.parser.get_parsed_content("train#sampler")
+    assert sampler.strategy == strategy
     assert not (tmp_path / "eval" / "difficulty").exists()  # the map needs the uncertainty
     n = len(wf.parser.get_parsed_content("train#datalist"))
-    epoch2 = plans[2]
-    hard = math.floor(0.25 * n)
-    if strategy == "random":
+    epoch2, loss1 = plans[2], scores[2]  # epoch 2 (the pivot) is planned from epoch 1's losses
+    weighted = [s for s in steps if "loss_weight" in s]
+    if strategy in ("random", "mombs_loss"):
+        assert len(set(epoch2)) == len(epoch2) and not weighted
+    if strategy == "mombs_loss":  # mirror layout of the loss ranks: equal rank sums per minibatch
+        replay = MoMBSSampler(range(n), batch_size=BATCH, strategy=strategy, pivot_epoch=PIVOT, drop_last=True)
+        replay.update_scores(loss1, None, epoch=1)
+        assert epoch2 == list(replay.local_indices(2))
+    elif strategy.startswith("scl"):  # random order, weights from epoch 1's losses from the pivot on
         assert len(set(epoch2)) == len(epoch2)
-    elif strategy == "scl":  # the hardest floor(0.25 N) samples by loss are left out of the epoch
-        loss = ckpt["mombs_sampler"]["loss"]
-        assert bool(torch.isfinite(loss).all())  # 24 slices, 3 full minibatches: every sample has a loss
-        hardest = set(torch.argsort(loss, descending=True)[:hard].tolist())
-        assert not hardest & set(epoch2)
-    else:  # ohem repeats hard samples: some index occurs twice
-        assert len(set(epoch2)) < len(epoch2)
+        assert {s["epoch"] for s in weighted} == {2} and len(weighted) == len(steps) // 2
+        lambda0 = float(torch.quantile(loss1[torch.isfinite(loss1)].double(), 0.5))
+        assert float(ckpt["mombs_sampler"]["self_paced_lambda0"]) == pytest.approx(lambda0)
+        assert int(ckpt["mombs_sampler"]["self_paced_start_epoch"]) == PIVOT
+        for step in weighted:
+            raw = step["loss_per_sample"]
+            torch.testing.assert_close(step["loss"], (step["loss_weight"] * raw).mean())
+            filled = torch.where(torch.isfinite(loss1), loss1, loss1[torch.isfinite(loss1)].median())
+            own = filled[step["index"]].double()
+            expected = (own < lambda0).float() if strategy == "scl_hard" else (1 - own / lambda0).clamp(0, 1).float()
+            torch.testing.assert_close(step["loss_weight"], expected)
+        assert any(float(s["loss_weight"].min()) < 1 for s in weighted)
+    elif strategy == "ohem":  # N + k per epoch, the k highest losses of epoch 1 twice
+        k = math.floor(0.25 * n)
+        assert len(plans[1]) == len(epoch2) == (n + k) // BATCH * BATCH
+        # drop_last: samples not visited in epoch 1 have no loss and rank at the (lower) median, ties by index
+        filled = torch.where(torch.isfinite(loss1), loss1, loss1[torch.isfinite(loss1)].median())
+        hardest = set(torch.argsort(filled, stable=True)[n - k :].tolist())
+        assert {i for i, c in whole[2].items() if c == 2} == hardest and sum(whole[2].values()) == n + k
+        assert sum(whole[1].values()) == n + k and len(whole[1]) == n  # k random repeats before the pivot
+
+
+@pytest.mark.parametrize("strategy", ["mombs_uncertainty", "anti_mixed"])
+def test_strategies_with_uncertainty_plan_from_the_recorded_scores(strategy, covid_demo, run_bundle, tmp_path):
+    plans: dict[int, list[int]] = {}
+
+    def probe(wf):
+        trainer, sampler = wf.parser.get_parsed_content("train#trainer"), wf.parser.get_parsed_content("train#sampler")
+        trainer.add_event_handler(Events.EPOCH_STARTED, lambda e: plans.update({e.state.epoch: list(sampler)}))
+
+    wf = _train(run_bundle, covid_demo, tmp_path, hooks=[probe], sampling_strategy=strategy)
+    n = len(wf.parser.get_parsed_content("train#datalist"))
+    table = pd.read_csv(tmp_path / "eval" / "difficulty" / "difficulty_epoch0001.csv")
+    assert bool(np.isfinite(table["uncertainty"]).any())
+    replay = MoMBSSampler(range(n), batch_size=BATCH, strategy=strategy, pivot_epoch=PIVOT, drop_last=True)
+    replay.update_scores(torch.tensor(table["loss"].to_numpy()), torch.tensor(table["uncertainty"].to_numpy()))
+    assert plans[2] == list(replay.local_indices(2))
+    if strategy == "mombs_uncertainty":  # mirror of the uncertainty ranks alone
+        rank = dict(zip(table["index"], table["uncertainty_rank"]))
+        sums = {sum(rank[i] for i in plans[2][b : b + BATCH]) for b in range(0, len(plans[2]), BATCH)}
+        assert len(sums) == 1
 
 
 def test_train_fraction_keeps_a_subset_of_the_training_cases(trained, run_bundle, tmp_path):

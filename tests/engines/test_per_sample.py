@@ -361,3 +361,44 @@ def test_trainer_forwards_a_handler_output_entry_to_the_loss():
     plain = MemoryLogitsLoss()
     _trainer(PerSampleTrainer, _datalist(), _network(), plain).run()
     assert [s[1] for s in plain.seen] == [None, None]
+
+
+def test_trainer_backpropagates_the_weighted_mean_and_records_raw_losses():
+    """A FORWARD_COMPLETED handler's ``loss_weight`` makes the trainer back-propagate mean(w * l); the recorded
+    per-sample losses stay unweighted."""
+    datalist = _datalist()
+    net = _network()
+    net0 = copy.deepcopy(net)
+    weights_by_index = torch.tensor([1.0, 0.0, 0.5, 0.25, 1.0, 0.0])
+    trainer = _trainer(PerSampleTrainer, datalist, net, torch.nn.BCEWithLogitsLoss(reduction="none"),
+                       batch_size=NUM_ITEMS, lr=0.0, decollate=False)  # fmt: skip
+
+    def _weights(engine):  # what monai_ext.handlers.SelfPacedLossWeights does
+        engine.state.output[PerSampleKeys.LOSS_WEIGHT] = weights_by_index[engine.state.output["index"]]
+
+    grads = []
+    trainer.add_event_handler(IterationEvents.FORWARD_COMPLETED, _weights)
+    trainer.add_event_handler(
+        IterationEvents.BACKWARD_COMPLETED, lambda e: grads.append([p.grad.clone() for p in e.network.parameters()])
+    )
+    outputs = _capture_outputs(trainer)
+    trainer.run()
+    images = torch.stack([item["image"].as_tensor() for item in datalist])
+    labels = torch.stack([item["label"] for item in datalist])
+    raw = F.binary_cross_entropy_with_logits(net0(images), labels, reduction="none").mean(dim=1)
+    hand = (weights_by_index * raw).mean()
+    hand.backward()
+    for got, want in zip(grads[0], [p.grad for p in net0.parameters()]):
+        torch.testing.assert_close(got, want)
+    torch.testing.assert_close(outputs[0]["loss"].detach(), hand.detach())
+    torch.testing.assert_close(outputs[0][PerSampleKeys.LOSS_PER_SAMPLE], raw.detach())  # unweighted
+
+
+def test_trainer_refuses_loss_weights_of_the_wrong_shape():
+    trainer = _trainer(PerSampleTrainer, _datalist(), _network(), torch.nn.BCEWithLogitsLoss(reduction="none"))
+    trainer.add_event_handler(
+        IterationEvents.FORWARD_COMPLETED, lambda e: e.state.output.update(loss_weight=torch.ones(2))
+    )
+    with pytest.raises(ValueError, match=r"'loss_weight' in engine.state.output must hold one finite weight per "
+                                         r"sample \(3\), got shape \(2,\)"):  # fmt: skip
+        trainer.run()

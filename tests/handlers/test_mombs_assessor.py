@@ -459,7 +459,7 @@ def test_bad_start_epoch(start):
         MoMBSAssessor(start_epoch=start)
 
 
-@pytest.mark.parametrize("strategy", ["mombs", "random", "scl"])
+@pytest.mark.parametrize("strategy", ["mombs", "random", "scl_hard"])
 def test_assessor_runs_only_the_epochs_whose_uncertainty_the_sampler_uses(strategy):
     """pivot 3: epoch 2's scores plan epoch 3, so mombs assesses epochs 2 and 3; random and SCL never do."""
     from monai_ext.samplers import MoMBSSampler

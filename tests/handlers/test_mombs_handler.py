@@ -177,7 +177,7 @@ def test_strategies_without_uncertainty_get_no_map_and_no_warning(tmp_path, recw
     loss = [0.7, 0.1, 0.5, 0.3]
     recorder = PerSampleRecorder(num_samples=4, keys=KEYS)
     recorder.update(torch.arange(4), {"loss_per_sample": torch.tensor(loss), "uncertainty": torch.full((4,), NAN)}, 2)
-    sampler = MoMBSSampler(range(4), batch_size=2, strategy="scl", pivot_epoch=1, hard_fraction=0.25)
+    sampler = MoMBSSampler(range(4), batch_size=2, strategy="ohem", pivot_epoch=1, hard_fraction=0.25)
     MoMBSHandler(sampler, recorder, output_dir=tmp_path / "mombs", name="t")(_engine(2))
     assert not (tmp_path / "mombs").exists()
     assert not [w for w in recwarn if "uncertainty" in str(w.message)]

@@ -169,31 +169,106 @@ def test_loss_only_when_uncertainty_never_recorded():
 SWAP_LOSS = [0.5, 0.9, 0.1, 0.7, 0.3, 0.8, 0.2, 0.6, 0.4, 0.0]
 
 
-@pytest.mark.parametrize(
-    "strategy, twice, never",
-    [("scl", {9, 2}, {1, 5}), ("ohem", {1, 5}, {9, 2})],
-)
-def test_scl_and_ohem_swap_a_fraction_by_loss(strategy, twice, never):
-    sampler = _sampler(10, 5, SWAP_LOSS, strategy=strategy, hard_fraction=0.2)
-    for epoch in (1, 2):
+def test_ohem_visits_exactly_the_top_fraction_twice():
+    sampler = _sampler(10, 4, SWAP_LOSS, strategy="ohem", hard_fraction=0.2)
+    assert len(sampler) == 12 and sampler.epoch_size == 12  # N + k, k = 2
+    orders = []
+    for epoch in (1, 2, 3):
+        sampler.set_epoch(epoch)
+        order = list(sampler)
+        counts = Counter(order)
+        assert len(order) == len(sampler) == 12
+        assert {i for i, c in counts.items() if c == 2} == {1, 5}  # the two highest losses
+        assert set(counts) == set(range(10)) and all(counts[i] == 1 for i in set(range(10)) - {1, 5})
+        orders.append(order)
+    assert orders[0] != orders[1]  # random order, another one every epoch
+
+
+def test_ohem_before_the_pivot_repeats_k_random_samples_with_the_same_length():
+    sampler = _sampler(10, 4, SWAP_LOSS, strategy="ohem", hard_fraction=0.2, pivot_epoch=5)
+    repeated = []
+    for epoch in (1, 2, 3, 4):
         sampler.set_epoch(epoch)
         counts = Counter(sampler)
-        assert len(sampler) == 10 and sum(counts.values()) == 10
-        assert {i for i, c in counts.items() if c == 2} == twice
-        assert set(range(10)) - set(counts) == never
-        assert all(counts[i] == 1 for i in set(range(10)) - twice - never)
+        assert sum(counts.values()) == len(sampler) == 12 and set(counts) == set(range(10))
+        twice = {i for i, c in counts.items() if c == 2}
+        assert len(twice) == 2
+        repeated.append(twice)
+    assert any(t != {1, 5} for t in repeated)  # not the top-loss samples: random before the pivot
 
 
-def test_scl_default_fraction_and_zero_fraction():
-    assert _sampler(10, 5, SWAP_LOSS, strategy="scl").hard_fraction == 0.1
+@pytest.mark.parametrize("world, batch_size, drop_last", [(2, 2, False), (2, 3, False), (2, 2, True)])
+def test_ohem_simulated_ranks_split_the_n_plus_k_plan(world, batch_size, drop_last):
+    n = 21  # k = floor(0.1 * 21) = 2: the losses 20 and 19 are the highest
+    loss = _identity(n)
+    samplers = [
+        _sampler(n, batch_size, loss, strategy="ohem", num_replicas=world, rank=r, drop_last=drop_last)
+        for r in range(world)
+    ]
+    lengths = {len(s) for s in samplers}
+    assert len(lengths) == 1  # every rank runs the same number of iterations
+    for s in samplers:
+        s.set_epoch(3)
+    shares = [list(s) for s in samplers]
+    assert all(len(share) == len(samplers[0]) for share in shares)
+    union = Counter(i for share in shares for i in share)
+    global_batches = samplers[0].global_batches(3)
+    assert sorted(union.elements()) == sorted(i for batch in global_batches for i in batch)
+    if not drop_last:
+        planned = Counter(i for batch in samplers[0].plan(3)[0].tolist() for i in batch)
+        planned.update(samplers[0].plan(3)[1].tolist())
+        assert planned == Counter({**{i: 1 for i in range(n)}, 19: 2, 20: 2})  # N + k before padding
+        assert sum(union.values()) == len(samplers[0]) * world >= n + 2
+
+
+def test_ohem_default_fraction_and_zero_fraction():
+    assert _sampler(10, 5, SWAP_LOSS, strategy="ohem").hard_fraction == 0.1
+    assert len(_sampler(10, 5, SWAP_LOSS, strategy="ohem")) == 11
     sampler = _sampler(10, 5, SWAP_LOSS, strategy="ohem", hard_fraction=0.0)
     sampler.set_epoch(1)
     assert sorted(sampler) == list(range(10))
 
 
-def test_hard_fraction_ignored_by_mombs_warns():
-    with pytest.warns(UserWarning, match="hard_fraction=0.3 is ignored by strategy 'mombs'"):
-        _sampler(10, 5, hard_fraction=0.3)
+@pytest.mark.parametrize("strategy", ["scl_hard", "scl_linear"])
+def test_scl_samples_every_sample_once_at_random(strategy):
+    sampler = _sampler(10, 4, SWAP_LOSS, strategy=strategy)
+    baseline = _sampler(10, 4, SWAP_LOSS, strategy="random")
+    for epoch in (1, 2):
+        assert _batches(sampler, epoch) == _batches(baseline, epoch)
+        assert len(sampler) == 10
+
+
+# TOY_LOSS ranks [6, 0, 4, 2, 7, 1, 5, 3]; uncertainty ranks of TOY_UNC: [0, 7, 1, 6, 2, 5, 3, 4]
+TOY_UNC = [0.0, 0.7, 0.1, 0.6, 0.2, 0.5, 0.3, 0.4]
+
+
+@pytest.mark.parametrize(
+    "strategy, ranks",
+    [
+        ("mombs_loss", [6, 0, 4, 2, 7, 1, 5, 3]),
+        ("mombs_uncertainty", [0, 7, 1, 6, 2, 5, 3, 4]),
+        ("mombs", [6, 7, 5, 8, 9, 6, 8, 7]),
+    ],
+)
+def test_ablation_orders_follow_their_own_columns(strategy, ranks):
+    sampler = _sampler(8, 4, TOY_LOSS, torch.tensor(TOY_UNC), strategy=strategy)
+    np.testing.assert_array_equal(sampler.difficulty().numpy(), ranks)
+    order = torch.argsort(torch.tensor(ranks, dtype=torch.float64), stable=True).tolist()  # easiest first
+    mirror = {tuple(order[j] for j in (0, 7, 1, 6)), tuple(order[j] for j in (2, 5, 3, 4))}
+    assert set(_batches(sampler, 1)) == mirror
+
+
+def test_mombs_uncertainty_without_uncertainty_samples_at_random():
+    sampler = _sampler(8, 4, TOY_LOSS, strategy="mombs_uncertainty", seed=3)
+    with pytest.warns(UserWarning, match="no scores were given yet"):
+        batches = _batches(sampler, 1)
+    assert batches == _batches(_sampler(8, 4, TOY_LOSS, strategy="random", seed=3), 1)
+
+
+@pytest.mark.parametrize("strategy", ["mombs", "scl_hard"])
+def test_hard_fraction_ignored_by_other_strategies_warns(strategy):
+    with pytest.warns(UserWarning, match=f"hard_fraction=0.3 is ignored by strategy '{strategy}' \\(only ohem\\)"):
+        _sampler(10, 5, strategy=strategy, hard_fraction=0.3)
 
 
 @pytest.mark.parametrize(
@@ -201,7 +276,11 @@ def test_hard_fraction_ignored_by_mombs_warns():
     [
         ({"batch_size": 0}, "batch_size must be >= 1, got 0"),
         ({"pivot_epoch": 0}, "pivot_epoch must be >= 1"),
-        ({"strategy": "scl", "hard_fraction": 0.6}, r"hard_fraction must lie in \[0, 0.5\], got 0.6"),
+        ({"strategy": "ohem", "hard_fraction": 0.6}, r"hard_fraction must lie in \[0, 0.5\], got 0.6"),
+        ({"strategy": "scl", "hard_fraction": None}, "Unsupported option 'scl'"),
+        ({"self_paced_start_fraction": 0.0}, r"self_paced_start_fraction must lie in \(0, 1\], got 0.0"),
+        ({"self_paced_growth": 0.9}, "self_paced_growth must be >= 1"),
+        ({"drop_last": True, "batch_size": 12, "strategy": "ohem"}, r"drop_last=True leaves no minibatch: 11 samples"),
         ({"strategy": "mixed"}, "mixed"),
         ({"layout": "zigzag"}, "zigzag"),
         ({"num_replicas": 2, "rank": 2}, r"rank must lie in \[0, num_replicas\), got rank=2"),
@@ -295,7 +374,17 @@ def test_empty_dataset_names_the_training_datalist():
 
 
 @pytest.mark.parametrize(
-    "strategy, uses", [("mombs", True), ("anti_mixed", True), ("random", False), ("scl", False), ("ohem", False)]
+    "strategy, uses",
+    [
+        ("mombs", True),
+        ("mombs_uncertainty", True),
+        ("anti_mixed", True),
+        ("mombs_loss", False),
+        ("random", False),
+        ("scl_hard", False),
+        ("scl_linear", False),
+        ("ohem", False),
+    ],
 )
 def test_which_strategies_rank_by_uncertainty(strategy, uses):
     assert SamplingStrategy(strategy).uses_uncertainty is uses

@@ -148,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
                 args.num_disturbances, args.warmup, args.repeats, bundle_dir=args.bundle_dir,
             )  # fmt: skip
             wall["timing"] = time.perf_counter() - start
-            logging.getLogger("scripts.bench").info(f"epoch time ratio MoMBS / random: {results['timing']['ratio']:.3f}")
+            logging.getLogger("scripts.bench").info(
+                f"epoch time ratio MoMBS / random: {results['timing']['ratio']:.3f}"
+            )
             mombs_report.write_results(out_dir, timing=results["timing"], environment=_environment(argv, wall))
         if "study" in args.parts:
             start = time.perf_counter()

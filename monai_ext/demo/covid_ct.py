@@ -11,7 +11,8 @@ Training masks carry realistic annotation noise, because MoMBS (Li, Han, Zhou, a
 against it: each lesion is independently left out (``missing``), under-drawn (``erode``: 2D erosion per slice),
 over-drawn (``dilate``, within the thoracic cavity) or, MedSeg layout only, given the other class (``wrong_class``:
 GGO and consolidation swapped) at configurable rates. Optionally a minority of MedSeg Dataset 1 slices hold
-under-represented lesions (``tiny`` or ``low_contrast``, column ``appearance`` of the noise record). The clean masks are kept under
+under-represented lesions (``tiny`` or ``low_contrast``, column ``appearance`` of the noise record). The clean
+masks are kept under
 ``demo_clean/`` (same relative paths) and every lesion is listed in ``demo_mask_noise.csv``; neither is part of
 the real layouts.
 

@@ -174,7 +174,7 @@ def category_vs_corruption(difficulty: pd.DataFrame | str | os.PathLike, corrupt
             "difficulty CSV written by a run with this training datalist (same dataset, split_seed, fold)?"
         )
     corrupted = merged["corrupted"].astype(bool).to_numpy()
-    rare = (merged["under_represented"] if "under_represented" in merged else pd.Series(False, merged.index))
+    rare = merged["under_represented"] if "under_represented" in merged else pd.Series(False, merged.index)
     rare = rare.astype(bool).to_numpy()
     counts: dict[str, dict[str, int]] = {}
     for category in CATEGORIES:
@@ -233,10 +233,11 @@ def _shares(counts: Mapping[str, Mapping[str, int]]) -> dict[str, Any]:
 def pool_category_tables(tables: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Add up the ``counts`` of several :func:`category_vs_corruption` results (e.g. one per seed) and recompute
     every share from the pooled counts; an empty sequence gives zero counts and ``nan`` shares."""
-    pooled = {c: {k: 0 for k in ("slices", "corrupted", "clean", "under_represented", *CORRUPTIONS)} for c in CATEGORIES}
+    pooled = {
+        c: {k: 0 for k in ("slices", "corrupted", "clean", "under_represented", *CORRUPTIONS)} for c in CATEGORIES
+    }
     for table in tables:
         for category, row in table["counts"].items():
             for key, value in row.items():
                 pooled[category][key] += int(value)
     return _shares(pooled)
-

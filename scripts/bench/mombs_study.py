@@ -233,12 +233,18 @@ def wrong_class_visible(label_map: Mapping[str, int | Sequence[int]]) -> bool:
 
 
 def run_overrides(
-    strategy: str, seed: int, fraction: float, data: Mapping[str, Any], run_dir: str | os.PathLike, plan: StudyPlan,
+    strategy: str,
+    seed: int,
+    fraction: float,
+    data: Mapping[str, Any],
+    run_dir: str | os.PathLike,
+    plan: StudyPlan,
     epochs: int | None = None,
 ) -> dict[str, Any]:
     """The bundle overrides of one run (``train.json`` + ``demo.json`` + ``multiclass.json``):
     :func:`scripts.bench.mombs_bundle.bundle_overrides` (strategy, seed, folders, schedule, the demo overlay's small
-    network, cached datasets) plus ``split_seed`` (the plan's, fixed), ``train_fraction``, ``learning_rate`` and ``val_interval``.
+    network, cached datasets) plus ``split_seed`` (the plan's, fixed), ``train_fraction``, ``learning_rate`` and
+    ``val_interval``.
     """
     out = bundle_overrides(
         strategy, seed, data["dataset_dir"], run_dir, plan.image_size, plan.epochs if epochs is None else epochs,
@@ -317,8 +323,12 @@ def train_and_evaluate(
 
 
 def audit_run(
-    bundle_dir, overrides: Mapping[str, Any], datalist: Sequence[Mapping[str, Any]], label_map: Mapping[str, Any],
-    data: Mapping[str, Any], run_dir: Path,
+    bundle_dir,
+    overrides: Mapping[str, Any],
+    datalist: Sequence[Mapping[str, Any]],
+    label_map: Mapping[str, Any],
+    data: Mapping[str, Any],
+    run_dir: Path,
 ) -> dict[str, Any]:
     """The difficulty-map audit of one finished run: :func:`scripts.bench.mombs_audit.category_vs_corruption` of its
     last difficulty CSV, and the fit check: ``last.pt`` evaluated on the training slices against the clean masks,

@@ -28,7 +28,8 @@ def test_tiny_bench_end_to_end(tmp_path, capsys):
     argv = ["--out", str(out), "--work-dir", str(tmp_path / "work"), "--num-threads", "1", "--data-size", "0.1",
             "--timing-image-size", "32", "--timing-batch-size", "8", "--repeats", "1", "--num-disturbances", "2",
             "--plan", "quick", "--seeds", "0", "--strategies", "random", "mombs", "--fractions", "1.0",
-            "--epochs", "2", "--pivot-epoch", "2", "--n-slices", "40", "--image-size", "32", "--workers", "1"]  # fmt: skip
+            "--epochs", "2", "--pivot-epoch", "2", "--n-slices", "40", "--image-size", "32",
+            "--workers", "1"]  # fmt: skip
     assert _script().main(argv) == 0
     table = (out / "README_table.md").read_text()
     assert table in capsys.readouterr().out
@@ -57,6 +58,6 @@ def test_tiny_bench_end_to_end(tmp_path, capsys):
     assert _script().main(["--out", str(out), "--parts", "timing", "--data-size", "0.1", "--timing-image-size",
                            "32", "--repeats", "1", "--num-disturbances", "2"]) == 0  # fmt: skip
     rebuilt = (out / "README_table.md").read_text()
-    assert rebuilt.split("**Efficacy study**")[1].split("Environment:")[0] == table.split("**Efficacy study**")[1].split(
-        "Environment:")[0]  # fmt: skip
+    study_part = table.split("**Efficacy study**")[1].split("Environment:")[0]
+    assert rebuilt.split("**Efficacy study**")[1].split("Environment:")[0] == study_part
     assert json.loads((out / "study.json").read_text())["runs"] == result["runs"]  # not rewritten

@@ -123,9 +123,9 @@ def test_pooling_adds_counts_and_recomputes_shares(noise_case):
     first = category_vs_corruption(_difficulty(CATEGORY), corruption)
     swapped = ["well_represented", "poorly_labelled", "overfitted", "overfitted", "under_represented"]
     pooled = pool_category_tables([first, category_vs_corruption(_difficulty(swapped), corruption)])
-    assert pooled["counts"]["poorly_labelled"] == {"slices": 3, "corrupted": 2, "clean": 1, "missing": 1,
-                                                    "erode": 0, "dilate": 1, "wrong_class": 0,
-                                                    "under_represented": 0}  # fmt: skip
+    expected = {"slices": 3, "corrupted": 2, "clean": 1, "missing": 1, "erode": 0, "dilate": 1, "wrong_class": 0,
+                "under_represented": 0}  # fmt: skip
+    assert pooled["counts"]["poorly_labelled"] == expected
     assert pooled["counts"]["overfitted"]["slices"] == 3 and pooled["counts"]["overfitted"]["corrupted"] == 2
     assert (pooled["n_slices"], pooled["n_corrupted"]) == (10, 6)
     # high loss: corrupted 3 (first run) + 0 (second) of 6; clean 0 + 2 (index 1 poorly, index 4 under) of 4

@@ -74,7 +74,9 @@ def test_aggregate_study_worked_case():
     # fraction 1: random 0.50, 0.60, 0.40; mombs 0.55, 0.60, 0.50 -> differences 0.05, 0.00, 0.10: mean 0.05,
     # std 0.05, t_{0.975,2} = 4.3027 -> half width 4.3027 * 0.05 / sqrt(3) = 0.1242
     runs = [_run("random", 1.0, s, d) for s, d in enumerate((0.5, 0.6, 0.4))]
-    runs += [_run("mombs", 1.0, s, d, _audit(0.3 + 0.1 * s, 0.5, 0.2, 0.1, 0.8)) for s, d in enumerate((0.55, 0.6, 0.5))]
+    runs += [
+        _run("mombs", 1.0, s, d, _audit(0.3 + 0.1 * s, 0.5, 0.2, 0.1, 0.8)) for s, d in enumerate((0.55, 0.6, 0.5))
+    ]
     runs += [_run("random", 0.25, 0, 0.2), _run("mombs", 0.25, 0, None)]  # a run without scored cases: left out
     out = aggregate_study(runs)
     assert list(out["fractions"]) == ["1", "0.25"]

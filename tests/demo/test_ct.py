@@ -335,8 +335,9 @@ def _lesion_stats(root, rows):
 
 def test_medseg_under_represented_lesions_are_smaller_and_fainter(medseg_study):
     root, summary, rows = medseg_study
-    assert summary["appearances"] == {a: int((rows["appearance"] == a).sum()) for a in ("typical", "tiny",
-                                                                                         "low_contrast")}
+    assert summary["appearances"] == {
+        a: int((rows["appearance"] == a).sum()) for a in ("typical", "tiny", "low_contrast")
+    }
     # one appearance per slice (each Dataset 1 slice is its own patient); an effusion is always typical
     covid = rows[rows["label"] < 3]
     assert (covid.groupby("k_first")["appearance"].nunique() == 1).all()

@@ -71,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pivot-epoch", type=int, default=None, help="override the plan's pivot epoch (1-based)")
     g.add_argument("--n-slices", type=int, default=None, help="override the number of demo slices")
     g.add_argument("--image-size", type=int, default=None, help="override the written and network image side")
+    g.add_argument(
+        "--audit-epochs",
+        type=int,
+        default=None,
+        help="one extra, longer mombs run per seed at the largest "
+        "fraction for the difficulty-map audit (default plan: none, the study's mombs runs are audited)",
+    )
     g.add_argument("--workers", type=int, default=None, help="parallel runs; default the plan's (2)")
     return p
 
@@ -121,7 +128,7 @@ def _plan(args: argparse.Namespace) -> mombs_study.StudyPlan:
     return mombs_study.with_plan_overrides(
         plan, strategies=tuple(args.strategies) if args.strategies else None,
         fractions=tuple(args.fractions) if args.fractions else None, seeds=tuple(args.seeds) if args.seeds else None,
-        epochs=args.epochs, pivot_epoch=args.pivot_epoch, n_slices=args.n_slices,
+        epochs=args.epochs, pivot_epoch=args.pivot_epoch, n_slices=args.n_slices, audit_epochs=args.audit_epochs,
     )  # fmt: skip
 
 

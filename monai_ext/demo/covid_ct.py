@@ -8,8 +8,11 @@ as irregular peripheral, posterior- and basal-predominant patches inside the lun
 as a dependent crescent at the posterior lung base (MedSeg layout only, outside the lung mask).
 
 Training masks carry realistic annotation noise, because MoMBS (Li, Han, Zhou, arXiv 2505.18741) is benchmarked
-against it: each lesion is independently left out (``missing``), under-drawn (``erode``: 2D erosion per slice) or
-over-drawn (``dilate``, within the thoracic cavity) at configurable rates. The clean masks are kept under
+against it: each lesion is independently left out (``missing``), under-drawn (``erode``: 2D erosion per slice),
+over-drawn (``dilate``, within the thoracic cavity) or, MedSeg layout only, given the other class (``wrong_class``:
+GGO and consolidation swapped) at configurable rates. Optionally a minority of MedSeg Dataset 1 slices hold
+under-represented lesions (``tiny`` or ``low_contrast``, column ``appearance`` of the noise record). The clean
+masks are kept under
 ``demo_clean/`` (same relative paths) and every lesion is listed in ``demo_mask_noise.csv``; neither is part of
 the real layouts.
 
@@ -36,6 +39,8 @@ __all__ = [
     "MA_CORONACASES",
     "MA_RADIOPAEDIA",
     "MASK_NOISE_HEADER",
+    "CORRUPTIONS",
+    "APPEARANCES",
     "write_covid_medseg_demo",
     "write_covid_ma_demo",
 ]
@@ -72,18 +77,29 @@ MASK_NOISE_HEADER = [
     "k_last",
     "voxels_clean",
     "voxels_noisy",
+    "appearance",
 ]
+#: ``corruption`` values of ``demo_mask_noise.csv``: ``none`` or one kind per lesion; ``wrong_class`` swaps GGO (1)
+#: and consolidation (2) within the lesion (invisible to a binary infection target).
+CORRUPTIONS = ("none", "missing", "erode", "dilate", "wrong_class")
+#: ``appearance`` values: ``typical`` lesions; ``tiny`` (radius 2-4 % of the image side instead of 5-14 %) and
+#: ``low_contrast`` (GGO -810..-770 HU, consolidation -450..-350 HU, against lung -860 HU) on a minority of slices.
+APPEARANCES = ("typical", "tiny", "low_contrast")
 
 GGO, CONSOLIDATION, EFFUSION = 1, 2, 3
 _LUNG_R, _LUNG_L = tissue_code("lung_right"), tissue_code("lung_left")
 
 
-def _lesions(rng, organs: np.ndarray, n: int, z_ratio: float, effusion: bool) -> tuple[np.ndarray, list, np.ndarray]:
+def _lesions(
+    rng, organs: np.ndarray, n: int, z_ratio: float, effusion: bool, appearance: str = "typical"
+) -> tuple[np.ndarray, list, np.ndarray]:
     """Place ``n`` COVID lesions (and optionally an effusion) in the lungs of ``organs`` (``Z H W``).
 
-    ``z_ratio`` = slice interval / pixel size. Returns the clean label volume (0/1/2/3), the lesions as
-    ``(bounding-box slices, cropped mask, label)`` and the stacked per-voxel target HU and blending weight.
+    ``z_ratio`` = slice interval / pixel size; ``appearance`` one of :data:`APPEARANCES` for every lesion. Returns
+    the clean label volume (0/1/2/3), the lesions as ``(bounding-box slices, cropped mask, label, appearance)``
+    (the effusion is ``typical``) and the stacked per-voxel target HU and blending weight.
     """
+    r_range, min_voxels = ((0.02, 0.04), 3) if appearance == "tiny" else ((0.05, 0.14), 6)
     z, h, w = organs.shape
     lung = (organs == _LUNG_R) | (organs == _LUNG_L)
     labels = np.zeros(organs.shape, np.uint8)
@@ -105,7 +121,7 @@ def _lesions(rng, organs: np.ndarray, n: int, z_ratio: float, effusion: bool) ->
                 target[k][sub] = rng.uniform(0, 20)
                 weight[k][sub] = 1.0
         if (labels == EFFUSION).any():
-            found.append(_crop(labels == EFFUSION) + (EFFUSION,))
+            found.append(_crop(labels == EFFUSION) + (EFFUSION, "typical"))
     free = lung & (labels == 0)
     # peripheral (subpleural) candidates: within 7 % of the image side from the lung border, in-plane
     periph = np.stack([ndimage.distance_transform_edt(f) <= 0.07 * h for f in free]) & free
@@ -123,7 +139,7 @@ def _lesions(rng, organs: np.ndarray, n: int, z_ratio: float, effusion: bool) ->
             break
         j = rng.choice(kk.size, p=p)
         c = (kk[j], yy[j], xx[j])
-        r = rng.uniform(0.05, 0.14) * h
+        r = rng.uniform(*r_range) * h
         radii = (max(r * rng.uniform(0.5, 1.1) / z_ratio, 0.6), r * rng.uniform(0.7, 1.3), r * rng.uniform(0.7, 1.3))
         sl = tuple(
             slice(max(int(cc - 2 * rr) - 1, 0), min(int(cc + 2 * rr) + 2, dim))
@@ -132,10 +148,12 @@ def _lesions(rng, organs: np.ndarray, n: int, z_ratio: float, effusion: bool) ->
         grid = np.ogrid[sl]
         f = np.sqrt(sum(((g - cc) / rr) ** 2 for g, cc, rr in zip(grid, c, radii))) + 0.35 * field[sl]
         region = (f < 1.0) & lung[sl]
-        if region.sum() < 6 or (region & forbidden[sl]).any():
+        if region.sum() < min_voxels or (region & forbidden[sl]).any():
             continue
         kind = rng.choice(["ggo", "mixed", "consolidation"], p=[0.5, 0.35, 0.15])
         hu_ggo, hu_cons = rng.uniform(-700, -500), rng.uniform(-100, 50)
+        if appearance == "low_contrast":
+            hu_ggo, hu_cons = -790 + (hu_ggo + 600) / 5, -400 + (hu_cons + 25) * 2 / 3  # same draws, rescaled
         core = region & (f < (0.55 if kind == "mixed" else 1.0 if kind == "consolidation" else -1.0))
         labels[sl][region] = GGO
         labels[sl][core] = CONSOLIDATION
@@ -147,7 +165,7 @@ def _lesions(rng, organs: np.ndarray, n: int, z_ratio: float, effusion: bool) ->
         weight[sl][core] = 1.0
         full = np.zeros(organs.shape, bool)
         full[sl] = region
-        found.append(_crop(full) + (CONSOLIDATION if kind == "consolidation" else GGO,))
+        found.append(_crop(full) + (CONSOLIDATION if kind == "consolidation" else GGO, appearance))
         big = (slice(sl[0].start, sl[0].stop),) + tuple(slice(max(q.start - 6, 0), q.stop + 6) for q in sl[1:])
         forbidden[big] |= ndimage.binary_dilation(full[big], iterations=6)
         n_found += 1
@@ -165,29 +183,41 @@ def _ct_case(
     z_mm: float,
     noise_hu: float,
     independent: bool,
+    appearance_rates: tuple[float, float] = (0.0, 0.0),
+    appearance: str = "typical",
 ) -> dict[str, np.ndarray]:
     """One chest CT (``Z H W``): HU, clean labels, lung mask (1 left, 2 right) and the lesion list.
 
-    ``independent`` makes every slice a different patient (MedSeg's 100-slice set) with its own lesions.
+    ``independent`` makes every slice a different patient (MedSeg's 100-slice set) with its own lesions; then
+    ``appearance_rates`` = (tiny, low contrast) are the shares of slices whose lesions are all ``tiny`` or all
+    ``low_contrast`` (drawn only when one is > 0, so the default draws the same random numbers as before).
+    ``appearance`` applies to every lesion of a non-independent case.
     """
     if independent:
+        ts = rng.uniform(*t_range, n_slices)
+        ns = rng.choice([0, 1, 2, 3, 4], n_slices, p=[0.15, 0.3, 0.25, 0.2, 0.1])
+        looks = ["typical"] * n_slices
+        if any(appearance_rates):
+            p_tiny, p_low = appearance_rates
+            looks = list(rng.choice(list(APPEARANCES), n_slices, p=[1 - p_tiny - p_low, p_tiny, p_low]))
         parts = [
-            _ct_case(rng, size, 1, (t, t), int(n), effusion and rng.random() < 0.3, px_mm, z_mm, noise_hu, False)
-            for t, n in zip(
-                rng.uniform(*t_range, n_slices), rng.choice([0, 1, 2, 3, 4], n_slices, p=[0.15, 0.3, 0.25, 0.2, 0.1])
+            _ct_case(
+                rng, size, 1, (t, t), int(n), effusion and rng.random() < 0.3, px_mm, z_mm, noise_hu, False,
+                appearance=str(look),
             )
-        ]
+            for t, n, look in zip(ts, ns, looks)
+        ]  # fmt: skip
         out = {key: np.concatenate([p[key] for p in parts]) for key in ("hu", "labels", "lungs")}
         out["lesions"] = [
-            ((slice(k, k + 1),) + sl[1:], sub, label)
+            ((slice(k, k + 1),) + sl[1:], sub, label, look)
             for k, part in enumerate(parts)
-            for sl, sub, label in part["lesions"]
+            for sl, sub, label, look in part["lesions"]
         ]
         return out
     phantom = BodyPhantom.random(rng, size)
     ts = np.linspace(t_range[1], t_range[0], n_slices)  # slice 0 is inferior
     organs = np.stack([phantom.organ_map(t) for t in ts])
-    labels, lesions, (target, weight) = _lesions(rng, organs, n_lesions, z_mm / px_mm, effusion)
+    labels, lesions, (target, weight) = _lesions(rng, organs, n_lesions, z_mm / px_mm, effusion, appearance)
     hu = np.empty(organs.shape, np.float32)
     for k, t in enumerate(ts):
 
@@ -221,14 +251,16 @@ def _corrupt(rng, labels: np.ndarray, lesions: list, rates: dict[str, float], ra
     yy, xx = np.ogrid[-radius : radius + 1, -radius : radius + 1]
     ball[0] = xx**2 + yy**2 <= radius**2
     records = []
-    for sl, region, label in lesions:
+    for sl, region, label, look in lesions:
         u = rng.random()
         kind = "none"
-        for name in ("missing", "erode", "dilate"):
+        for name in CORRUPTIONS[1:]:
             if u < rates[name]:
                 kind = name
                 break
             u -= rates[name]
+        if kind == "wrong_class" and label not in (GGO, CONSOLIDATION):
+            kind = "none"  # an effusion has no other class to be confused with
         out = noisy[sl]
         if kind == "missing":
             out[region] = 0
@@ -236,7 +268,11 @@ def _corrupt(rng, labels: np.ndarray, lesions: list, rates: dict[str, float], ra
             out[region & ~ndimage.binary_erosion(region, ball)] = 0
         elif kind == "dilate":
             out[ndimage.binary_dilation(region, ball) & (labels[sl] == 0) & allowed[sl]] = label
-        records.append((sl, region, label, kind))
+        elif kind == "wrong_class":
+            clean = labels[sl]
+            out[region & (clean == GGO)] = CONSOLIDATION
+            out[region & (clean == CONSOLIDATION)] = GGO
+        records.append((sl, region, label, kind, look))
     return noisy, records
 
 
@@ -248,8 +284,10 @@ def _save(path: Path, data_zhw: np.ndarray, spacing: tuple[float, float, float],
     nib.save(img, str(path))
 
 
-def _rates(missing_rate: float, erode_rate: float, dilate_rate: float, noise_radius: int) -> dict[str, float]:
-    rates = {"missing": missing_rate, "erode": erode_rate, "dilate": dilate_rate}
+def _rates(
+    missing_rate: float, erode_rate: float, dilate_rate: float, noise_radius: int, wrong_class_rate: float = 0.0
+) -> dict[str, float]:
+    rates = {"missing": missing_rate, "erode": erode_rate, "dilate": dilate_rate, "wrong_class": wrong_class_rate}
     if min(rates.values()) < 0 or sum(rates.values()) > 1:
         raise ValueError(f"mask noise rates must be >= 0 and sum to at most 1, got {rates}.")
     if not 1 <= noise_radius <= 4:  # lesions are cropped with an 8-pixel margin and kept 6 pixels apart
@@ -259,7 +297,7 @@ def _rates(missing_rate: float, erode_rate: float, dilate_rate: float, noise_rad
 
 def _noise_rows(rel: str, labels: np.ndarray, noisy: np.ndarray, records: list) -> list[list]:
     rows = []
-    for j, (sl, region, label, kind) in enumerate(records):
+    for j, (sl, region, label, kind, look) in enumerate(records):
         k, y, x = np.nonzero(region)
         near = ndimage.binary_dilation(region, np.ones((1, 3, 3), bool), iterations=4)
         x0, y0, k0 = sl[2].start, sl[1].start, sl[0].start
@@ -277,6 +315,7 @@ def _noise_rows(rel: str, labels: np.ndarray, noisy: np.ndarray, records: list) 
                 k0 + k.max(),
                 int((labels[sl][near] > 0).sum()),
                 int((noisy[sl][near] > 0).sum()),
+                look,
             ]
         )
     return rows
@@ -292,6 +331,11 @@ def write_covid_medseg_demo(
     dilate_rate: float = 0.15,
     noise_radius: int = 2,
     noise_hu: float = 15.0,
+    wrong_class_rate: float = 0.0,
+    tiny_rate: float = 0.0,
+    low_contrast_rate: float = 0.0,
+    n_slices: int | None = None,
+    n_volumes: int | None = None,
 ) -> dict[str, Any]:
     """Write a demo of the MedSeg "COVID-19 CT segmentation dataset" (medicalsegmentation.com/covid19).
 
@@ -319,23 +363,39 @@ def write_covid_medseg_demo(
             0.15; all 0 writes clean masks.
         noise_radius: erosion / dilation radius in pixels (2D disk per slice), 1-4. Default 2.
         noise_hu: CT noise standard deviation in HU. Default 15.
+        wrong_class_rate: per-lesion probability that GGO and consolidation are swapped within the lesion (a
+            wrong-class annotation; effusions keep their label). Default 0.
+        tiny_rate, low_contrast_rate: shares of the Dataset 1 slices whose lesions are all tiny / all low-contrast
+            (:data:`APPEARANCES`; the under-represented cases). Default 0 (all typical).
+        n_slices: number of Dataset 1 slices, overriding ``size`` (at least 8). Default ``None``.
+        n_volumes: number of Dataset 2 volumes, overriding ``size``; 0 writes empty ``rp_im/`` and ``rp_msk/``
+            folders (a Dataset 1-only study set). Default ``None``.
 
     Returns:
-        summary dict: ``root``, ``train_slices``, ``val_slices``, ``volumes``, ``lesions`` and ``corruptions``
-        (count per type).
+        summary dict: ``root``, ``train_slices``, ``val_slices``, ``volumes``, ``lesions``, ``corruptions``
+        (lesions per :data:`CORRUPTIONS` kind) and ``appearances`` (lesions per :data:`APPEARANCES` value).
 
     Raises:
-        ValueError: negative rates, rates summing to more than 1, or ``noise_radius`` outside [1, 4].
+        ValueError: negative rates, rates summing to more than 1, ``noise_radius`` outside [1, 4],
+            ``tiny_rate + low_contrast_rate`` outside [0, 1], ``n_slices`` < 8 or ``n_volumes`` < 0.
     """
-    rates = _rates(missing_rate, erode_rate, dilate_rate, noise_radius)
+    rates = _rates(missing_rate, erode_rate, dilate_rate, noise_radius, wrong_class_rate)
+    if min(tiny_rate, low_contrast_rate) < 0 or tiny_rate + low_contrast_rate > 1:
+        raise ValueError(
+            f"tiny_rate and low_contrast_rate must be >= 0 and sum to at most 1, got {tiny_rate}, {low_contrast_rate}."
+        )
+    if (n_slices is not None and n_slices < 8) or (n_volumes is not None and n_volumes < 0):
+        raise ValueError(f"n_slices must be >= 8 and n_volumes >= 0, got {n_slices}, {n_volumes}.")
     rng = np.random.default_rng(seed)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     px = 0.75 * 512 / image_size
     n_tr, n_val, n_rp = max(8, int(round(100 * size))), max(2, int(round(10 * size))), max(1, int(round(3 * size)))
+    n_tr = n_tr if n_slices is None else int(n_slices)
+    n_rp = n_rp if n_volumes is None else int(n_volumes)
     rows = []
 
-    tr = _ct_case(rng, image_size, n_tr, (0.12, 0.4), 0, True, px, 5.0, noise_hu, True)
+    tr = _ct_case(rng, image_size, n_tr, (0.12, 0.4), 0, True, px, 5.0, noise_hu, True, (tiny_rate, low_contrast_rate))
     noisy, rec = _corrupt(rng, tr["labels"], tr["lesions"], rates, noise_radius, tr["lungs"] > 0)
     _save(root / "tr_im.nii.gz", tr["hu"], (px, px, 1.0), np.float32)
     _save(root / "tr_mask.nii.gz", noisy, (px, px, 1.0), np.uint8)
@@ -346,6 +406,8 @@ def write_covid_medseg_demo(
     _save(root / "val_im.nii.gz", val["hu"], (px, px, 1.0), np.float32)
 
     rp_size = int(round(image_size * 0.75))
+    for folder in ("rp_im", "rp_msk", "rp_lung_msk", "demo_clean/rp_msk"):
+        (root / folder).mkdir(parents=True, exist_ok=True)  # present (maybe empty) as in the real layout
     for k in range(1, n_rp + 1):
         rp_px, z_mm = 0.7 * 630 / rp_size, 7.5
         case = _ct_case(
@@ -375,7 +437,8 @@ def write_covid_medseg_demo(
         "val_slices": n_val,
         "volumes": n_rp,
         "lesions": len(rows),
-        "corruptions": {c: sum(r[3] == c for r in rows) for c in ("none", "missing", "erode", "dilate")},
+        "corruptions": {c: sum(r[3] == c for r in rows) for c in CORRUPTIONS},
+        "appearances": {a: sum(r[-1] == a for r in rows) for a in APPEARANCES},
     }
 
 
@@ -440,7 +503,7 @@ def write_covid_ma_demo(
         )
         clean = (case["labels"] > 0).astype(np.uint8)
         noisy, rec = _corrupt(
-            rng, clean, [(sl, m, 1) for sl, m, _ in case["lesions"]], rates, noise_radius, case["lungs"] > 0
+            rng, clean, [(sl, m, 1, look) for sl, m, _, look in case["lesions"]], rates, noise_radius, case["lungs"] > 0
         )
         spacing = (px, px, z_mm)
         image = window_to_uint8(case["hu"]) if radiopaedia else np.clip(np.rint(case["hu"]), -1024, 3071)
@@ -464,5 +527,5 @@ def write_covid_ma_demo(
         "root": str(root),
         "cases": cases,
         "lesions": len(rows),
-        "corruptions": {c: sum(r[3] == c for r in rows) for c in ("none", "missing", "erode", "dilate")},
+        "corruptions": {c: sum(r[3] == c for r in rows) for c in CORRUPTIONS[:-1]},
     }

@@ -36,7 +36,8 @@ __all__ = [
     "pool_category_tables",
 ]
 
-CORRUPTIONS = ("missing", "erode", "dilate")  # demo_mask_noise.csv values other than "none"
+CORRUPTIONS = ("missing", "erode", "dilate", "wrong_class")  # demo_mask_noise.csv values other than "none"
+UNDER_REPRESENTED = ("tiny", "low_contrast")  # demo_mask_noise.csv ``appearance`` values other than "typical"
 CATEGORIES = tuple(c.value for c in DifficultyCategory)
 _NOISE_COLUMNS = ["mask", "label", "corruption", "k_first", "k_last"]
 _EPOCH_CSV = re.compile(r"^difficulty_epoch(\d+)\.csv$")
@@ -63,24 +64,29 @@ def slice_corruption(
     datalist: Sequence[Mapping[str, Any]],
     dataset_dir: str | os.PathLike,
     label_values: Collection[int],
+    wrong_class_visible: bool = True,
 ) -> pd.DataFrame:
-    """The demo's mask corruptions per training slice.
+    """The demo's mask corruptions and lesion appearances per training slice.
 
     A lesion row of ``noise_csv`` belongs to the datalist item whose ``source_label``, relative to ``dataset_dir``
     (POSIX form), equals its ``mask`` and whose ``z`` lies in ``[k_first, k_last]``; lesions whose ``label`` is not
     in ``label_values`` (e.g. pleural effusion 3 when the label map keeps 1 and 2: mapped to background either way)
-    are left out.
+    are left out. A slice is ``under_represented`` when a lesion crossing it has an ``appearance`` of
+    :data:`UNDER_REPRESENTED` (a noise CSV without that column: every lesion ``typical``).
 
     Args:
         noise_csv: the demo's ``demo_mask_noise.csv``.
         datalist: training items with ``index``, ``source_label`` and ``z`` (from ``covid_ct_datalist``).
         dataset_dir: the dataset root the ``mask`` column is relative to.
         label_values: source mask values the label map keeps.
+        wrong_class_visible: whether a ``wrong_class`` lesion (GGO <-> consolidation) is an error under the label
+            map (multiclass: ``True``, the default); with ``False`` (binary infection) it counts as clean.
 
     Returns:
         one row per item, sorted by ``index``: ``index``, ``mask``, ``z``, ``lesions`` (mapped lesions crossing the
-        slice), ``corrupted`` (bool), ``missing``/``erode``/``dilate`` (int, lesions of each kind),
-        ``corruptions`` (the kinds, ``;``-joined in that order; ``""`` for none).
+        slice), ``corrupted`` (bool), one int column per :data:`CORRUPTIONS` kind (lesions of that kind),
+        ``corruptions`` (the kinds, ``;``-joined in that order; ``""`` for none), ``under_represented`` (bool) and
+        ``appearance`` (the under-represented appearances, ``;``-joined; ``"typical"`` otherwise).
 
     Raises:
         FileNotFoundError: ``noise_csv`` is missing.
@@ -92,6 +98,13 @@ def slice_corruption(
     for row, value in enumerate(noise["corruption"].astype(str)):
         if value not in kinds:
             raise row_error(noise_csv, row, "corruption", f"{value!r} is not one of {sorted(kinds)}.")
+    if "appearance" not in noise.columns:
+        noise = noise.assign(appearance="typical")
+    looks = set(UNDER_REPRESENTED) | {"typical"}
+    for row, value in enumerate(noise["appearance"].astype(str)):
+        if value not in looks:
+            raise row_error(noise_csv, row, "appearance", f"{value!r} is not one of {sorted(looks)}.")
+    visible = [k for k in CORRUPTIONS if wrong_class_visible or k != "wrong_class"]
     noise = noise[noise["label"].astype(int).isin({int(v) for v in label_values})]
     by_mask = {str(m): rows for m, rows in noise.groupby(noise["mask"].astype(str))}
     root = Path(dataset_dir).absolute()
@@ -103,18 +116,23 @@ def slice_corruption(
         lesions = by_mask.get(rel)
         hit = lesions[(lesions["k_first"] <= z) & (lesions["k_last"] >= z)] if lesions is not None else noise.iloc[:0]
         counts = {k: int((hit["corruption"] == k).sum()) for k in CORRUPTIONS}
+        rare = [a for a in UNDER_REPRESENTED if (hit["appearance"] == a).any()]
         rows.append(
             {
                 "index": int(item["index"]),
                 "mask": rel,
                 "z": z,
                 "lesions": len(hit),
-                "corrupted": any(counts.values()),
+                "corrupted": any(counts[k] for k in visible),
                 **counts,
-                "corruptions": ";".join(k for k in CORRUPTIONS if counts[k]),
+                "corruptions": ";".join(k for k in visible if counts[k]),
+                "under_represented": bool(rare),
+                "appearance": ";".join(rare) or "typical",
             }
         )
-    return pd.DataFrame(rows, columns=["index", "mask", "z", "lesions", "corrupted", *CORRUPTIONS, "corruptions"])
+    columns = ["index", "mask", "z", "lesions", "corrupted", *CORRUPTIONS, "corruptions", "under_represented",
+               "appearance"]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
 
 
 def category_vs_corruption(difficulty: pd.DataFrame | str | os.PathLike, corruption: pd.DataFrame) -> dict[str, Any]:
@@ -122,10 +140,14 @@ def category_vs_corruption(difficulty: pd.DataFrame | str | os.PathLike, corrupt
 
     Args:
         difficulty: a ``difficulty_epochNNNN.csv`` (path or DataFrame with ``index`` and ``category``).
-        corruption: from :func:`slice_corruption` (``index``, ``corrupted`` and one count column per kind).
+        corruption: from :func:`slice_corruption` (``index``, ``corrupted``, one count column per kind and,
+            optionally, ``under_represented``).
 
     Returns:
-        ``{"counts": {category: {"slices", "corrupted", "clean", "missing", "erode", "dilate"}},
+        ``{"counts": {category: {"slices", "corrupted", "clean", "under_represented", one per kind}},
+        "precision": {"precision_poorly_labelled" (corrupted / poorly_labelled slices), "base_rate_corrupted"
+        (corrupted / all slices), "precision_under_represented" (under-represented / under_represented slices),
+        "base_rate_under_represented", "lift_poorly_labelled", "lift_under_represented" (precision / base rate)},
         "n_slices", "n_corrupted", "base_rate" (corrupted / slices),
         "p_category_given_corrupted": {category: share}, "p_category_given_clean": {category: share},
         "corrupted_share": {category: corrupted / slices of the category (nan when empty)},
@@ -152,6 +174,8 @@ def category_vs_corruption(difficulty: pd.DataFrame | str | os.PathLike, corrupt
             "difficulty CSV written by a run with this training datalist (same dataset, split_seed, fold)?"
         )
     corrupted = merged["corrupted"].astype(bool).to_numpy()
+    rare = merged["under_represented"] if "under_represented" in merged else pd.Series(False, merged.index)
+    rare = rare.astype(bool).to_numpy()
     counts: dict[str, dict[str, int]] = {}
     for category in CATEGORIES:
         sel = (merged["category"] == category).to_numpy()
@@ -159,7 +183,8 @@ def category_vs_corruption(difficulty: pd.DataFrame | str | os.PathLike, corrupt
             "slices": int(sel.sum()),
             "corrupted": int((sel & corrupted).sum()),
             "clean": int((sel & ~corrupted).sum()),
-            **{k: int((sel & (merged[k].to_numpy() > 0)).sum()) for k in CORRUPTIONS},
+            "under_represented": int((sel & rare).sum()),
+            **{k: int((sel & (merged[k].to_numpy() > 0)).sum()) for k in CORRUPTIONS if k in merged},
         }
     return _shares(counts)
 
@@ -177,8 +202,21 @@ def _shares(counts: Mapping[str, Mapping[str, int]]) -> dict[str, Any]:
     poorly = counts.get(DifficultyCategory.POORLY_LABELLED.value, {"corrupted": 0, "clean": 0})
     high_bad = sum(counts[c]["corrupted"] for c in high if c in counts)
     high_good = sum(counts[c]["clean"] for c in high if c in counts)
+    n_rare = sum(c.get("under_represented", 0) for c in counts.values())
+    under = counts.get(DifficultyCategory.UNDER_REPRESENTED.value, {"slices": 0})
+    precision = {
+        "precision_poorly_labelled": _share(poorly["corrupted"], poorly.get("slices", 0)),
+        "base_rate_corrupted": _share(n_bad, n),
+        "precision_under_represented": _share(under.get("under_represented", 0), under["slices"]),
+        "base_rate_under_represented": _share(n_rare, n),
+    }
+    precision["lift_poorly_labelled"] = _share(precision["precision_poorly_labelled"], precision["base_rate_corrupted"])
+    precision["lift_under_represented"] = _share(
+        precision["precision_under_represented"], precision["base_rate_under_represented"]
+    )
     return {
         "counts": {c: dict(v) for c, v in counts.items()},
+        "precision": precision,
         "n_slices": n,
         "n_corrupted": n_bad,
         "base_rate": _share(n_bad, n),
@@ -195,10 +233,11 @@ def _shares(counts: Mapping[str, Mapping[str, int]]) -> dict[str, Any]:
 def pool_category_tables(tables: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Add up the ``counts`` of several :func:`category_vs_corruption` results (e.g. one per seed) and recompute
     every share from the pooled counts; an empty sequence gives zero counts and ``nan`` shares."""
-    pooled = {c: {k: 0 for k in ("slices", "corrupted", "clean", *CORRUPTIONS)} for c in CATEGORIES}
+    pooled = {
+        c: {k: 0 for k in ("slices", "corrupted", "clean", "under_represented", *CORRUPTIONS)} for c in CATEGORIES
+    }
     for table in tables:
         for category, row in table["counts"].items():
             for key, value in row.items():
                 pooled[category][key] += int(value)
     return _shares(pooled)
-

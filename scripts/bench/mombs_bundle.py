@@ -14,9 +14,6 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from monai.utils import look_up_option
-
-from monai_ext.samplers import SamplingStrategy
 from scripts.bench.bundles import MOMBS_BUNDLE, SMALL_NETWORK, cached_datasets, run_folders
 
 __all__ = ["BUNDLE_DIR", "bundle_overrides"]
@@ -25,7 +22,7 @@ BUNDLE_DIR = MOMBS_BUNDLE
 
 
 def bundle_overrides(
-    strategy: SamplingStrategy | str,
+    strategy: str,
     seed: int,
     dataset_dir: str | os.PathLike,
     run_dir: str | os.PathLike,
@@ -42,7 +39,7 @@ def bundle_overrides(
 
     Sets ``dataset_dir``, ``ckpt_dir = run_dir/models``, ``output_dir = run_dir/eval`` (so the difficulty files go to
     ``run_dir/eval/difficulty``), ``sampling_strategy = strategy`` (the bundle's ``MoMBSAssessor`` runs its ``K``
-    passes only for strategies that rank by uncertainty, ``mombs`` and ``anti_mixed``), ``image_size``, ``epochs``,
+    passes only for strategies that rank by uncertainty), ``image_size``, ``epochs``,
     ``pivot_epoch``, ``batch_size``, ``num_disturbances``, ``num_workers = 0``, ``seed`` (the bundle's
     ``set_determinism``, sampler and assessor seed), ``split_seed``, ``network_def`` (the demo overlay's small
     ``SplitUNet``, :data:`scripts.bench.bundles.SMALL_NETWORK`, unless given); with ``cache``,
@@ -50,8 +47,8 @@ def bundle_overrides(
     cached; the random flips and rotations still run every epoch).
 
     Args:
-        strategy: a :class:`SamplingStrategy` value (``random``, ``mombs``, ``mombs_loss``, ``mombs_uncertainty``,
-            ``anti_mixed``, ``scl_hard``, ``scl_linear``, ``ohem``).
+        strategy: the bundle's ``sampling_strategy`` as a plain string (e.g. ``"mombs"``, ``"random"``,
+            ``"scl_hard"``); the bundle's sampler checks it.
         seed: training seed.
         dataset_dir: the ``covid_medseg`` demo folder (noisy training masks).
         run_dir: folder of this run's checkpoints and outputs.
@@ -69,15 +66,14 @@ def bundle_overrides(
         ``{config id: value}`` for :func:`monai_ext.bundle.workflow.run_bundle_workflow`.
 
     Raises:
-        ValueError: an unknown strategy, ``pivot_epoch`` < 1 or ``epochs`` < 1.
+        ValueError: ``pivot_epoch`` < 1 or ``epochs`` < 1.
     """
-    strategy = look_up_option(strategy, SamplingStrategy)
     if int(epochs) < 1 or int(pivot_epoch) < 1:
         raise ValueError(f"epochs and pivot_epoch must be >= 1, got epochs={epochs}, pivot_epoch={pivot_epoch}.")
     out: dict[str, Any] = {
         "dataset_dir": str(dataset_dir),
         **run_folders(run_dir),
-        "sampling_strategy": strategy.value,
+        "sampling_strategy": str(strategy),
         "image_size": int(image_size),
         "epochs": int(epochs),
         "pivot_epoch": int(pivot_epoch),

@@ -1,6 +1,7 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""``scripts/bench_mombs.py`` end to end on a tiny demo (both parts), then the table rebuilt from the JSON files."""
+"""``scripts/bench_mombs.py`` end to end on a tiny study (1 seed, 2 strategies, 1 fraction, 2 epochs) with the
+epoch-time part, then the table rebuilt from the JSON files."""
 
 from __future__ import annotations
 
@@ -26,32 +27,37 @@ def test_tiny_bench_end_to_end(tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["--out", str(out), "--work-dir", str(tmp_path / "work"), "--num-threads", "1", "--data-size", "0.1",
             "--timing-image-size", "32", "--timing-batch-size", "8", "--repeats", "1", "--num-disturbances", "2",
-            "--seeds", "0", "--strategies", "mombs", "random", "--image-size", "32", "--epochs", "1",
-            "--pivot-epoch", "1", "--batch-size", "8"]  # fmt: skip
+            "--plan", "quick", "--seeds", "0", "--strategies", "random", "mombs", "--fractions", "1.0",
+            "--epochs", "2", "--pivot-epoch", "2", "--n-slices", "40", "--image-size", "32",
+            "--workers", "1"]  # fmt: skip
     assert _script().main(argv) == 0
     table = (out / "README_table.md").read_text()
     assert table in capsys.readouterr().out
     timing = json.loads((out / "timing.json").read_text())
-    assert len(timing["epoch_s"]["mombs"]) == 1 and len(timing["epoch_s"]["random"]) == 1
     assert timing["ratio"] == pytest.approx(timing["median_s"]["mombs"] / timing["median_s"]["random"])
-    assert timing["ratio_paired"] == pytest.approx(timing["ratio"])  # one round: the same two epochs
-    assert timing["breakdown"]["mombs"]["assessor_s"] > 0.0 and timing["breakdown"]["random"]["assessor_s"] == 0.0
-    efficacy = json.loads((out / "efficacy.json").read_text())
-    assert [(r["strategy"], r["seed"]) for r in efficacy["runs"]] == [("mombs", 0), ("random", 0)]
-    for run in efficacy["runs"]:
-        assert 0.0 <= run["dice_best"] <= 1.0 and 0.0 <= run["dice_last"] <= 1.0
-    mombs, random = efficacy["runs"]
-    assert random["categories"] is None
-    assert mombs["categories"]["n_slices"] == mombs["n_train"]
-    assert Path(mombs["difficulty_csv"]).name == "difficulty_epoch0001.csv"
-    assert math.isclose(efficacy["summary"]["mombs"]["delta_dice_best"]["mean"],
-                        mombs["dice_best"] - random["dice_best"], abs_tol=1e-12)  # fmt: skip
-    assert (out / "efficacy.png").read_bytes()[:4] == b"\x89PNG"
-    assert "**Epoch time**" in table and "**Efficacy on demo data**" in table and "| poorly_labelled |" in table
+    result = json.loads((out / "study.json").read_text())
+    assert [(r["strategy"], r["seed"], r["fraction"]) for r in result["runs"]] == [("random", 0, 1.0),
+                                                                                   ("mombs", 0, 1.0)]  # fmt: skip
+    for run in result["runs"]:
+        assert 0.0 <= run["dice"] <= 1.0 and run["epochs"] == 2 and run["num_cases"] >= 1
+    random, mombs = result["runs"]
+    assert random["audit"] is None
+    categories = mombs["audit"]["categories"]
+    assert categories["n_slices"] == mombs["n_train"]
+    assert Path(mombs["audit"]["difficulty_csv"]).name == "difficulty_epoch0002.csv"
+    assert 0.0 <= categories["precision"]["base_rate_corrupted"] <= 1.0
+    assert mombs["audit"]["fit"]["n_clean_typical"] + mombs["audit"]["fit"]["n_corrupted"] >= 1
+    delta = result["summary"]["fractions"]["1"]["mombs"]["delta_dice"]
+    assert math.isclose(delta["mean"], mombs["dice"] - random["dice"], abs_tol=1e-12)
+    assert (out / "study.png").read_bytes()[:4] == b"\x89PNG"
+    assert "**Epoch time**" in table and "**Efficacy study**" in table and "Training fraction 100 %" in table
+    assert "**Difficulty-map audit**" in table and "| MoMBS | 1 |" in table
 
-    # both parts skipped: nothing is measured, the table is rebuilt from the two JSON files
+    # the timing part alone: the study is read back from study.json and its table is unchanged
     (out / "README_table.md").unlink()
-    assert _script().main(["--out", str(out), "--skip-timing", "--skip-efficacy"]) == 0
+    assert _script().main(["--out", str(out), "--parts", "timing", "--data-size", "0.1", "--timing-image-size",
+                           "32", "--repeats", "1", "--num-disturbances", "2"]) == 0  # fmt: skip
     rebuilt = (out / "README_table.md").read_text()
-    assert rebuilt.split("Environment:")[0] == table.split("Environment:")[0]
-    assert json.loads((out / "timing.json").read_text())["epoch_s"] == timing["epoch_s"]
+    study_part = table.split("**Efficacy study**")[1].split("Environment:")[0]
+    assert rebuilt.split("**Efficacy study**")[1].split("Environment:")[0] == study_part
+    assert json.loads((out / "study.json").read_text())["runs"] == result["runs"]  # not rewritten

@@ -93,6 +93,9 @@ def test_category_vs_corruption_worked_case(noise_case):
     root, datalist = noise_case
     corruption = slice_corruption(root / "demo_mask_noise.csv", datalist, root, {1, 2})
     out = category_vs_corruption(_difficulty(CATEGORY), corruption)
+    out["counts"] = {c: dict(v) for c, v in out["counts"].items()}
+    for category in out["counts"].values():  # no appearance column: every lesion typical; no wrong-class lesion
+        assert category.pop("under_represented") == 0 and category.pop("wrong_class") == 0
     assert out["counts"] == {
         "under_represented": {"slices": 1, "corrupted": 1, "clean": 0, "missing": 1, "erode": 1, "dilate": 0},
         "poorly_labelled": {"slices": 2, "corrupted": 2, "clean": 0, "missing": 1, "erode": 0, "dilate": 1},
@@ -120,14 +123,52 @@ def test_pooling_adds_counts_and_recomputes_shares(noise_case):
     first = category_vs_corruption(_difficulty(CATEGORY), corruption)
     swapped = ["well_represented", "poorly_labelled", "overfitted", "overfitted", "under_represented"]
     pooled = pool_category_tables([first, category_vs_corruption(_difficulty(swapped), corruption)])
-    assert pooled["counts"]["poorly_labelled"] == {"slices": 3, "corrupted": 2, "clean": 1, "missing": 1,
-                                                    "erode": 0, "dilate": 1}  # fmt: skip
+    expected = {"slices": 3, "corrupted": 2, "clean": 1, "missing": 1, "erode": 0, "dilate": 1, "wrong_class": 0,
+                "under_represented": 0}  # fmt: skip
+    assert pooled["counts"]["poorly_labelled"] == expected
     assert pooled["counts"]["overfitted"]["slices"] == 3 and pooled["counts"]["overfitted"]["corrupted"] == 2
     assert (pooled["n_slices"], pooled["n_corrupted"]) == (10, 6)
     # high loss: corrupted 3 (first run) + 0 (second) of 6; clean 0 + 2 (index 1 poorly, index 4 under) of 4
     assert pooled["p_high_loss_given_corrupted"] == pytest.approx(0.5)
     assert pooled["p_high_loss_given_clean"] == pytest.approx(0.5)
     assert pooled["p_poorly_given_clean_high_loss"] == pytest.approx(0.5)
+
+
+# Worked case with appearances and a wrong-class lesion (the columns the study's generator writes): the five slices
+# above, lesion 1 of tr_mask.nii.gz tiny, plus slice 5 = tr_mask.nii.gz z 2 with a wrong-class, low-contrast lesion.
+#   index  corrupted  under-represented  category
+#   0      yes        no                 poorly_labelled
+#   1      no         yes (tiny)         well_represented
+#   2      yes        no                 poorly_labelled
+#   3      yes        no                 under_represented
+#   4      no         no                 overfitted
+#   5      yes (wrong class; no in binary)  yes (low contrast)  under_represented
+# Multiclass: base rate corrupted 4/6, precision of poorly_labelled 2/2 = 1 (lift 1.5); base rate under-represented
+# 2/6, precision of under_represented 1/2 (slices 3, 5; lift 1.5). Binary (wrong class invisible): base rate 3/6.
+def test_precision_vs_base_rate_with_appearance_and_wrong_class(tmp_path):
+    root = tmp_path / "covid_medseg"
+    root.mkdir()
+    rows = [line + ("," + ("tiny" if k == 1 else "typical")) for k, line in enumerate(NOISE)]
+    rows.append("tr_mask.nii.gz,3,1,wrong_class,1,5,1,5,2,2,20,20,low_contrast")
+    (root / "demo_mask_noise.csv").write_text(HEADER.strip() + ",appearance\n" + "\n".join(rows) + "\n")
+    slices = SLICES + [("tr_mask.nii.gz", 2)]
+    datalist = [{"index": i, "source_label": str(root / m), "z": z} for i, (m, z) in enumerate(slices)]
+    categories = CATEGORY + ["under_represented"]
+    table = slice_corruption(root / "demo_mask_noise.csv", datalist, root, {1, 2})
+    assert table["under_represented"].tolist() == [False, True, False, False, False, True]
+    assert table["appearance"].tolist() == ["typical", "tiny", "typical", "typical", "typical", "low_contrast"]
+    assert table["wrong_class"].tolist() == [0, 0, 0, 0, 0, 1]
+    precision = category_vs_corruption(_difficulty(categories), table)["precision"]
+    assert precision == pytest.approx({"precision_poorly_labelled": 1.0, "base_rate_corrupted": 4 / 6,
+                                       "precision_under_represented": 0.5, "base_rate_under_represented": 2 / 6,
+                                       "lift_poorly_labelled": 1.5, "lift_under_represented": 1.5})  # fmt: skip
+    binary = slice_corruption(root / "demo_mask_noise.csv", datalist, root, {1, 2}, wrong_class_visible=False)
+    assert binary["corrupted"].tolist() == [True, False, True, True, False, False]
+    assert category_vs_corruption(_difficulty(categories), binary)["precision"]["base_rate_corrupted"] == 0.5
+    bad = root / "bad.csv"
+    bad.write_text(HEADER.strip() + ",appearance\n" + NOISE[0] + ",faint\n")
+    with pytest.raises(DatasetLayoutError, match=r"line 2, column 'appearance': 'faint'"):
+        slice_corruption(bad, datalist, root, {1, 2})
 
 
 def test_category_vs_corruption_checks_its_inputs(noise_case, tmp_path):

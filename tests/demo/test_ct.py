@@ -259,8 +259,12 @@ def _check_noise(root, rows, mask_name=None):
                 assert not n.any() and r.voxels_noisy == 0 < r.voxels_clean
             elif r.corruption == "erode":
                 assert np.all(c[n]) and n.sum() < c.sum() and r.voxels_noisy < r.voxels_clean
-            else:
+            elif r.corruption == "dilate":
                 assert np.all(n[c]) and n.sum() > c.sum() and r.voxels_noisy > r.voxels_clean
+            else:  # wrong_class: the same voxels, GGO (1) and consolidation (2) swapped
+                assert r.corruption == "wrong_class" and np.array_equal(c, n)
+                inside = clean[sl] > 0
+                assert np.array_equal(noisy[sl][inside], (3 - clean[sl])[inside]) and clean[sl].max() <= 2
             changed_allowed[r.corruption] = changed_allowed.get(r.corruption, 0) + 1
     return changed_allowed
 
@@ -281,12 +285,81 @@ def test_medseg_noise_record(medseg):
         "k_last",
         "voxels_clean",
         "voxels_noisy",
+        "appearance",
     ]
+    assert set(rows["appearance"]) == {"typical"}  # no under-represented lesions unless asked for
     assert len(rows) == summary["lesions"]
     assert set(rows["mask"]) == {"tr_mask.nii.gz"} | {f"rp_msk/{k}.nii.gz" for k in range(1, summary["volumes"] + 1)}
     assert set(rows["label"]) <= {1, 2, 3}
     assert set(rows["corruption"]) == {"none", "missing", "erode", "dilate"}
     assert len(_check_noise(root, rows)) >= 3  # corruption types checked on isolated lesions
+
+
+@pytest.fixture(scope="module")
+def medseg_study(tmp_path_factory):
+    """The study's kind of set: Dataset 1 only, wrong-class noise, tiny and low-contrast slices."""
+    root = tmp_path_factory.mktemp("demo") / "covid_medseg"
+    summary = write_covid_medseg_demo(
+        root, seed=5, image_size=64, n_slices=80, n_volumes=0, missing_rate=0.1, erode_rate=0.1, dilate_rate=0.1,
+        wrong_class_rate=0.3, tiny_rate=0.3, low_contrast_rate=0.3,
+    )  # fmt: skip
+    return root, summary, pd.read_csv(root / "demo_mask_noise.csv")
+
+
+def test_medseg_study_set_records_every_corruption_as_applied(medseg_study):
+    root, summary, rows = medseg_study
+    assert summary["train_slices"] == 80 and summary["volumes"] == 0
+    assert (root / "rp_im").is_dir() and not any((root / "rp_im").iterdir())  # Dataset 2 present and empty
+    assert set(rows["mask"]) == {"tr_mask.nii.gz"}
+    assert set(rows["corruption"]) == {"none", "missing", "erode", "dilate", "wrong_class"}
+    assert summary["corruptions"]["wrong_class"] == (rows["corruption"] == "wrong_class").sum() > 0
+    assert not ((rows["corruption"] == "wrong_class") & (rows["label"] == 3)).any()  # effusions keep their label
+    assert _check_noise(root, rows).get("wrong_class", 0) >= 1
+
+
+def _lesion_stats(root, rows):
+    """Per lesion row: clean lesion pixels in its box and its contrast (mean HU of the lesion's inner pixels minus
+    the median HU of the lesion-free lung of its slice)."""
+    im, clean = _nii(root / "tr_im.nii.gz")[0], _nii(root / "demo_clean" / "tr_mask.nii.gz")[0]
+    lungs = _nii(root / "tr_lungmasks_updated.nii.gz")[0]
+    out = []
+    for _, r in rows.iterrows():
+        k = r.k_first
+        box = (slice(r.i_first, r.i_last + 1), slice(r.j_first, r.j_last + 1), k)
+        lesion = clean[box] == r.label
+        inner = ndimage.binary_erosion(lesion) if ndimage.binary_erosion(lesion).sum() >= 3 else lesion
+        lung = (lungs[..., k] > 0) & (clean[..., k] == 0)
+        out.append((int(lesion.sum()), float(im[box][inner].mean() - np.median(im[..., k][lung]))))
+    return np.array(out)
+
+
+def test_medseg_under_represented_lesions_are_smaller_and_fainter(medseg_study):
+    root, summary, rows = medseg_study
+    assert summary["appearances"] == {
+        a: int((rows["appearance"] == a).sum()) for a in ("typical", "tiny", "low_contrast")
+    }
+    # one appearance per slice (each Dataset 1 slice is its own patient); an effusion is always typical
+    covid = rows[rows["label"] < 3]
+    assert (covid.groupby("k_first")["appearance"].nunique() == 1).all()
+    assert set(rows.loc[rows["label"] == 3, "appearance"]) <= {"typical"}
+    ggo = rows[rows["label"] == 1]
+    stats = {a: _lesion_stats(root, ggo[ggo["appearance"] == a]) for a in ("typical", "tiny", "low_contrast")}
+    assert all(len(v) >= 5 for v in stats.values()), {a: len(v) for a, v in stats.items()}
+    size, contrast = {a: v[:, 0] for a, v in stats.items()}, {a: v[:, 1] for a, v in stats.items()}
+    assert np.median(size["tiny"]) < np.median(size["typical"]) / 3
+    assert np.median(contrast["low_contrast"]) < np.median(contrast["typical"]) / 2
+    assert np.median(contrast["low_contrast"]) > 20  # still brighter than the lung
+    # pure-GGO typical lesions: -700..-500 HU against lung -860 (texture and noise averaged out)
+    assert 120 < np.median(contrast["typical"]) < 400
+
+
+def test_medseg_study_options_are_checked(tmp_path):
+    with pytest.raises(ValueError, match="tiny_rate and low_contrast_rate"):
+        write_covid_medseg_demo(tmp_path / "a", tiny_rate=0.7, low_contrast_rate=0.4)
+    with pytest.raises(ValueError, match="n_slices must be >= 8"):
+        write_covid_medseg_demo(tmp_path / "a", n_slices=4)
+    with pytest.raises(ValueError, match="sum to at most 1"):
+        write_covid_medseg_demo(tmp_path / "a", missing_rate=0.5, wrong_class_rate=0.6)
 
 
 # ------------------------------------------------------------------------------------------------------ COVID Ma

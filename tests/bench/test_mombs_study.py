@@ -1,0 +1,97 @@
+# Copyright (c) 2026 robust-medical-bundles contributors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""The MoMBS efficacy study: its data at the study size, the jobs and the aggregation worked by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from monai_ext.data.covid_ct import covid_ct_datalist
+from scripts.bench import mombs_study
+from scripts.bench.mombs_study import PLANS, STRATEGIES, aggregate_study, study_jobs, wrong_class_visible
+
+
+def test_default_plan_data_has_100_clean_test_cases_and_all_noise_kinds(tmp_path):
+    plan = PLANS["default"]
+    data = mombs_study.write_study_data(tmp_path, plan)
+    writer = data["writer"]
+    assert writer["volumes"] == 0 and writer["train_slices"] == plan.n_slices
+    assert all(writer["corruptions"][k] > 0 for k in ("missing", "erode", "dilate", "wrong_class"))
+    assert writer["appearances"]["tiny"] > 0 and writer["appearances"]["low_contrast"] > 0
+    common = dict(layout="medseg", label_map={"ggo": 1, "consolidation": 2}, seed=plan.split_seed,
+                  slice_dir=tmp_path / "slices")  # fmt: skip
+    test = covid_ct_datalist(data["dataset_dir"], split="test", mask_dir=data["clean_dir"], **common)
+    assert sum(bool(item["has_lesion"]) for item in test) >= 100  # scored test cases: a lesion in the clean mask
+    train = covid_ct_datalist(data["dataset_dir"], split="train", **common)
+    quarter = covid_ct_datalist(data["dataset_dir"], split="train", train_fraction=0.25, **common)
+    assert {i["case_id"] for i in quarter} < {i["case_id"] for i in train}
+    assert len(quarter) == math.ceil(0.25 * len(train))
+
+
+def test_plans_share_the_strategy_names_and_the_default_fits_the_budget():
+    assert STRATEGIES == ("random", "scl_hard", "scl_linear", "ohem", "mombs_loss", "mombs_uncertainty", "mombs",
+                          "anti_mixed")  # fmt: skip
+    default = PLANS["default"]
+    assert default.strategies == STRATEGIES and default.fractions == (0.25, 0.5, 1.0) and len(default.seeds) >= 5
+    assert len(default.seeds) * len(default.fractions) * len(default.strategies) == 120
+    assert default.batch_size == 4 and default.audit_epochs is None
+
+
+def test_jobs_pair_seeds_and_mark_the_audit_runs(tmp_path):
+    plan = mombs_study.with_plan_overrides(PLANS["quick"], fractions=(0.5, 1.0), seeds=(0, 1))
+    jobs = study_jobs(plan, {"dataset_dir": "x"}, tmp_path)
+    assert len(jobs) == 2 * 2 * len(plan.strategies)
+    assert [(j["fraction"], j["seed"]) for j in jobs[:2]] == [(1.0, 0), (1.0, 0)]  # longest runs first
+    assert {(j["strategy"], j["fraction"]) for j in jobs if j["audit"]} == {("mombs", 1.0)}
+    assert len({j["run_dir"] for j in jobs}) == len(jobs)
+    extra = study_jobs(mombs_study.with_plan_overrides(plan, audit_epochs=7), {"dataset_dir": "x"}, tmp_path)
+    audit = [j for j in extra if j["audit"]]
+    assert [(j["seed"], j["epochs"], j["fraction"]) for j in audit] == [(0, 7, 1.0), (1, 7, 1.0)]
+    assert all("audit_mombs" in j["run_dir"] for j in audit)
+
+
+def test_wrong_class_is_visible_only_with_two_classes():
+    assert wrong_class_visible({"ggo": 1, "consolidation": 2})
+    assert not wrong_class_visible({"infection": [1, 2]})
+    assert not wrong_class_visible({"ggo": 1})
+
+
+def _run(strategy, fraction, seed, dice, audit=None):
+    return {"strategy": strategy, "fraction": fraction, "seed": seed, "dice": dice, "best_val_epoch": 3,
+            "train_s": 10.0, "audit": audit, "epochs": 4}  # fmt: skip
+
+
+def _audit(p_poorly, base, p_under, base_under, fit):
+    return {"categories": {"precision": {"precision_poorly_labelled": p_poorly, "base_rate_corrupted": base,
+                                         "precision_under_represented": p_under,
+                                         "base_rate_under_represented": base_under}},
+            "fit": {"clean_typical": fit, "corrupted": fit - 0.1, "under_represented": fit - 0.3}}  # fmt: skip
+
+
+def test_aggregate_study_worked_case():
+    # fraction 1: random 0.50, 0.60, 0.40; mombs 0.55, 0.60, 0.50 -> differences 0.05, 0.00, 0.10: mean 0.05,
+    # std 0.05, t_{0.975,2} = 4.3027 -> half width 4.3027 * 0.05 / sqrt(3) = 0.1242
+    runs = [_run("random", 1.0, s, d) for s, d in enumerate((0.5, 0.6, 0.4))]
+    runs += [
+        _run("mombs", 1.0, s, d, _audit(0.3 + 0.1 * s, 0.5, 0.2, 0.1, 0.8)) for s, d in enumerate((0.55, 0.6, 0.5))
+    ]
+    runs += [_run("random", 0.25, 0, 0.2), _run("mombs", 0.25, 0, None)]  # a run without scored cases: left out
+    out = aggregate_study(runs)
+    assert list(out["fractions"]) == ["1", "0.25"]
+    mombs = out["fractions"]["1"]["mombs"]
+    assert mombs["dice"]["mean"] == pytest.approx(0.55) and mombs["seeds"] == [0, 1, 2]
+    delta = mombs["delta_dice"]
+    assert delta["differences"] == pytest.approx([0.05, 0.0, 0.1])
+    assert delta["mean"] == pytest.approx(0.05) and delta["std"] == pytest.approx(0.05)
+    assert delta["ci_low"] == pytest.approx(0.05 - 0.12421, abs=1e-4) and not delta["excludes_zero"]
+    assert "delta_dice" not in out["fractions"]["1"]["random"]
+    assert out["fractions"]["0.25"]["mombs"]["delta_dice"]["n"] == 0
+    audit = out["audit"]
+    assert audit["n_runs"] == 3 and audit["strategy"] == "mombs" and audit["fraction"] == 1.0
+    assert audit["precision_poorly_labelled"]["mean"] == pytest.approx(0.4)
+    assert audit["base_rate_corrupted"]["mean"] == pytest.approx(0.5)
+    assert audit["fit_clean_typical"]["mean"] == pytest.approx(0.8)
+    assert audit["fit_under_represented"]["mean"] == pytest.approx(0.5)
+    assert aggregate_study(runs[:3])["audit"] is None

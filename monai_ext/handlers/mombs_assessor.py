@@ -390,7 +390,9 @@ class MoMBSAssessor:
       ``engine.state.output[output_key]``, beside :class:`monai_ext.engines.PerSampleTrainer`'s ``index`` and
       ``loss_per_sample``, where :class:`monai_ext.handlers.per_sample.PerSampleRecorder` records both.
 
-    Cost per step: ``K`` no-grad decoder passes (a U-Net's up path only); memory: a copy of the key features.
+    Cost per step: ``K`` inference-mode decoder passes (a U-Net's up path only, its skip parts once; see
+    :func:`disturbed_uncertainty`); memory: a copy of the key features. ``assess_every`` (default 1, off) trades
+    the paper's every-epoch assessment for a cheaper epoch.
 
     The network must be a split network (:mod:`monai_ext.networks.split`, e.g. ``SplitUNet``, ``SplitDenseNet121``)
     run once per step (``SimpleInferer``; a ``SlidingWindowInferer`` runs it once per window and is refused).

@@ -3,25 +3,41 @@
 """MoMBS's assessor: the uncertainty of every training sample, from disturbed key features, inside the training step.
 
 Li, Han, Zhou, "MoMBS: Mixed-order minibatch sampling enhances model training from diverse-quality images",
-arXiv:2505.18741, 2025. MoMBS judges every training image by its task loss *and* its uncertainty, so that a
-high-loss image is told apart as under-represented (uncertain) or poorly labelled / overfitted (certain), and plans
-mixed-order minibatches from both. The loss per image is :class:`monai_ext.engines.PerSampleTrainer`'s
-``loss_per_sample``; this module adds the uncertainty (issue 4 of this project; the paper's own equations could not
-be retrieved, so the definition follows the issue):
+arXiv:2505.18741, 2025. MoMBS judges every training image by its task loss *and* its uncertainty (Sec. 1 and
+Sec. 3.2(ii)): high loss + low uncertainty = poorly labelled, high loss + high uncertainty = under represented,
+low loss + low uncertainty = well represented, low loss + high uncertainty = overfitted; it plans mixed-order
+minibatches from both ranks. The loss per image is :class:`monai_ext.engines.PerSampleTrainer`'s
+``loss_per_sample``; this module adds the uncertainty of Sec. 3.2(i): Eq. 1, the information entropy of the model's
+average prediction under ``K`` disturbances, with Eq. 2's disturbance, the key feature map multiplied element-wise
+by a map of i.i.d. uniform multipliers:
 
     ``U(x) = mean_v H( (1/K) sum_k P(decode(f(x) * n_k))_v )``,  ``n_k ~ U(1 - r, 1 + r)`` i.i.d. per element,
 
-where ``f(x)`` is the key feature map of the training forward (the encoder bottleneck of a segmentation network, the
-backbone features before the head of a classifier; see :mod:`monai_ext.networks.split`), ``K`` the number of
-disturbances (default 8), ``r`` the disturbance ratio (default 0.3), ``P`` the activation (:class:`EntropyActivation`),
-``H`` the entropy in nats (natural logarithm) and ``mean_v`` the mean over the output's elements (voxels of a dense
-output; classes too for sigmoid outputs), so the values of a ``C``-class softmax output lie in ``[0, ln C]`` and
-those of a sigmoid output in ``[0, ln 2]``.
+where ``f(x)`` is the key feature map of the training forward (for segmentation the bottleneck, Sec. 4.2 "introduce
+disturbances into the feature map of the bottleneck"; for a classifier the backbone features before the head; see
+:mod:`monai_ext.networks.split`), ``K`` the number of disturbances (default 8, the paper's "8 disturbances" of
+Sec. 4.7), ``r`` the disturbance ratio (default 0.3, this project's choice), ``P`` the activation
+(:class:`EntropyActivation`), ``H`` the entropy in nats (natural logarithm) and ``mean_v`` the mean over the output's
+elements (voxels of a dense output, the per-voxel entropy of a segmentation reduced to one score per image; classes
+too for sigmoid outputs), so the values of a ``C``-class softmax output lie in ``[0, ln C]`` and those of a sigmoid
+output in ``[0, ln 2]``.
 
 The ``K`` disturbed predictions re-run only ``decode`` on the cached key features of the step's own forward (no
-extra pass over the data or the encoder) under ``torch.no_grad()`` in eval mode (dropout off, BatchNorm running
-statistics used and untouched; train/eval flags restored), after the backward pass and before the optimizer step
-(the forward's weights, gradients untouched), with noise from the handler's own ``torch.Generator``.
+extra pass over the data or the encoder) under ``torch.inference_mode()``, with noise from the handler's own
+``torch.Generator``. The skip-connection part of a U-Net's up path is computed once for the ``K`` passes
+(:func:`monai_ext.networks.split.bound_decoder`), and the decoder reads plain (not ``MetaTensor``), channels-last
+tensors (:func:`decoder_inputs`): a layout, not a value, changes.
+
+BatchNorm and the time of assessment, a choice. Our re-runs are in eval mode (dropout off, BatchNorm normalising
+with its running statistics, which stay untouched; train/eval flags restored) on the *train-mode* encoder features of
+the step's own forward, after the backward pass and before the optimizer step, so with the very weights that gave the
+step's loss (gradients untouched). The official code (lhlm1994/MoMBS at 9357872, ``main.py``
+``compute_uncertainty``) instead runs the whole network again in eval mode on the batch after
+``optimizer.step()``. Ours costs no second encoder pass and scores every sample with the same weights as its loss
+(the two ranks of Eq. 3 then describe one model); the difference is that the encoder part of our features was
+normalised with the batch's own statistics (train mode) while the decoder uses running statistics, and that the
+official scores see the weights one optimizer step later. ``norm_statistics="batch"`` (:class:`NormStatistics`)
+normalises the decoder with the statistics of the disturbed batch instead.
 """
 
 from __future__ import annotations
@@ -38,7 +54,7 @@ from monai.utils import CommonKeys, IgniteInfo, look_up_option, min_version, opt
 from monai.utils.enums import StrEnum
 
 from monai_ext.engines.per_sample import PerSampleKeys
-from monai_ext.networks.split import SplitFeatures, is_split_network
+from monai_ext.networks.split import SplitFeatures, bound_decoder, is_split_network
 from monai_ext.samplers.mombs import MoMBSSampler
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
@@ -55,6 +71,7 @@ __all__ = [
     "NormStatistics",
     "uniform_multipliers",
     "disturb_features",
+    "decoder_inputs",
     "activate",
     "predictive_entropy",
     "frozen_statistics",
@@ -80,7 +97,7 @@ class EntropyActivation(StrEnum):
 class UncertaintyMeasure(StrEnum):
     """What is computed from the ``K`` disturbed predictions ``p_k``.
 
-    - ``entropy``: entropy of the mean prediction, ``H(mean_k p_k)`` (default, as the issue specifies). With
+    - ``entropy``: entropy of the mean prediction, ``H(mean_k p_k)`` (default; the paper's Eq. 1). With
       ``r = 0`` it is the undisturbed prediction's entropy (near 0 only for a confident prediction).
     - ``mutual_information``: ``H(mean_k p_k) - mean_k H(p_k)`` (the part of the entropy that the disturbances
       cause; 0 when ``r = 0``, never negative).
@@ -252,6 +269,43 @@ def frozen_statistics(
             m.training = flag
 
 
+def _plain(t: torch.Tensor) -> torch.Tensor:
+    """``t`` as a plain ``torch.Tensor`` (a ``MetaTensor``'s data without its metadata; every op on a ``MetaTensor``
+    pays for metadata handling)."""
+    return t.as_tensor() if isinstance(t, MetaTensor) else t
+
+
+def _decoder_layout(t: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    t = _plain(t)
+    if channels_last and t.ndim == 4 and t.device.type == "cpu":
+        return t.contiguous(memory_format=torch.channels_last)
+    return t
+
+
+def decoder_inputs(features: SplitFeatures, channels_last: bool = True) -> SplitFeatures:
+    """``features`` as the ``K`` decoder re-runs read them: plain tensors, 2-D maps in channels-last layout on CPU.
+
+    Only the layout changes, never a value: a ``MetaTensor`` becomes its plain tensor (the decoder's cat, conv and
+    norm ops then skip the metadata bookkeeping), and with ``channels_last`` every ``B C H W`` map on the CPU is
+    stored channels-last, so that oneDNN runs the decoder's (transposed) convolutions in its fast NHWC kernels
+    (measured on the bundle's U-Net: the ``K`` re-runs take about 2/3 of the time). ``B C H W D`` maps and maps on
+    other devices keep their layout.
+
+    Args:
+        features: from a split network's ``encode`` (or the assessor's cache of the training forward).
+        channels_last: store 2-D maps on the CPU channels-last; default ``True``.
+
+    Returns:
+        ``SplitFeatures`` with the same values (views where nothing changes).
+    """
+    key = features.key
+    if isinstance(key, (tuple, list)):
+        key = tuple(_decoder_layout(k, channels_last) for k in key)
+    else:
+        key = _decoder_layout(key, channels_last)
+    return SplitFeatures(key, tuple(_decoder_layout(c, channels_last) for c in features.context))
+
+
 def disturbed_uncertainty(
     network: torch.nn.Module,
     features: SplitFeatures,
@@ -261,11 +315,14 @@ def disturbed_uncertainty(
     activation: EntropyActivation | str = EntropyActivation.SOFTMAX,
     measure: UncertaintyMeasure | str = UncertaintyMeasure.ENTROPY,
     norm_statistics: NormStatistics | str = NormStatistics.RUNNING,
+    channels_last: bool = True,
 ) -> torch.Tensor:
     """Uncertainty of every sample from ``K`` disturbed re-runs of ``network.decode`` (see the module docstring).
 
-    Runs under ``torch.no_grad()`` inside :func:`frozen_statistics`; the ``K`` re-runs are sequential (memory of one
-    decode at a time) and their probabilities are summed in float32.
+    Runs under ``torch.inference_mode()`` inside :func:`frozen_statistics` on :func:`decoder_inputs` (plain tensors,
+    channels-last 2-D maps on the CPU); the ``K`` re-runs are sequential (memory of one decode at a time; one
+    ``K B`` batch was measured slower on the CPU) and their probabilities are summed in float32. Pass ``k`` draws its
+    multipliers from ``generator`` before pass ``k + 1`` (same draws, same order as one pass after the other).
 
     Args:
         network: a split network (:mod:`monai_ext.networks.split`) whose ``decode`` gives ``B C ...`` logits.
@@ -277,6 +334,7 @@ def disturbed_uncertainty(
         activation: ``{"softmax", "sigmoid"}``, see :class:`EntropyActivation`; default ``"softmax"``.
         measure: ``{"entropy", "mutual_information"}``, see :class:`UncertaintyMeasure`; default ``"entropy"``.
         norm_statistics: ``{"running", "batch"}``, see :class:`NormStatistics`; default ``"running"``.
+        channels_last: see :func:`decoder_inputs`; default ``True`` (a layout, not a value, changes).
 
     Returns:
         ``B`` float32 uncertainties in nats, detached, on the device of the output.
@@ -289,17 +347,19 @@ def disturbed_uncertainty(
     measure = look_up_option(measure, UncertaintyMeasure)
     prob_sum: torch.Tensor | None = None
     entropy_sum: torch.Tensor | None = None
-    with torch.no_grad(), frozen_statistics(network, norm_statistics):
+    with torch.inference_mode(), frozen_statistics(network, norm_statistics):
+        features = decoder_inputs(features, channels_last)
+        decode_key = bound_decoder(network, features)  # skip-connection work done once for the K passes
         for _ in range(num_disturbances):
-            probs = activate(network.decode(disturb_features(features, ratio, generator)), activation)
+            probs = activate(decode_key(disturb_features(features, ratio, generator).key), activation)
             prob_sum = probs if prob_sum is None else prob_sum.add_(probs)
             if measure == UncertaintyMeasure.MUTUAL_INFORMATION:
                 entropy = _sample_mean(_pointwise_entropy(probs, activation))
                 entropy_sum = entropy if entropy_sum is None else entropy_sum.add_(entropy)
-    uncertainty = predictive_entropy(prob_sum / num_disturbances, activation)
-    if entropy_sum is not None:
-        uncertainty = (uncertainty - entropy_sum / num_disturbances).clamp_(min=0.0)
-    return uncertainty
+        uncertainty = predictive_entropy(prob_sum.div_(num_disturbances), activation)
+        if entropy_sum is not None:
+            uncertainty = (uncertainty - entropy_sum / num_disturbances).clamp_(min=0.0)
+    return uncertainty.clone()  # a normal tensor (not an inference tensor) for the handlers downstream
 
 
 def _unwrap(network: torch.nn.Module) -> torch.nn.Module:
@@ -314,11 +374,10 @@ def _detached(features: Any) -> SplitFeatures:
     key, context = features
 
     def _copy(t: torch.Tensor) -> torch.Tensor:
-        t = t.as_tensor() if isinstance(t, MetaTensor) else t
-        return t.detach().clone()  # decode may work in place on the key (e.g. DenseNet's ReLU(inplace=True))
+        return _plain(t).detach().clone()  # decode may work in place on the key (e.g. DenseNet's ReLU(inplace=True))
 
     key = tuple(_copy(k) for k in key) if isinstance(key, (tuple, list)) else _copy(key)
-    return SplitFeatures(key, tuple(c.detach() for c in context))
+    return SplitFeatures(key, tuple(_plain(c).detach() for c in context))
 
 
 class MoMBSAssessor:
@@ -331,7 +390,9 @@ class MoMBSAssessor:
       ``engine.state.output[output_key]``, beside :class:`monai_ext.engines.PerSampleTrainer`'s ``index`` and
       ``loss_per_sample``, where :class:`monai_ext.handlers.per_sample.PerSampleRecorder` records both.
 
-    Cost per step: ``K`` no-grad decoder passes (a U-Net's up path only); memory: a copy of the key features.
+    Cost per step: ``K`` inference-mode decoder passes (a U-Net's up path only, its skip parts once; see
+    :func:`disturbed_uncertainty`); memory: a copy of the key features. ``assess_every`` (default 1, off) trades
+    the paper's every-epoch assessment for a cheaper epoch.
 
     The network must be a split network (:mod:`monai_ext.networks.split`, e.g. ``SplitUNet``, ``SplitDenseNet121``)
     run once per step (``SimpleInferer``; a ``SlidingWindowInferer`` runs it once per window and is refused).
@@ -371,9 +432,18 @@ class MoMBSAssessor:
             epoch ``e + 1``); every other epoch writes ``NaN`` without the ``K`` re-runs. So a bundle builds and
             checkpoints the assessor whatever its ``sampling_strategy``, and the random/SCL/OHEM baselines pay nothing
             for it. Default none (assess every epoch from ``start_epoch``).
+        channels_last: run the re-runs on channels-last 2-D maps on the CPU (:func:`decoder_inputs`: the layout, not
+            the values, changes; the decoder's convolutions run in oneDNN's faster kernels); default ``True``.
+        assess_every: a DEVIATION from the paper for a cheaper epoch, default 1 (off: every used epoch assessed, as
+            the paper). With ``n > 1`` only every ``n``-th epoch whose uncertainty is used is assessed (counted from
+            the first such epoch: ``pivot_epoch - 1`` with a ``sampler``, else ``start_epoch``); in the epochs
+            between, each sample gets the uncertainty of its last assessment (kept per dataset index, from
+            ``engine.state.output["index"]``; ``NaN`` if never assessed), so the planner ranks by an uncertainty up
+            to ``n - 1`` epochs old. The ``K`` re-runs then cost ``1 / n`` of their per-epoch time on average.
 
     Raises:
-        ValueError: ``K`` < 1 or not an integer, ``r`` outside [0, 1], ``start_epoch`` < 1, or an unknown option.
+        ValueError: ``K`` < 1 or not an integer, ``r`` outside [0, 1], ``start_epoch`` < 1, ``assess_every`` < 1,
+            or an unknown option.
         TypeError: ``network`` is not a split network.
     """
 
@@ -391,12 +461,19 @@ class MoMBSAssessor:
         name: str | None = None,
         start_epoch: int = 1,
         sampler: MoMBSSampler | None = None,
+        channels_last: bool = True,
+        assess_every: int = 1,
     ) -> None:
         self.num_disturbances, self.ratio = _check_options(num_disturbances, ratio)
         if isinstance(start_epoch, bool) or not isinstance(start_epoch, int) or start_epoch < 1:
             raise ValueError(f"start_epoch must be an integer >= 1 (ignite epochs start at 1), got {start_epoch!r}.")
         self.start_epoch = start_epoch
+        if isinstance(assess_every, bool) or not isinstance(assess_every, int) or assess_every < 1:
+            raise ValueError(f"assess_every must be an integer >= 1 (1: every epoch, the paper), got {assess_every!r}.")
+        self.assess_every = assess_every
+        self.last_uncertainty = torch.full((0,), float("nan"), dtype=torch.float32)  # per dataset index
         self.sampler = sampler
+        self.channels_last = bool(channels_last)
         self.activation = look_up_option(activation, EntropyActivation)
         self.measure = look_up_option(measure, UncertaintyMeasure)
         self.norm_statistics = look_up_option(norm_statistics, NormStatistics)
@@ -446,9 +523,35 @@ class MoMBSAssessor:
         epoch = int(engine.state.epoch)
         return epoch < self.start_epoch or (self.sampler is not None and not self.sampler.needs_uncertainty(epoch))
 
+    def _first_used_epoch(self) -> int:
+        pivot = getattr(self.sampler, "pivot_epoch", None)
+        return self.start_epoch if pivot is None else max(self.start_epoch, int(pivot) - 1)
+
+    def _carried_over(self, engine: Engine) -> bool:
+        """Whether this used epoch is one between two assessments (``assess_every`` > 1)."""
+        return (int(engine.state.epoch) - self._first_used_epoch()) % self.assess_every != 0
+
+    def _remember(self, index: Any, uncertainty: torch.Tensor) -> None:
+        index = torch.as_tensor(index).reshape(-1).long().cpu()
+        if index.numel() == 0:
+            return
+        size = int(index.max()) + 1
+        if size > self.last_uncertainty.numel():
+            grown = torch.full((size,), float("nan"), dtype=torch.float32)
+            grown[: self.last_uncertainty.numel()] = self.last_uncertainty
+            self.last_uncertainty = grown
+        self.last_uncertainty[index] = uncertainty.detach().float().cpu()
+
+    def _recalled(self, index: Any, device: torch.device | None) -> torch.Tensor:
+        index = torch.as_tensor(index).reshape(-1).long().cpu()
+        known = index < self.last_uncertainty.numel()
+        values = torch.full((index.numel(),), float("nan"), dtype=torch.float32)
+        values[known] = self.last_uncertainty[index[known]]
+        return values.to(device)
+
     def _arm(self, engine: Engine) -> None:
         self._disarm(engine)
-        if self._skipped(engine):
+        if self._skipped(engine) or self._carried_over(engine):
             return
         network = self.network if self.network is not None else self._check_network(engine.network)
         self._active = network
@@ -479,6 +582,16 @@ class MoMBSAssessor:
             device = pred.device if isinstance(pred, torch.Tensor) else None
             output[self.output_key] = torch.full((batch,), float("nan"), dtype=torch.float32, device=device)
             return
+        if self._carried_over(engine) and isinstance(output, Mapping):  # assess_every > 1: the last assessment
+            if PerSampleKeys.INDEX not in output:
+                raise KeyError(
+                    f"MoMBSAssessor(assess_every={self.assess_every}) needs engine.state.output['index'] "
+                    "(monai_ext.engines.PerSampleTrainer) to carry each sample's last uncertainty over."
+                )
+            pred = output.get(CommonKeys.PRED)
+            device = pred.device if isinstance(pred, torch.Tensor) else None
+            output[self.output_key] = self._recalled(output[PerSampleKeys.INDEX], device)
+            return
         if len(captured) != 1 or network is None:
             raise RuntimeError(
                 f"MoMBSAssessor caught the key features {len(captured)} times in this iteration; it needs exactly one "
@@ -490,6 +603,8 @@ class MoMBSAssessor:
         autocast = torch.autocast("cuda", **engine.amp_kwargs) if amp else contextlib.nullcontext()
         with autocast:
             output[self.output_key] = self.assess(captured[0], network)
+        if self.assess_every > 1 and PerSampleKeys.INDEX in output:
+            self._remember(output[PerSampleKeys.INDEX], output[self.output_key])
         if not self._logged:
             key = captured[0].key
             shapes = [tuple(k.shape) for k in key] if isinstance(key, tuple) else tuple(key.shape)
@@ -508,16 +623,20 @@ class MoMBSAssessor:
         """
         network = self._check_network(network if network is not None else self.network)
         options = (self.num_disturbances, self.ratio, self.activation, self.measure, self.norm_statistics)
-        return disturbed_uncertainty(network, features, self.generator, *options)
+        return disturbed_uncertainty(network, features, self.generator, *options, channels_last=self.channels_last)
 
     # ---- checkpoints -----------------------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """``{"generator_state": uint8 tensor}`` so that a resumed run draws the same noise; ``weights_only``-safe."""
-        return {"generator_state": self.generator.get_state()}
+        """``{"generator_state": uint8 tensor}`` so that a resumed run draws the same noise, plus, with
+        ``assess_every`` > 1, ``"last_uncertainty"`` (float32 per dataset index); ``weights_only``-safe."""
+        state = {"generator_state": self.generator.get_state()}
+        if self.assess_every > 1:
+            state["last_uncertainty"] = self.last_uncertainty.clone()
+        return state
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Restore the generator state saved by :meth:`state_dict`.
+        """Restore the generator state (and ``last_uncertainty`` when saved) from :meth:`state_dict`.
 
         Raises:
             KeyError: ``generator_state`` is missing.
@@ -525,3 +644,5 @@ class MoMBSAssessor:
         if "generator_state" not in state_dict:
             raise KeyError(f"MoMBSAssessor state_dict misses 'generator_state'; found {sorted(state_dict)}.")
         self.generator.set_state(torch.as_tensor(state_dict["generator_state"]).to(torch.uint8).cpu())
+        if "last_uncertainty" in state_dict:
+            self.last_uncertainty = torch.as_tensor(state_dict["last_uncertainty"]).float().cpu().clone()

@@ -12,6 +12,7 @@ from monai_ext.networks.split import (
     SplitModel,
     SplitNetwork,
     SplitUNet,
+    bound_decoder,
     is_split_network,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "SplitModel",
     "SplitNetwork",
     "SplitUNet",
+    "bound_decoder",
     "is_split_network",
 ]

@@ -10,7 +10,9 @@ training forward and re-runs only the part of the network after it. A *split net
 - ``decode(features) -> Tensor``: the network output (logits) from those features;
 - ``tap``: a parameter-free :class:`FeatureTap` that ``forward`` passes the features through, so that a forward hook
   on ``tap`` sees the features of the very forward that trains the network;
-- ``forward(x) = decode(tap(encode(x)))``, identical (same operations in the same order) to the parent network's.
+- ``forward(x) = decode(tap(encode(x)))``, identical (same operations in the same order) to the parent network's;
+- optionally ``bind_context(context) -> Callable[[key], Tensor]``: ``decode`` with the context fixed, with the work
+  that depends on the context alone done once (see :func:`bound_decoder`; :class:`SplitUNet` has one).
 
 The MONAI subclasses keep their parent's constructor arguments and ``state_dict`` keys, so a bundle swaps
 ``"_target_": "UNet"`` for ``"_target_": "monai_ext.networks.SplitUNet"`` and its checkpoints, ``ckpt_export`` and
@@ -33,9 +35,12 @@ independently) and ``decode`` runs the classification head and returns the per-a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import torch
+import torch.nn.functional as F
+from monai.networks.blocks import Convolution
 from monai.networks.layers.simplelayers import SkipConnection
 from monai.networks.nets import BasicUNet, DenseNet121, UNet
 from torch import nn
@@ -45,6 +50,7 @@ __all__ = [
     "FeatureTap",
     "SplitNetwork",
     "is_split_network",
+    "bound_decoder",
     "SplitModel",
     "SplitUNet",
     "SplitBasicUNet",
@@ -89,6 +95,47 @@ def is_split_network(network: Any) -> bool:
         and callable(getattr(network, "decode", None))
         and isinstance(getattr(network, "tap", None), FeatureTap)
     )
+
+
+def bound_decoder(network: nn.Module, features: SplitFeatures) -> Callable[[Any], torch.Tensor]:
+    """``key -> network.decode(SplitFeatures(key, features.context))``, for many keys with the same context.
+
+    Uses the network's ``bind_context`` when it has one (work that reads only the context done once, e.g.
+    :meth:`SplitUNet.bind_context`); otherwise calls ``decode`` every time.
+
+    Args:
+        network: a split network.
+        features: the features whose ``context`` is fixed (their ``key`` is not used).
+    """
+    bind = getattr(network, "bind_context", None)
+    if callable(bind):
+        return bind(tuple(features.context))
+    context = tuple(features.context)
+    return lambda key: network.decode(SplitFeatures(key, context))
+
+
+_CONV_TRANSPOSE = {nn.ConvTranspose1d: F.conv_transpose1d, nn.ConvTranspose2d: F.conv_transpose2d,
+                   nn.ConvTranspose3d: F.conv_transpose3d}  # fmt: skip
+
+
+def _conv_transpose(conv: nn.Module, x: torch.Tensor, in_channels: slice, bias: bool) -> torch.Tensor:
+    """``conv`` applied to ``x`` with only the input channels ``in_channels`` of its weight (and its bias or not)."""
+    function = _CONV_TRANSPOSE[type(conv)]
+    return function(x, conv.weight[in_channels], conv.bias if bias else None, conv.stride, conv.padding,
+                    conv.output_padding, conv.groups, conv.dilation)  # fmt: skip
+
+
+def _split_up_layer(up: nn.Module) -> tuple[nn.Module, list[nn.Module]] | None:
+    """``(transposed conv, the modules after it)`` of a MONAI UNet up layer (``Convolution`` or
+    ``Sequential(Convolution, ResidualUnit)``), or ``None`` when the layer is built otherwise."""
+    first, rest = (up[0], list(up)[1:]) if type(up) is nn.Sequential and len(up) > 0 else (up, [])
+    if not isinstance(first, Convolution):
+        return None
+    children = list(first.named_children())
+    conv = children[0][1] if children and children[0][0] == "conv" else None
+    if type(conv) not in _CONV_TRANSPOSE or conv.groups != 1 or conv.padding_mode != "zeros":
+        return None
+    return conv, [m for _, m in children[1:]] + rest
 
 
 class SplitModel(nn.Module):
@@ -193,6 +240,45 @@ class SplitUNet(UNet):
         for skip, up in zip(reversed(features.context), reversed(ups)):
             y = up(torch.cat([skip, y], dim=1))
         return y
+
+    def bind_context(self, context: tuple[torch.Tensor, ...]) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``decode`` for many keys with the same skip connections ``context``.
+
+        Each up layer starts with a transposed convolution of ``cat([skip, y])``, which is linear: it equals the
+        convolution of ``skip`` with the weight's first ``C_skip`` input channels (plus the bias) plus that of ``y``
+        with the remaining ones. The skip parts are computed here once; each call then convolves only ``y`` and adds
+        them (no concatenation). Same values as ``decode`` up to float rounding (the sum is taken in another order).
+        Up layers of another make fall back to ``up(cat([skip, y]))``.
+
+        Args:
+            context: the down layers' outputs from :meth:`encode`, shallowest first.
+
+        Returns:
+            ``key -> B out_channels H W[ D]`` logits.
+        """
+        _, ups, _ = self._levels()
+        steps = []
+        for skip, up in zip(reversed(context), reversed(ups)):
+            split = _split_up_layer(up)
+            if split is None:
+                steps.append((up, skip, None, []))
+                continue
+            conv, after = split
+            skip_part = _conv_transpose(conv, skip, slice(0, skip.shape[1]), bias=True)
+            steps.append((conv, skip_part, slice(skip.shape[1], None), after))
+
+        def decode_key(key: torch.Tensor) -> torch.Tensor:
+            y = key
+            for module, fixed, key_channels, after in steps:
+                if key_channels is None:  # not a split layer: module is the whole up layer, fixed the skip
+                    y = module(torch.cat([fixed, y], dim=1))
+                    continue
+                y = _conv_transpose(module, y, key_channels, bias=False).add_(fixed)
+                for m in after:
+                    y = m(y)
+            return y
+
+        return decode_key
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``decode(tap(encode(x)))``, the same operations as ``UNet.forward`` (which TorchScript compiles)."""

@@ -74,3 +74,15 @@ def test_stopwatch_and_run_epoch():
     assert run_epoch(engine) >= 0.0
     assert engine.state.epoch == 2 and engine.state.iteration == 6
     assert (watch.data_s, watch.iterations_s, watch.iterations) == (1.5, 6.0, 3)  # epoch 2 only
+
+
+def test_timing_defaults_follow_the_bundle_batch_size_4_and_assess_every_is_passed_through(tmp_path):
+    import inspect
+
+    from scripts.bench.mombs_step import epoch_time_benchmark, timing_overrides
+
+    for function in (timing_overrides, epoch_time_benchmark):
+        assert inspect.signature(function).parameters["batch_size"].default == 4  # paper Sec. 4.4, the bundle's
+    out = timing_overrides("mombs", tmp_path / "data", tmp_path / "run", epochs=3)
+    assert out["batch_size"] == 4 and "mombs_assessor#assess_every" not in out
+    assert timing_overrides("mombs", tmp_path, tmp_path, 3, assess_every=2)["mombs_assessor#assess_every"] == 2

@@ -482,3 +482,125 @@ def test_assessor_runs_only_the_epochs_whose_uncertainty_the_sampler_uses(strate
                    for v in values), (epoch, values)  # fmt: skip
     assert torch.equal(assessor.generator.get_state(), initial) is (strategy != "mombs")  # no noise drawn
     assert len(net.tap._forward_hooks) == 0
+
+
+# ---- speed work: same Eq. 1-2 value, plain channels-last decoder inputs, skip parts once -------------------------
+
+
+def _eq1_restated(net, key, context, generator, k, r):
+    """Paper Sec. 3.2 Eq. 1-2 written out independently: eval-mode decoder on key * n_k, n_k ~ U(1 - r, 1 + r) per
+    element drawn pass after pass, softmax, mean over the K passes, entropy per voxel, mean over voxels."""
+    net.eval()
+    probs = []
+    with torch.no_grad():
+        for _ in range(k):
+            noise = torch.rand(key.shape, generator=generator) * (2 * r) + (1 - r)
+            y = key * noise
+            for skip, up in zip(reversed(context), reversed(net._levels()[1])):  # MONAI UNet's up path, by hand
+                y = up(torch.cat([skip, y], dim=1))
+            probs.append(torch.softmax(y, dim=1))
+    mean = torch.stack(probs).mean(0)
+    return -(mean * torch.log(mean)).sum(1).flatten(1).mean(1)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_uncertainty_equals_an_independent_restatement_of_eq1_eq2(channels_last):
+    """Bundle-like U-Net (2 residual units, BatchNorm with trained running statistics), batch 4, MetaTensor features
+    as a MONAI pipeline gives them: the optimised path gives Eq. 1's value for the same generator draws."""
+    from monai.data import MetaTensor
+
+    net = SplitUNet(spatial_dims=2, in_channels=3, out_channels=2, channels=(8, 16, 32, 64), strides=(2, 2, 2),
+                    num_res_units=2, norm="batch")  # fmt: skip
+    x = torch.randn(4, 3, 32, 32, generator=_gen(21))
+    net.train()
+    with torch.no_grad():
+        for _ in range(3):
+            net(x)  # running statistics away from their initial values
+        feats = net.encode(MetaTensor(x))
+    assert isinstance(feats.context[0], MetaTensor)
+    expected = _eq1_restated(net, feats.key.as_tensor(), [c.as_tensor() for c in feats.context], _gen(3), 8, 0.3)
+    net.train()
+    result = disturbed_uncertainty(net, feats, _gen(3), 8, 0.3, channels_last=channels_last)
+    torch.testing.assert_close(result, expected, rtol=0, atol=1e-6)
+    assert net.training  # flags restored
+    assert type(result) is torch.Tensor and not result.is_inference() and not result.requires_grad
+    result.add_(1.0)  # a normal tensor: usable in place outside inference mode
+
+
+def test_decoder_reads_plain_channels_last_tensors():
+    """A MetaTensor key (every op on it pays for metadata) reaches decode as a plain, channels-last tensor."""
+    from monai.data import MetaTensor
+
+    seen = []
+
+    class _Recording(nn.Module):
+        def forward(self, key):
+            seen.append((type(key), key.is_contiguous(memory_format=torch.channels_last)))
+            return key[:, :2]
+
+    net = SplitModel(nn.Identity(), _Recording())
+    key = MetaTensor(torch.rand(2, 4, 3, 3, generator=_gen(2)))
+    disturbed_uncertainty(net, SplitFeatures(key), _gen(), num_disturbances=2)
+    assert seen == [(torch.Tensor, True)] * 2
+    seen.clear()
+    disturbed_uncertainty(net, SplitFeatures(key), _gen(), num_disturbances=1, channels_last=False)
+    assert seen == [(torch.Tensor, False)]
+
+
+def test_decoder_inputs_keep_values_and_3d_layout():
+    from monai.data import MetaTensor
+
+    from monai_ext.handlers.mombs_assessor import decoder_inputs
+
+    key2d, key3d = torch.rand(2, 4, 3, 3), MetaTensor(torch.rand(1, 2, 3, 3, 3))
+    out = decoder_inputs(SplitFeatures((key2d, key3d), (MetaTensor(torch.rand(2, 3, 4, 4)),)))
+    assert [type(t) for t in (*out.key, *out.context)] == [torch.Tensor] * 3
+    assert out.key[0].is_contiguous(memory_format=torch.channels_last) and out.key[1].is_contiguous()
+    assert torch.equal(out.key[0], key2d) and torch.equal(out.key[1], key3d.as_tensor())
+
+
+def test_assessor_caches_plain_tensors_from_a_metatensor_forward():
+    from monai.data import MetaTensor
+
+    net = _unet()
+    assessor = MoMBSAssessor(num_disturbances=2)
+    assessor._arm(types.SimpleNamespace(network=net, state=types.SimpleNamespace(epoch=1)))
+    net(MetaTensor(torch.randn(2, 1, 16, 16, generator=_gen(4))))
+    cached = assessor._captured[0]
+    assessor._disarm()
+    assert [type(t) for t in (cached.key, *cached.context)] == [torch.Tensor] * 3
+
+
+# ---- assess_every (documented deviation, default off) --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("every", [0, -1, 1.5, True])
+def test_bad_assess_every(every):
+    with pytest.raises(ValueError, match="assess_every"):
+        MoMBSAssessor(assess_every=every)
+
+
+def test_assess_every_2_carries_each_samples_last_uncertainty_over():
+    """pivot 2: epochs 1, 2, 3, 4 are used; with assess_every=2 epochs 1 and 3 are assessed, 2 and 4 repeat them."""
+    from monai_ext.samplers import MoMBSSampler
+
+    net = _unet()
+    sampler = MoMBSSampler(range(4), batch_size=2, strategy="mombs", pivot_epoch=2)
+    assessor = MoMBSAssessor(num_disturbances=2, seed=3, sampler=sampler, assess_every=2)
+    recorder = PerSampleRecorder(num_samples=4, keys=["loss_per_sample", "uncertainty"])
+    trainer = _trainer(net, [assessor, recorder], epochs=4)
+    per_epoch, hooked = {}, {}
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: per_epoch.setdefault(e.state.epoch,
+                              recorder["uncertainty"].clone()))  # fmt: skip
+    trainer.add_event_handler(IterationEvents.FORWARD_COMPLETED, lambda e: hooked.setdefault(e.state.epoch,
+                              len(net.tap._forward_hooks)))  # fmt: skip
+    trainer.run()
+    assert hooked == {1: 1, 2: 0, 3: 1, 4: 0}  # no features cached (no K re-runs) in the carried-over epochs
+    assert bool(torch.isfinite(per_epoch[1]).all())
+    assert torch.equal(per_epoch[2], per_epoch[1]) and torch.equal(per_epoch[4], per_epoch[3])
+    assert not torch.equal(per_epoch[3], per_epoch[1])  # epoch 3 assessed anew (trained weights, new noise)
+    torch.testing.assert_close(assessor.last_uncertainty, per_epoch[4])
+    fresh = MoMBSAssessor(assess_every=2)
+    fresh.load_state_dict(assessor.state_dict())
+    assert torch.equal(fresh.last_uncertainty, assessor.last_uncertainty)
+    assert "last_uncertainty" not in MoMBSAssessor().state_dict()  # default: checkpoints as before

@@ -224,3 +224,42 @@ def test_torchscript_export_matches_the_eager_split_forward(net):
     x = torch.rand(2, 3, 32, 32)
     scripted = torch.jit.script(network)
     torch.testing.assert_close(scripted(x), network(x), rtol=0, atol=0)
+
+
+# ---- bind_context: the skip parts of the up path computed once ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs,in_shape",
+    [
+        (dict(spatial_dims=2, channels=(4, 8, 16), strides=(2, 2), num_res_units=0), (2, 1, 16, 16)),
+        (dict(spatial_dims=2, channels=(4, 8, 16), strides=(2, 2), num_res_units=1), (2, 1, 16, 16)),
+        (dict(spatial_dims=2, channels=(16, 32, 64, 128, 256), strides=(2, 2, 2, 2), num_res_units=2, norm="batch"),
+         (2, 1, 32, 32)),
+        (dict(spatial_dims=3, channels=(4, 8, 16), strides=(2, 1), num_res_units=1, norm="instance"), (1, 1, 8, 8, 8)),
+    ],
+)  # fmt: skip
+def test_split_unet_bind_context_equals_decode(kwargs, in_shape):
+    """Each up layer's transposed convolution of cat([skip, y]) = the skip part (once) + the key part (each call)."""
+    net = _random_init(SplitUNet(in_channels=1, out_channels=3, **kwargs), 5).eval()
+    x = torch.randn(in_shape, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        feats = net.encode(x)
+        decode_key = net.bind_context(feats.context)
+        for scale in (1.0, 0.7, 1.3):  # one binding serves many keys
+            expected = net.decode(SplitFeatures(feats.key * scale, feats.context))
+            atol = 1e-6 * float(expected.abs().max())  # float32 rounding of sums taken in another order
+            torch.testing.assert_close(decode_key(feats.key * scale), expected, rtol=1e-5, atol=atol)
+        torch.testing.assert_close(decode_key(feats.key), net(x), rtol=1e-5, atol=1e-6 * float(net(x).abs().max()))
+
+
+def test_bound_decoder_uses_bind_context_or_falls_back_to_decode():
+    from monai_ext.networks import bound_decoder
+
+    unet = _random_init(SplitUNet(2, 1, 2, channels=(4, 8), strides=(2,), num_res_units=1), 7).eval()
+    model = _random_init(SplitModel(nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 2, 1)), 8).eval()
+    x = torch.randn(2, 1, 8, 8)
+    with torch.no_grad():
+        for net in (unet, model):
+            feats = net.encode(x)
+            torch.testing.assert_close(bound_decoder(net, feats)(feats.key), net(x), rtol=1e-5, atol=1e-5)

@@ -56,10 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "slices + 3 volumes at 128 px, as make demo)")  # fmt: skip
     g.add_argument("--data-seed", type=int, default=0)
     g.add_argument("--timing-image-size", type=int, default=128, help="network input side")
-    g.add_argument("--timing-batch-size", type=int, default=8)
+    g.add_argument("--timing-batch-size", type=int, default=4, help="the bundle's batch_size (paper Sec. 4.4)")
     g.add_argument("--warmup", type=int, default=1, help="untimed epochs per variant")
     g.add_argument("--repeats", type=int, default=3, help="timed, alternating epochs per variant")
     g.add_argument("--num-disturbances", type=int, default=8, help="K of the assessor (timing part)")
+    g.add_argument("--deviation-assess-every", type=int, default=3, help="also time MoMBS with the assessor's "
+                   "documented deviation assess_every=N (0: skip); the ratio is one of means over the timed epochs, "
+                   "so --repeats should be a multiple of N")  # fmt: skip
     g = p.add_argument_group("efficacy study (scripts.bench.mombs_study)")
     g.add_argument("--plan", choices=sorted(mombs_study.PLANS), default="default",
                    help="default: the powered study (~50 min); full: longer; quick: a smoke test")  # fmt: skip
@@ -154,6 +157,13 @@ def main(argv: list[str] | None = None) -> int:
                 dataset_dir, work / "timing", args.timing_image_size, args.timing_batch_size,
                 args.num_disturbances, args.warmup, args.repeats, bundle_dir=args.bundle_dir,
             )  # fmt: skip
+            if args.deviation_assess_every > 1:
+                deviation = mombs_step.epoch_time_benchmark(
+                    dataset_dir, work / "timing_deviation", args.timing_image_size, args.timing_batch_size,
+                    args.num_disturbances, args.warmup, args.repeats, bundle_dir=args.bundle_dir,
+                    assess_every=args.deviation_assess_every,
+                )  # fmt: skip
+                results["timing"]["deviation"] = mombs_report.deviation_summary(deviation)
             wall["timing"] = time.perf_counter() - start
             logging.getLogger("scripts.bench").info(
                 f"epoch time ratio MoMBS / random: {results['timing']['ratio']:.3f}"

@@ -123,7 +123,7 @@ def _rules() -> dict[str, ParameterRule]:
         },
         # sizes and counts
         **{name: _POSITIVE_INT for name in ("image_size", "batch_size", "val_batch_size", "epochs", "val_interval",
-                                            "sw_batch_size", "num_folds", "num_disturbances",
+                                            "sw_batch_size", "num_folds", "num_disturbances", "assess_every",
                                             "nvum_monitor_interval")},  # fmt: skip
         **{name: _NON_NEGATIVE_INT for name in ("num_workers", "seed", "split_seed", "fold", "pivot_epoch")},
         # fractions and rates

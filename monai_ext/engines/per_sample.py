@@ -67,8 +67,7 @@ class PerSampleKeys(StrEnum):
 
 # output entries the trainer itself fills or passes explicitly; never forwarded as extra loss inputs
 _RESERVED_KEYS = frozenset(
-    {Keys.IMAGE.value, Keys.LABEL.value, Keys.PRED.value, Keys.LOSS.value}
-    | {"index", "loss_per_sample", "loss_weight"}
+    {Keys.IMAGE.value, Keys.LABEL.value, Keys.PRED.value, Keys.LOSS.value} | {"index", "loss_per_sample", "loss_weight"}
 )
 _KEYWORD_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
@@ -130,8 +129,8 @@ def loss_extra_inputs(loss_function: Callable, output: Any) -> dict[str, Any]:
     An entry is passed when its key is an explicit keyword parameter of the loss (:func:`loss_keyword_parameters`)
     and not one of the keys the trainer fills or uses itself (``image``, ``label``, ``pred``, ``loss``, ``index``,
     ``loss_per_sample``, ``loss_weight``). This is how a handler attached to ``IterationEvents.FORWARD_COMPLETED``
-    hands extra per-sample inputs to the loss: e.g. :class:`monai_ext.handlers.ema.EMATeacher` writes ``"memory_logits"`` and
-    :class:`monai_ext.losses.NVUMLoss.forward` takes ``memory_logits``.
+    hands extra per-sample inputs to the loss: e.g. :class:`monai_ext.handlers.ema.EMATeacher` writes
+    ``"memory_logits"`` and :class:`monai_ext.losses.NVUMLoss.forward` takes ``memory_logits``.
 
     Args:
         loss_function: the loss.

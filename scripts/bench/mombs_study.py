@@ -62,6 +62,7 @@ from scripts.bench.mombs_bundle import BUNDLE_DIR, bundle_overrides
 __all__ = [
     "STRATEGIES",
     "UNCERTAINTY_STRATEGIES",
+    "ARM_OVERRIDES",
     "BASELINE",
     "StudyPlan",
     "PLANS",
@@ -77,9 +78,16 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-STRATEGIES = ("random", "scl_hard", "scl_linear", "ohem", "mombs_loss", "mombs_uncertainty", "mombs", "anti_mixed")
-"""The sampler strategies compared (the bundle's ``sampling_strategy`` values)."""
-UNCERTAINTY_STRATEGIES = ("mombs", "mombs_uncertainty", "anti_mixed")
+STRATEGIES = (
+    "random", "scl_hard", "scl_linear", "ohem", "mombs_loss", "mombs_uncertainty", "mombs", "anti_mixed",
+    "mombs_assess3",
+)  # fmt: skip
+"""The arms compared: the bundle's ``sampling_strategy`` values, plus the variants of :data:`ARM_OVERRIDES`."""
+ARM_OVERRIDES: dict[str, dict[str, Any]] = {"mombs_assess3": {"sampling_strategy": "mombs", "assess_every": 3}}
+"""Arms that are a strategy with further bundle overrides: ``mombs_assess3`` is MoMBS with the assessor's documented
+deviation ``assess_every=3`` (uncertainty refreshed every third epoch from ``pivot_epoch - 1``), the cheaper epoch
+measured by the timing part."""
+UNCERTAINTY_STRATEGIES = ("mombs", "mombs_uncertainty", "anti_mixed", "mombs_assess3")
 """Strategies whose assessor measures uncertainty (their difficulty CSVs hold all four categories)."""
 BASELINE = "random"
 AUDIT_STRATEGY = "mombs"
@@ -248,18 +256,21 @@ def run_overrides(
     plan: StudyPlan,
     epochs: int | None = None,
 ) -> dict[str, Any]:
-    """The bundle overrides of one run (``train.json`` + ``demo.json`` + ``multiclass.json``):
+    """The bundle overrides of one run (``train.json`` + ``demo.json`` + ``multiclass.json``) of the arm ``strategy``
+    (a ``sampling_strategy`` value or a key of :data:`ARM_OVERRIDES`):
     :func:`scripts.bench.mombs_bundle.bundle_overrides` (strategy, seed, folders, schedule, the demo overlay's small
     network, cached datasets) plus ``split_seed`` (the plan's, fixed), ``train_fraction``, ``learning_rate`` and
     ``val_interval``.
     """
+    extra = ARM_OVERRIDES.get(strategy, {})
     out = bundle_overrides(
-        strategy, seed, data["dataset_dir"], run_dir, plan.image_size, plan.epochs if epochs is None else epochs,
-        plan.pivot_epoch, plan.batch_size, plan.num_disturbances, plan.split_seed,
+        extra.get("sampling_strategy", strategy), seed, data["dataset_dir"], run_dir, plan.image_size,
+        plan.epochs if epochs is None else epochs, plan.pivot_epoch, plan.batch_size, plan.num_disturbances, plan.split_seed,
     )  # fmt: skip
     out["train_fraction"] = float(fraction)
     out["learning_rate"] = float(plan.learning_rate)
     out["val_interval"] = int(plan.val_interval)
+    out.update({k: v for k, v in extra.items() if k != "sampling_strategy"})
     return out
 
 

@@ -85,3 +85,15 @@ def test_plot_and_files(tmp_path):
     )
     only_timing = write_results(tmp_path / "t", timing=_timing())
     assert set(only_timing) == {"timing", "table"}
+
+
+def test_deviation_summary_is_a_ratio_of_means_over_the_timed_epochs():
+    from scripts.bench.mombs_report import deviation_summary
+
+    timing = {"settings": {"assess_every": 3}, "epoch_s": {"mombs": [3.0, 1.0, 2.0], "random": [1.0, 1.5, 0.5]}}
+    out = deviation_summary(timing)
+    # means 2.0 and 1.0 by hand; the ratio of medians would be 2.0 / 1.0 too, so also check a skewed case below
+    assert out["mean_s"] == {"mombs": 2.0, "random": 1.0} and out["ratio_of_means"] == 2.0
+    assert out["assess_every"] == 3 and out["repeats"] == 3
+    skewed = {"settings": {"assess_every": 3}, "epoch_s": {"mombs": [4.0, 1.0, 1.0], "random": [1.0, 1.0, 1.0]}}
+    assert deviation_summary(skewed)["ratio_of_means"] == 2.0  # the median ratio would be 1.0

@@ -31,11 +31,15 @@ def test_default_plan_data_has_100_clean_test_cases_and_all_noise_kinds(tmp_path
 
 
 def test_plans_share_the_strategy_names_and_the_default_fits_the_budget():
-    assert STRATEGIES == ("random", "scl_hard", "scl_linear", "ohem", "mombs_loss", "mombs_uncertainty", "mombs",
-                          "anti_mixed")  # fmt: skip
+    from monai_ext.samplers import SamplingStrategy
+
+    values = {s.value for s in SamplingStrategy}
+    assert values <= set(STRATEGIES)  # every sampler strategy is an arm
+    for arm in set(STRATEGIES) - values:  # the rest are strategies with further overrides
+        assert mombs_study.ARM_OVERRIDES[arm]["sampling_strategy"] in values
     default = PLANS["default"]
     assert default.strategies == STRATEGIES and default.fractions == (0.25, 0.5, 1.0) and len(default.seeds) >= 5
-    assert len(default.seeds) * len(default.fractions) * len(default.strategies) == 120
+    assert len(default.seeds) * len(default.fractions) * len(default.strategies) == 135
     assert default.batch_size == 4 and default.audit_epochs is None
 
 
@@ -95,3 +99,12 @@ def test_aggregate_study_worked_case():
     assert audit["fit_clean_typical"]["mean"] == pytest.approx(0.8)
     assert audit["fit_under_represented"]["mean"] == pytest.approx(0.5)
     assert aggregate_study(runs[:3])["audit"] is None
+
+
+def test_an_arm_with_overrides_runs_its_strategy_with_them(tmp_path):
+    plan = PLANS["default"]
+    data = {"dataset_dir": str(tmp_path)}
+    out = mombs_study.run_overrides("mombs_assess3", 0, 1.0, data, tmp_path / "run", plan)
+    assert out["sampling_strategy"] == "mombs" and out["assess_every"] == 3
+    plain = mombs_study.run_overrides("mombs", 0, 1.0, data, tmp_path / "run", plan)
+    assert plain["sampling_strategy"] == "mombs" and "assess_every" not in plain

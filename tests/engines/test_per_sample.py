@@ -337,9 +337,7 @@ def test_per_sample_loss_passes_extra_only_when_the_loss_takes_it():
     teacher = torch.full((2, 3), 0.5)
     per_sample_loss(loss, pred, target, index=torch.tensor([4, 2]), extra={"memory_logits": teacher, "x": 1})
     assert loss.seen[0][0] == [4, 2] and loss.seen[0][1] is teacher
-    out = per_sample_loss(
-        torch.nn.BCEWithLogitsLoss(reduction="none"), pred, target, extra={"memory_logits": teacher}
-    )
+    out = per_sample_loss(torch.nn.BCEWithLogitsLoss(reduction="none"), pred, target, extra={"memory_logits": teacher})
     assert torch.allclose(out, torch.full((2,), math.log(2.0)))
 
 

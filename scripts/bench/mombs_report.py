@@ -93,8 +93,9 @@ def _timing_lines(timing: Mapping[str, Any], env: Mapping[str, Any]) -> list[str
         lines += [
             f"With the assessor's documented deviation `assess_every = {dev['assess_every']}` (uncertainty refreshed "
             f"once every {dev['assess_every']} used epochs; a separate run of the same benchmark, "
-            f"{dev['repeats']} timed epochs, ratio of the MEANS because only some epochs are assessed): MoMBS {dev['mean_s']['mombs']:.2f} s,"
-            f" random {dev['mean_s']['random']:.2f} s, ratio **{dev['ratio_of_means']:.3f}**.",
+            f"{dev['repeats']} timed epochs, ratio of the MEANS because only some epochs are assessed): MoMBS "
+            f"{dev['mean_s']['mombs']:.2f} s, random {dev['mean_s']['random']:.2f} s, "
+            f"ratio **{dev['ratio_of_means']:.3f}**.",
             "",
         ]
     return lines

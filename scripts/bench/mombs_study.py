@@ -265,7 +265,8 @@ def run_overrides(
     extra = ARM_OVERRIDES.get(strategy, {})
     out = bundle_overrides(
         extra.get("sampling_strategy", strategy), seed, data["dataset_dir"], run_dir, plan.image_size,
-        plan.epochs if epochs is None else epochs, plan.pivot_epoch, plan.batch_size, plan.num_disturbances, plan.split_seed,
+        plan.epochs if epochs is None else epochs, plan.pivot_epoch, plan.batch_size, plan.num_disturbances,
+        plan.split_seed,
     )  # fmt: skip
     out["train_fraction"] = float(fraction)
     out["learning_rate"] = float(plan.learning_rate)

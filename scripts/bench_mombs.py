@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "so --repeats should be a multiple of N")  # fmt: skip
     g = p.add_argument_group("efficacy study (scripts.bench.mombs_study)")
     g.add_argument("--plan", choices=sorted(mombs_study.PLANS), default="default",
-                   help="default: the powered study (~50 min); full: longer; quick: a smoke test")  # fmt: skip
+                   help="default: the powered study (about an hour on 2 CPUs); full: longer; quick: a smoke test")  # fmt: skip
     g.add_argument("--strategies", nargs="+", default=None, help="override the plan's strategies (must include "
                    "random); plain bundle sampling_strategy values")  # fmt: skip
     g.add_argument("--fractions", type=float, nargs="+", default=None, help="override the training fractions")

@@ -14,9 +14,11 @@ nothing (weight 1).
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from ignite.engine import Engine
 from monai.engines.utils import IterationEvents
 
@@ -24,6 +26,10 @@ from monai_ext.engines.per_sample import PerSampleKeys
 from monai_ext.samplers.mombs import MoMBSSampler
 
 __all__ = ["SelfPacedLossWeights"]
+
+
+def _is_first_rank() -> bool:
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 class SelfPacedLossWeights:
@@ -36,7 +42,8 @@ class SelfPacedLossWeights:
     Bundle wiring (``bundles/covid_ct_mombs_segmentation/configs/train.json``): the top-level id
     ``self_paced_weights``::
 
-        {"_target_": "monai_ext.handlers.SelfPacedLossWeights", "sampler": "@train#sampler"}
+        {"_target_": "monai_ext.handlers.SelfPacedLossWeights", "sampler": "@train#sampler",
+         "log_dir": "@output_dir"}
 
     listed in ``train#handlers`` as ``{"_target_": "@self_paced_weights", "_mode_": "callable"}``; it is always built
     and does nothing unless ``sampling_strategy`` is ``scl_hard``/``scl_linear``.
@@ -45,11 +52,20 @@ class SelfPacedLossWeights:
         sampler: the training ``DataLoader``'s :class:`MoMBSSampler` (its ``lambda_0`` is in its ``state_dict``).
         summary_writer: a ``torch.utils.tensorboard.SummaryWriter`` for the per-epoch scalars, default none.
         name: logger name; ``None`` uses ``engine.logger``.
+        log_dir: without ``summary_writer``, a TensorBoard folder: a ``SummaryWriter`` is made there (on the first
+            rank only, and only once there are weights to log); default none (logger only).
     """
 
-    def __init__(self, sampler: MoMBSSampler, summary_writer: Any | None = None, name: str | None = None) -> None:
+    def __init__(
+        self,
+        sampler: MoMBSSampler,
+        summary_writer: Any | None = None,
+        name: str | None = None,
+        log_dir: str | os.PathLike | None = None,
+    ) -> None:
         self.sampler = sampler
         self.summary_writer = summary_writer
+        self.log_dir = log_dir
         self.logger = logging.getLogger(name)
         self._name = name
         self._epoch: int | None = None
@@ -77,6 +93,10 @@ class SelfPacedLossWeights:
             f"SelfPacedLossWeights: epoch {epoch} '{self.sampler.strategy}' lambda={threshold:.6g}, "
             f"{fraction:.1%} of {weights.numel()} samples have a weight > 0 (mean weight {float(weights.mean()):.4f})."
         )
+        if self.summary_writer is None and self.log_dir is not None and _is_first_rank():
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.summary_writer = SummaryWriter(log_dir=str(self.log_dir))
         if self.summary_writer is not None:
             self.summary_writer.add_scalar("self_paced/lambda", threshold, epoch)
             self.summary_writer.add_scalar("self_paced/fraction_weighted", fraction, epoch)

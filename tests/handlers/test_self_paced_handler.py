@@ -52,3 +52,21 @@ def test_other_strategies_write_nothing():
     engine = _engine(3, [0, 1])
     SelfPacedLossWeights(sampler)(engine)
     assert set(engine.state.output) == {"index"}
+
+
+def test_log_dir_gets_tensorboard_events_only_when_there_are_weights(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    sampler = MoMBSSampler(range(6), batch_size=2, strategy="scl_linear", pivot_epoch=2)
+    sampler.update_scores(torch.tensor(LOSS), None, epoch=1)
+    handler = SelfPacedLossWeights(sampler, log_dir=tmp_path / "tb")
+    handler(_engine(1, [0, 1]))
+    assert not (tmp_path / "tb").exists()  # before the pivot: nothing to log, no writer
+    handler(_engine(2, [0, 1]))
+    handler.summary_writer.flush()
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    (lam,) = events.Scalars("self_paced/lambda")
+    (fraction,) = events.Scalars("self_paced/fraction_weighted")
+    assert lam.step == 2 and abs(lam.value - 0.875) < 1e-6
+    assert abs(fraction.value - 3 / 6) < 1e-6  # linear: v > 0 only for the losses 0.25, 0.5, 0.75 below 0.875

@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "so --repeats should be a multiple of N")  # fmt: skip
     g = p.add_argument_group("efficacy study (scripts.bench.mombs_study)")
     g.add_argument("--plan", choices=sorted(mombs_study.PLANS), default="default",
-                   help="default: the powered study (about an hour on 2 CPUs); full: longer; quick: a smoke test")  # fmt: skip
+                   help="default: the powered study (about an hour on 2 CPUs); full: longer; quick: a smoke "
+                   "test")  # fmt: skip
     g.add_argument("--strategies", nargs="+", default=None, help="override the plan's strategies (must include "
                    "random); plain bundle sampling_strategy values")  # fmt: skip
     g.add_argument("--fractions", type=float, nargs="+", default=None, help="override the training fractions")
@@ -82,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
         "fraction for the difficulty-map audit (default plan: none, the study's mombs runs are audited)",
     )
     g.add_argument("--workers", type=int, default=None, help="parallel runs; default the plan's (2)")
+    g.add_argument("--add-to-study", action="store_true", help="run only --strategies (with random, the baseline) "
+                   "and merge them into the earlier study.json in --out (same plan otherwise), e.g. a new "
+                   "arm")  # fmt: skip
     return p
 
 
@@ -122,6 +126,20 @@ def _kept_parts(out_dir: Path, parts: list[str], wall: dict[str, float]) -> dict
             wall[f"{part} (earlier run)"] = seconds
         kept[part] = _nan_for_null(data)
     return kept
+
+
+def _earlier_study(out_dir: Path) -> dict:
+    """The study of an earlier run in ``out_dir`` (for ``--add-to-study``).
+
+    Raises:
+        FileNotFoundError: there is none.
+    """
+    path = out_dir / mombs_report.RESULT_FILES["study"]
+    if not path.is_file():
+        raise FileNotFoundError(f"--add-to-study needs an earlier {path}; run the whole study first.")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data.pop("environment", None)
+    return _nan_for_null(data)
 
 
 def _plan(args: argparse.Namespace) -> mombs_study.StudyPlan:
@@ -173,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             results["study"] = mombs_study.run_study(work / "study", plan, workers=args.workers)
             wall["study"] = time.perf_counter() - start
+            if args.add_to_study:
+                results["study"] = mombs_study.merge_studies(_earlier_study(out_dir), results["study"])
+                wall["study"] = results["study"]["wall_s"]
     environment = _environment(argv, wall)
     if "timing" in args.parts or "study" in args.parts:
         wall["total"] = sum(v for k, v in wall.items() if k in PARTS)

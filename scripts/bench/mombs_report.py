@@ -35,6 +35,7 @@ STRATEGY_LABELS = {
     "mombs": "MoMBS",
     "anti_mixed": "anti-mixed (ablation)",
     "mombs_assess3": "MoMBS, assessed every 3rd epoch (deviation)",
+    "random_clean": "random on CLEAN training masks (learnability check)",
 }
 
 
@@ -139,6 +140,12 @@ def _study_lines(result: Mapping[str, Any]) -> list[str]:
         lines.append(f"Training fraction {100 * float(fraction):g} % ({n_train} slices):")
         lines.append("")
         lines.append(study.comparison_table(arms, {"dice": "clean-test Dice"}, STRATEGY_LABELS, baseline="random"))
+    if result.get("max_rerun_difference") is not None:
+        lines += [
+            "The arms were run in two batches (`--add-to-study`); the baseline ran in both, and its runs differed by "
+            f"at most {result['max_rerun_difference']:.2g} Dice between them.",
+            "",
+        ]
     audit = result["summary"].get("audit")
     if audit:
         lines += _audit_lines(audit)

@@ -64,6 +64,7 @@ __all__ = [
     "STRATEGIES",
     "UNCERTAINTY_STRATEGIES",
     "ARM_OVERRIDES",
+    "merge_studies",
     "BASELINE",
     "StudyPlan",
     "PLANS",
@@ -81,13 +82,18 @@ logger = logging.getLogger(__name__)
 
 STRATEGIES = (
     "random", "scl_hard", "scl_linear", "ohem", "mombs_loss", "mombs_uncertainty", "mombs", "anti_mixed",
-    "mombs_assess3",
+    "mombs_assess3", "random_clean",
 )  # fmt: skip
 """The arms compared: the bundle's ``sampling_strategy`` values, plus the variants of :data:`ARM_OVERRIDES`."""
-ARM_OVERRIDES: dict[str, dict[str, Any]] = {"mombs_assess3": {"sampling_strategy": "mombs", "assess_every": 3}}
+ARM_OVERRIDES: dict[str, dict[str, Any]] = {
+    "mombs_assess3": {"sampling_strategy": "mombs", "assess_every": 3},
+    "random_clean": {"sampling_strategy": "random", "train_masks": "clean"},
+}
 """Arms that are a strategy with further bundle overrides: ``mombs_assess3`` is MoMBS with the assessor's documented
 deviation ``assess_every=3`` (uncertainty refreshed every third epoch from ``pivot_epoch - 1``), the cheaper epoch
-measured by the timing part."""
+measured by the timing part; ``random_clean`` is random sampling trained on the CLEAN masks (validation stays noisy),
+the learnability check of ``../shared/DESIGN.md``: it must beat random on the noisy masks clearly, or the benchmark
+cannot show robustness to label noise."""
 UNCERTAINTY_STRATEGIES = ("mombs", "mombs_uncertainty", "anti_mixed", "mombs_assess3")
 """Strategies whose assessor measures uncertainty (their difficulty CSVs hold all four categories)."""
 BASELINE = "random"
@@ -263,7 +269,8 @@ def run_overrides(
     network, cached datasets) plus ``split_seed`` (the plan's, fixed), ``train_fraction``, ``learning_rate`` and
     ``val_interval``.
     """
-    extra = ARM_OVERRIDES.get(strategy, {})
+    extra = dict(ARM_OVERRIDES.get(strategy, {}))
+    clean_training = extra.pop("train_masks", None) == "clean"
     out = bundle_overrides(
         extra.get("sampling_strategy", strategy), seed, data["dataset_dir"], run_dir, plan.image_size,
         plan.epochs if epochs is None else epochs, plan.pivot_epoch, plan.batch_size, plan.num_disturbances,
@@ -273,6 +280,9 @@ def run_overrides(
     out["learning_rate"] = float(plan.learning_rate)
     out["val_interval"] = int(plan.val_interval)
     out.update({k: v for k, v in extra.items() if k != "sampling_strategy"})
+    if clean_training:
+        out["train#datalist"] = (f"$monai_ext.data.covid_ct.covid_ct_datalist(split='train', "
+                                 f"mask_dir={str(data['clean_dir'])!r}, **@datalist_args)")  # fmt: skip
     return out
 
 
@@ -396,7 +406,7 @@ def study_jobs(plan: StudyPlan, data: Mapping[str, Any], work: Path) -> list[dic
                 audit = plan.audit_epochs is None and strategy == AUDIT_STRATEGY and fraction == top
                 jobs.append(dict(strategy=strategy, seed=int(seed), fraction=float(fraction), data=data, plan=plan,
                                  run_dir=str(work / run_dir_name(strategy, fraction, seed)), audit=audit))  # fmt: skip
-    if plan.audit_epochs is not None:
+    if plan.audit_epochs is not None and AUDIT_STRATEGY in plan.strategies:
         jobs = [dict(strategy=AUDIT_STRATEGY, seed=int(s), fraction=float(top), data=data, plan=plan, audit=True,
                      epochs=int(plan.audit_epochs), run_dir=str(work / run_dir_name(AUDIT_STRATEGY, top, s, True)))
                 for s in plan.seeds] + jobs  # fmt: skip
@@ -431,6 +441,42 @@ def run_study(work_dir: str | os.PathLike, plan: StudyPlan, workers: int | None 
         "summary": aggregate_study(runs, extra),
         "wall_s": time.perf_counter() - start,
         "workers": workers,
+    }
+
+
+def merge_studies(earlier: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """``new`` with the runs of the arms it did not run taken from ``earlier`` (the same study extended by arms).
+
+    The arms ``new`` ran (it always runs the baseline) replace ``earlier``'s; ``max_rerun_difference`` records the
+    largest absolute Dice difference between the two runs of a (arm, fraction, seed) run by both (0 when the runs are
+    deterministic). The audit runs are ``new``'s when it has any, else ``earlier``'s; the summary is recomputed.
+
+    Raises:
+        ValueError: the two studies differ in data or schedule (anything of the plan but its arms and workers).
+    """
+    ignored = {"strategies", "workers", "name"}
+    a = {k: v for k, v in earlier["plan"].items() if k not in ignored}
+    b = {k: v for k, v in new["plan"].items() if k not in ignored}
+    if a != b:
+        differing = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        raise ValueError(f"cannot merge MoMBS studies with different plans (differing: {differing}).")
+    new_arms = set(new["plan"]["strategies"])
+    key = lambda r: (r["strategy"], float(r["fraction"]), int(r["seed"]))  # noqa: E731
+    reran = {key(r): r[METRIC] for r in new["runs"]}
+    differences = [abs(reran[key(r)] - r[METRIC]) for r in earlier["runs"] if key(r) in reran]
+    runs = [r for r in earlier["runs"] if r["strategy"] not in new_arms] + list(new["runs"])
+    order = {arm: i for i, arm in enumerate(STRATEGIES)}
+    runs.sort(key=lambda r: (-float(r["fraction"]), order.get(r["strategy"], len(order)), int(r["seed"])))
+    audit_runs = list(new["audit_runs"]) or list(earlier["audit_runs"])
+    arms = [arm for arm in STRATEGIES if arm in {r["strategy"] for r in runs}]
+    return {
+        **dict(new),
+        "plan": {**dict(new["plan"]), "strategies": arms},
+        "runs": runs,
+        "audit_runs": audit_runs,
+        "summary": aggregate_study(runs, audit_runs),
+        "wall_s": float(earlier.get("wall_s", 0.0)) + float(new.get("wall_s", 0.0)),
+        "max_rerun_difference": max(differences) if differences else None,
     }
 
 

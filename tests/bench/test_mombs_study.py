@@ -39,7 +39,7 @@ def test_plans_share_the_strategy_names_and_the_default_fits_the_budget():
         assert mombs_study.ARM_OVERRIDES[arm]["sampling_strategy"] in values
     default = PLANS["default"]
     assert default.strategies == STRATEGIES and default.fractions == (0.25, 0.5, 1.0) and len(default.seeds) >= 5
-    assert len(default.seeds) * len(default.fractions) * len(default.strategies) == 135
+    assert len(default.seeds) * len(default.fractions) * len(default.strategies) == 150
     assert default.batch_size == 4 and default.audit_epochs > default.epochs  # the audit model is trained longer
 
 
@@ -108,3 +108,41 @@ def test_an_arm_with_overrides_runs_its_strategy_with_them(tmp_path):
     assert out["sampling_strategy"] == "mombs" and out["assess_every"] == 3
     plain = mombs_study.run_overrides("mombs", 0, 1.0, data, tmp_path / "run", plan)
     assert plain["sampling_strategy"] == "mombs" and "assess_every" not in plain
+
+
+def test_the_clean_label_arm_trains_on_the_clean_masks_and_validates_on_the_noisy_ones(tmp_path):
+    data = {"dataset_dir": str(tmp_path / "noisy"), "clean_dir": str(tmp_path / "CLEAN_MASKS")}
+    out = mombs_study.run_overrides("random_clean", 0, 0.5, data, tmp_path / "run", PLANS["default"])
+    assert out["sampling_strategy"] == "random" and "train_masks" not in out
+    assert (
+        f"mask_dir={str(tmp_path / 'CLEAN_MASKS')!r}" in out["train#datalist"]
+        and "split='train'" in out["train#datalist"]
+    )
+    # model selection stays on the noisy validation masks: nothing else points at the clean ones
+    assert [k for k, v in out.items() if "CLEAN_MASKS" in str(v)] == ["train#datalist"]
+    assert "train#datalist" not in mombs_study.run_overrides("random", 0, 0.5, data, tmp_path / "r", PLANS["default"])
+
+
+def _study_run(arm, fraction, seed, dice):
+    return {"strategy": arm, "fraction": fraction, "seed": seed, "dice": dice, "best_val_epoch": 3, "train_s": 1.0}
+
+
+def test_merge_studies_keeps_the_other_arms_and_reports_the_rerun_difference():
+    plan = {"name": "default", "strategies": ["random", "mombs"], "seeds": [0, 1], "epochs": 3, "workers": 2}
+    earlier = {"plan": plan, "runs": [_study_run("random", 1.0, 0, 0.5), _study_run("random", 1.0, 1, 0.6),
+                                      _study_run("mombs", 1.0, 0, 0.55), _study_run("mombs", 1.0, 1, 0.7)],
+               "audit_runs": [], "wall_s": 10.0}  # fmt: skip
+    new = {"plan": {**plan, "strategies": ["random", "random_clean"], "workers": 1},
+           "runs": [_study_run("random", 1.0, 0, 0.5), _study_run("random", 1.0, 1, 0.61),
+                    _study_run("random_clean", 1.0, 0, 0.8), _study_run("random_clean", 1.0, 1, 0.9)],
+           "audit_runs": [], "wall_s": 5.0}  # fmt: skip
+    merged = mombs_study.merge_studies(earlier, new)
+    assert merged["plan"]["strategies"] == ["random", "mombs", "random_clean"]
+    assert len(merged["runs"]) == 6 and merged["wall_s"] == 15.0
+    assert abs(merged["max_rerun_difference"] - 0.01) < 1e-12
+    arms = merged["summary"]["fractions"]["1"]
+    # paired differences to the NEW random runs (0.5, 0.61): mombs 0.05, 0.09; clean 0.30, 0.29
+    assert abs(arms["mombs"]["delta_dice"]["mean"] - 0.07) < 1e-12
+    assert abs(arms["random_clean"]["delta_dice"]["mean"] - 0.295) < 1e-12
+    with pytest.raises(ValueError, match="epochs"):
+        mombs_study.merge_studies(earlier, {**new, "plan": {**new["plan"], "epochs": 4}})

@@ -35,6 +35,7 @@ import torch
 from monai_ext.demo.covid_ct import write_covid_medseg_demo
 from scripts.bench import mombs_report, mombs_step, mombs_study
 from scripts.bench.mombs_bundle import BUNDLE_DIR
+from scripts.bench.results_io import write_json
 
 __all__ = ["main", "build_parser", "PARTS"]
 
@@ -139,7 +140,9 @@ def _earlier_study(out_dir: Path) -> dict:
         raise FileNotFoundError(f"--add-to-study needs an earlier {path}; run the whole study first.")
     data = json.loads(path.read_text(encoding="utf-8"))
     data.pop("environment", None)
-    return _nan_for_null(data)
+    for key in ("runs", "audit_runs"):  # results: null was a NaN; the plan keeps its nulls (None settings)
+        data[key] = _nan_for_null(data.get(key, []))
+    return data
 
 
 def _plan(args: argparse.Namespace) -> mombs_study.StudyPlan:
@@ -192,7 +195,10 @@ def main(argv: list[str] | None = None) -> int:
             results["study"] = mombs_study.run_study(work / "study", plan, workers=args.workers)
             wall["study"] = time.perf_counter() - start
             if args.add_to_study:
+                added = out_dir / "study_added.json"  # kept whatever the merge says
+                write_json(results["study"], added)
                 results["study"] = mombs_study.merge_studies(_earlier_study(out_dir), results["study"])
+                added.unlink()
                 wall["study"] = results["study"]["wall_s"]
     environment = _environment(argv, wall)
     if "timing" in args.parts or "study" in args.parts:

@@ -455,8 +455,9 @@ def merge_studies(earlier: Mapping[str, Any], new: Mapping[str, Any]) -> dict[st
         ValueError: the two studies differ in data or schedule (anything of the plan but its arms and workers).
     """
     ignored = {"strategies", "workers", "name"}
-    a = {k: v for k, v in earlier["plan"].items() if k not in ignored}
-    b = {k: v for k, v in new["plan"].items() if k not in ignored}
+    # compared as JSON (a plan read back from study.json holds lists where a fresh one holds tuples)
+    a = json.loads(json.dumps({k: v for k, v in earlier["plan"].items() if k not in ignored}))
+    b = json.loads(json.dumps({k: v for k, v in new["plan"].items() if k not in ignored}))
     if a != b:
         differing = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
         raise ValueError(f"cannot merge MoMBS studies with different plans (differing: {differing}).")

@@ -188,9 +188,7 @@ def step_time_benchmark(
         return NVUMLoss(num_samples, num_classes, prior, mode=mode, reduction="none").to(device)
 
     official = NVUMMode.OFFICIAL  # its EMA teacher runs in train mode and averages the buffers, as at HEAD
-    teacher = EMATeacher(
-        network, decay=0.99, teacher_mode=official.teacher_mode, buffer_mode=official.ema_buffer_mode
-    )
+    teacher = EMATeacher(network, decay=0.99, teacher_mode=official.teacher_mode, buffer_mode=official.ema_buffer_mode)
     steps = {
         StepVariant.BCE.value: make_train_step(
             network, optimizer, torch.nn.BCEWithLogitsLoss(reduction="none"), images, labels

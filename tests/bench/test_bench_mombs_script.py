@@ -61,3 +61,16 @@ def test_tiny_bench_end_to_end(tmp_path, capsys):
     study_part = table.split("**Efficacy study**")[1].split("Environment:")[0]
     assert rebuilt.split("**Efficacy study**")[1].split("Environment:")[0] == study_part
     assert json.loads((out / "study.json").read_text())["runs"] == result["runs"]  # not rewritten
+
+    # a new arm added to that study: the baseline is re-run (deterministic), mombs is kept, the clean arm joins
+    add = ["--out", str(out), "--work-dir", str(tmp_path / "work_add"), "--num-threads", "1", "--parts", "study",
+           "--add-to-study", "--plan", "quick", "--seeds", "0", "--strategies", "random", "random_clean",
+           "--fractions", "1.0", "--epochs", "2", "--pivot-epoch", "2", "--n-slices", "40", "--image-size", "32",
+           "--workers", "1", "--deviation-assess-every", "0"]  # fmt: skip
+    assert _script().main(add) == 0
+    merged = json.loads((out / "study.json").read_text())
+    assert [r["strategy"] for r in merged["runs"]] == ["random", "mombs", "random_clean"]
+    assert merged["runs"][1] == result["runs"][1]  # mombs kept as it was
+    assert merged["max_rerun_difference"] == pytest.approx(0.0, abs=1e-9)  # random re-ran to the same Dice
+    assert not (out / "study_added.json").exists()
+    assert "random on CLEAN training masks" in (out / "README_table.md").read_text()

@@ -129,10 +129,11 @@ def _study_run(arm, fraction, seed, dice):
 
 def test_merge_studies_keeps_the_other_arms_and_reports_the_rerun_difference():
     plan = {"name": "default", "strategies": ["random", "mombs"], "seeds": [0, 1], "epochs": 3, "workers": 2}
+    fresh_plan = {**plan, "seeds": (0, 1)}  # a fresh plan holds tuples, one read back from JSON lists
     earlier = {"plan": plan, "runs": [_study_run("random", 1.0, 0, 0.5), _study_run("random", 1.0, 1, 0.6),
                                       _study_run("mombs", 1.0, 0, 0.55), _study_run("mombs", 1.0, 1, 0.7)],
                "audit_runs": [], "wall_s": 10.0}  # fmt: skip
-    new = {"plan": {**plan, "strategies": ["random", "random_clean"], "workers": 1},
+    new = {"plan": {**fresh_plan, "strategies": ("random", "random_clean"), "workers": 1},
            "runs": [_study_run("random", 1.0, 0, 0.5), _study_run("random", 1.0, 1, 0.61),
                     _study_run("random_clean", 1.0, 0, 0.8), _study_run("random_clean", 1.0, 1, 0.9)],
            "audit_runs": [], "wall_s": 5.0}  # fmt: skip

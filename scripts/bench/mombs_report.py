@@ -35,6 +35,7 @@ STRATEGY_LABELS = {
     "mombs": "MoMBS",
     "anti_mixed": "anti-mixed (ablation)",
     "mombs_assess3": "MoMBS, assessed every 3rd epoch (deviation)",
+    "mombs_mutual_information": "MoMBS, uncertainty = mutual information (not Eq. 1)",
     "random_clean": "random on CLEAN training masks (learnability check)",
 }
 

@@ -82,19 +82,23 @@ logger = logging.getLogger(__name__)
 
 STRATEGIES = (
     "random", "scl_hard", "scl_linear", "ohem", "mombs_loss", "mombs_uncertainty", "mombs", "anti_mixed",
-    "mombs_assess3", "random_clean",
+    "mombs_assess3", "mombs_mutual_information", "random_clean",
 )  # fmt: skip
 """The arms compared: the bundle's ``sampling_strategy`` values, plus the variants of :data:`ARM_OVERRIDES`."""
 ARM_OVERRIDES: dict[str, dict[str, Any]] = {
     "mombs_assess3": {"sampling_strategy": "mombs", "assess_every": 3},
+    "mombs_mutual_information": {"sampling_strategy": "mombs", "mombs_assessor#measure": "mutual_information"},
     "random_clean": {"sampling_strategy": "random", "train_masks": "clean"},
 }
 """Arms that are a strategy with further bundle overrides: ``mombs_assess3`` is MoMBS with the assessor's documented
 deviation ``assess_every=3`` (uncertainty refreshed every third epoch from ``pivot_epoch - 1``), the cheaper epoch
-measured by the timing part; ``random_clean`` is random sampling trained on the CLEAN masks (validation stays noisy),
+measured by the timing part; ``mombs_mutual_information`` is MoMBS whose uncertainty is only the part the
+disturbances cause (``H(mean p) - mean H(p)``, :class:`monai_ext.handlers.mombs_assessor.UncertaintyMeasure`) instead of
+Eq. 1's entropy of the mean prediction, to test whether the prediction's own ambiguity is what sends corrupted masks
+to the high-uncertainty side; ``random_clean`` is random sampling trained on the CLEAN masks (validation stays noisy),
 the learnability check of ``../shared/DESIGN.md``: it must beat random on the noisy masks clearly, or the benchmark
 cannot show robustness to label noise."""
-UNCERTAINTY_STRATEGIES = ("mombs", "mombs_uncertainty", "anti_mixed", "mombs_assess3")
+UNCERTAINTY_STRATEGIES = ("mombs", "mombs_uncertainty", "anti_mixed", "mombs_assess3", "mombs_mutual_information")
 """Strategies whose assessor measures uncertainty (their difficulty CSVs hold all four categories)."""
 BASELINE = "random"
 AUDIT_STRATEGY = "mombs"

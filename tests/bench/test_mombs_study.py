@@ -39,7 +39,7 @@ def test_plans_share_the_strategy_names_and_the_default_fits_the_budget():
         assert mombs_study.ARM_OVERRIDES[arm]["sampling_strategy"] in values
     default = PLANS["default"]
     assert default.strategies == STRATEGIES and default.fractions == (0.25, 0.5, 1.0) and len(default.seeds) >= 5
-    assert len(default.seeds) * len(default.fractions) * len(default.strategies) == 150
+    assert len(default.seeds) * len(default.fractions) * len(default.strategies) == 165
     assert default.batch_size == 4 and default.audit_epochs > default.epochs  # the audit model is trained longer
 
 
@@ -147,3 +147,11 @@ def test_merge_studies_keeps_the_other_arms_and_reports_the_rerun_difference():
     assert abs(arms["random_clean"]["delta_dice"]["mean"] - 0.295) < 1e-12
     with pytest.raises(ValueError, match="epochs"):
         mombs_study.merge_studies(earlier, {**new, "plan": {**new["plan"], "epochs": 4}})
+
+
+def test_the_mutual_information_arm_changes_only_the_assessor_measure(tmp_path):
+    data = {"dataset_dir": str(tmp_path)}
+    arm = mombs_study.run_overrides("mombs_mutual_information", 1, 0.5, data, tmp_path / "a", PLANS["default"])
+    plain = mombs_study.run_overrides("mombs", 1, 0.5, data, tmp_path / "a", PLANS["default"])
+    assert {k: v for k, v in arm.items() if k != "mombs_assessor#measure"} == plain
+    assert arm["mombs_assessor#measure"] == "mutual_information"

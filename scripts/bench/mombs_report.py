@@ -143,8 +143,8 @@ def _study_lines(result: Mapping[str, Any]) -> list[str]:
         lines.append(study.comparison_table(arms, {"dice": "clean-test Dice"}, STRATEGY_LABELS, baseline="random"))
     if result.get("max_rerun_difference") is not None:
         lines += [
-            "The arms were run in two batches (`--add-to-study`); the baseline ran in both, and its runs differed by "
-            f"at most {result['max_rerun_difference']:.2g} Dice between them.",
+            "Some arms were added to the study later (`--add-to-study`), each time with the baseline re-run: the "
+            f"last re-run's Dice differed from the earlier one's by at most {result['max_rerun_difference']:.2g}.",
             "",
         ]
     audit = result["summary"].get("audit")

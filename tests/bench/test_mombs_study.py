@@ -38,8 +38,13 @@ def test_plans_share_the_strategy_names_and_the_default_fits_the_budget():
     for arm in set(STRATEGIES) - values:  # the rest are strategies with further overrides
         assert mombs_study.ARM_OVERRIDES[arm]["sampling_strategy"] in values
     default = PLANS["default"]
-    assert default.strategies == STRATEGIES and default.fractions == (0.25, 0.5, 1.0) and len(default.seeds) >= 5
-    assert len(default.seeds) * len(default.fractions) * len(default.strategies) == 165
+    assert (
+        default.strategies == mombs_study.PLANNED_ARMS
+        and set(STRATEGIES) - set(default.strategies) == set(mombs_study.DIAGNOSTIC_ARMS)
+        and default.fractions == (0.25, 0.5, 1.0)
+        and len(default.seeds) >= 5
+    )
+    assert len(default.seeds) * len(default.fractions) * len(default.strategies) == 150
     assert default.batch_size == 4 and default.audit_epochs > default.epochs  # the audit model is trained longer
 
 

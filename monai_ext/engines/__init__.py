@@ -1,9 +1,17 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""Training engines: the shared per-sample iteration (``per_sample``) that every method builds on."""
+"""Training engines: the shared per-sample iteration (``per_sample``) that every method builds on, and meta soft-label
+learning (``meta_soft_label``: the trainer, ``soft_labels``: the per-sample label store, ``virtual_step``: Eq. 1)."""
 
 from __future__ import annotations
 
+from monai_ext.engines.meta_soft_label import (
+    LabelSource,
+    MetaKeys,
+    MetaSoftLabelTrainer,
+    SoftLabelMethod,
+    class_targets,
+)
 from monai_ext.engines.per_sample import (
     PerSampleKeys,
     PerSampleTrainer,
@@ -15,6 +23,8 @@ from monai_ext.engines.per_sample import (
     per_sample_loss,
     weighted_mean,
 )
+from monai_ext.engines.soft_labels import SoftLabelStore
+from monai_ext.engines.virtual_step import functional_forward, virtual_sgd_parameters
 
 __all__ = [
     "PerSampleKeys",
@@ -27,3 +37,5 @@ __all__ = [
     "per_sample_loss",
     "weighted_mean",
 ]
+__all__ += ["LabelSource", "MetaKeys", "MetaSoftLabelTrainer", "SoftLabelMethod", "SoftLabelStore", "class_targets"]
+__all__ += ["functional_forward", "virtual_sgd_parameters"]

@@ -1,9 +1,11 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""Networks: MONAI networks split at a key feature map (``split``) for MoMBS's feature disturbances."""
+"""Networks: MONAI networks split at a key feature map (``split``) for MoMBS's feature disturbances, and the label
+network of meta soft-label learning (``label_network``)."""
 
 from __future__ import annotations
 
+from monai_ext.networks.label_network import LabelNetwork
 from monai_ext.networks.split import (
     FeatureTap,
     SplitBasicUNet,
@@ -15,6 +17,7 @@ from monai_ext.networks.split import (
     bound_decoder,
     is_split_network,
 )
+from monai_ext.networks.unwrap import unwrap_network
 
 __all__ = [
     "FeatureTap",
@@ -26,4 +29,6 @@ __all__ = [
     "SplitUNet",
     "bound_decoder",
     "is_split_network",
+    "LabelNetwork",
+    "unwrap_network",
 ]

@@ -7,21 +7,34 @@ Submodules (import the one you need): ``datalist`` (shared checks and helpers), 
 label alignment; one ``cxr.<dataset>`` module per reader, ``cxr.labels`` for class lists and label rules,
 ``cxr.nvum`` for NVUM's sets, ``cxr.common`` for file lookup and the patient split), ``deeplesion``,
 ``covid_ct`` (+ ``covid_ct_layouts``, where the two releases keep their files, and ``covid_ct_slices``, its 2D
-slice cache), ``rop`` and ``inference`` (folders/lists for batch inference, one mechanism with an input kind:
-DICOM/PNG/JPEG radiographs, or NIfTI volumes and DICOM series).
+slice cache), ``rop``, ``eyepacs`` (Kaggle EyePACS diabetic retinopathy, for transfer pre-training) and
+``inference`` (folders/lists for batch inference, one mechanism with an input kind: DICOM/PNG/JPEG radiographs, or
+NIfTI volumes and DICOM series).
 The synthetic demo datasets written in these layouts live in :mod:`monai_ext.demo`.
 """
 
 from __future__ import annotations
 
-from monai_ext.data import covid_ct, covid_ct_layouts, covid_ct_slices, cxr, datalist, deeplesion, inference, rop
+from monai_ext.data import (
+    covid_ct,
+    covid_ct_layouts,
+    covid_ct_slices,
+    cxr,
+    datalist,
+    deeplesion,
+    eyepacs,
+    inference,
+    rop,
+)
 from monai_ext.data.covid_ct import covid_ct_datalist
 from monai_ext.data.cxr import nvum_datalist
 from monai_ext.data.datalist import DatasetLayoutError, assign_indices
 from monai_ext.data.deeplesion import deeplesion_datalist
+from monai_ext.data.eyepacs import eyepacs_datalist
 from monai_ext.data.inference import InputKind, prepare_inference_datalist
-from monai_ext.data.rop import rop_datalist
+from monai_ext.data.rop import check_meta_splits, rop_datalist
 
-__all__ = ["datalist", "cxr", "deeplesion", "covid_ct", "covid_ct_layouts", "covid_ct_slices", "rop", "inference"]
+__all__ = ["datalist", "cxr", "deeplesion", "covid_ct", "covid_ct_layouts", "covid_ct_slices", "rop", "eyepacs"]
+__all__ += ["inference"]
 __all__ += ["DatasetLayoutError", "assign_indices", "nvum_datalist", "covid_ct_datalist", "deeplesion_datalist"]
-__all__ += ["rop_datalist", "InputKind", "prepare_inference_datalist"]
+__all__ += ["rop_datalist", "check_meta_splits", "eyepacs_datalist", "InputKind", "prepare_inference_datalist"]

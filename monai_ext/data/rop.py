@@ -34,6 +34,7 @@ from monai_ext.data.datalist import (
     require_file,
     require_unique,
     row_error,
+    spelling_key,
 )
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "ROP_LABEL_COLUMNS",
     "majority_label",
     "rop_datalist",
+    "check_meta_splits",
 ]
 
 #: plus-disease classes (``num_classes=3``); the binary variant uses 0 no ROP / 1 ROP.
@@ -408,3 +410,97 @@ def rop_datalist(
         if missing:
             raise FileNotFoundError(f"{len(missing)} ROP image(s) are missing, e.g. {missing[:3]}. {_LAYOUT}")
     return assign_indices(items)
+
+
+def _class_name(k: int, num_classes: int) -> str:
+    names = ROP_CLASSES if num_classes == 3 else ("no ROP", "ROP") if num_classes == 2 else None
+    return f"{k} ({names[k]})" if names is not None else str(k)
+
+
+def _overlap(items: Sequence[dict], others: Sequence[dict], name: str, other: str, where: str) -> None:
+    """Raise when an item of ``items`` is also in ``others`` (same ``image`` path spelling or same ``image_id``)."""
+    seen: dict = {}
+    for pos, it in enumerate(others):
+        for key in (("image", spelling_key(it.get("image"))), ("image_id", it.get("image_id"))):
+            if key[1] is not None:
+                seen.setdefault(key, (pos, it))
+    for pos, it in enumerate(items):
+        for key in (("image", spelling_key(it.get("image"))), ("image_id", it.get("image_id"))):
+            if key[1] is not None and key in seen:
+                pos0, it0 = seen[key]
+                raise ValueError(
+                    f"{where}: {name} image {it.get('image_id', it.get('image'))!r} ({name} index "
+                    f"{it.get('index', pos)}) is also in the {other} list ({other} index {it0.get('index', pos0)}, "
+                    f"same {key[0]}). The {name} set must not share images with the {other} set: remove the image from "
+                    f"one of the two lists (rop_datalist gives each infant the one split of splits.csv)."
+                )
+
+
+def check_meta_splits(
+    train: Sequence[dict],
+    meta: Sequence[dict],
+    test: Sequence[dict] | None = None,
+    num_classes: int = 3,
+    dataset_dir: str | os.PathLike | None = None,
+) -> dict[str, list[int]]:
+    """Check the datalists of meta soft-label learning before training: the clean meta set must hold every class and
+    no meta or test image may also be a training image.
+
+    Meta soft-label learning (Algan et al.) steers every training label by the loss on the meta set; a class with
+    no meta image gets no such signal, and a meta or test image seen in training leaks its label. The readers already
+    refuse malformed files (:func:`rop_datalist` names file, line and column); this checks the lists as a whole.
+
+    Args:
+        train: training datalist (items with ``image``, ``image_id``, ``label``, ``index``).
+        meta: meta datalist (same keys).
+        test: test datalist, optional; checked against ``train`` and ``meta``.
+        num_classes: number of classes; every label must lie in ``[0, num_classes)``. Default 3.
+        dataset_dir: dataset folder, only named in the messages.
+
+    Returns:
+        images per class ``{"train": [...], "meta": [...], "test": [...]}`` (``test`` only when given).
+
+    Raises:
+        ValueError: an empty meta set; a meta set without some class (the message gives the counts per class); a
+            label outside ``[0, num_classes)``; a meta or test image that is also in the training list, or a test
+            image also in the meta list (matched by path, spelling and letter case folded, or by ``image_id``; the
+            message names the image id and both indices).
+
+    Example:
+        >>> check_meta_splits([{"image": "a", "label": 0}], [{"image": "b", "label": 0}, {"image": "c", "label": 1}],
+        ...                   num_classes=2)
+        {'train': [1, 0], 'meta': [1, 1]}
+    """
+    where = f"ROP set '{dataset_dir}'" if dataset_dir is not None else "ROP datalists"
+    lists = {"train": train, "meta": meta} | ({} if test is None else {"test": test})
+    counts = {}
+    for name, items in lists.items():
+        labels = [it["label"] for it in items]
+        bad = [
+            (pos, v) for pos, v in enumerate(labels) if not (isinstance(v, (int, np.integer)) and 0 <= v < num_classes)
+        ]
+        if bad:
+            pos, v = bad[0]
+            raise ValueError(
+                f"{where}: {name} item {items[pos].get('image_id', pos)!r} (index {items[pos].get('index', pos)}) has "
+                f"label {v!r}; expected an integer class in [0, {num_classes})."
+            )
+        counts[name] = [sum(int(v) == k for v in labels) for k in range(num_classes)]
+    if not meta:
+        raise ValueError(
+            f"{where}: the meta set is empty. Meta soft-label learning needs a clean meta set holding every class: "
+            f"put some infants with unanimously read images in split 'meta' of splits.csv."
+        )
+    absent = [_class_name(k, num_classes) for k, c in enumerate(counts["meta"]) if c == 0]
+    if absent:
+        per_class = ", ".join(f"{_class_name(k, num_classes)}: {c}" for k, c in enumerate(counts["meta"]))
+        raise ValueError(
+            f"{where}: the meta set has no image of class(es) {', '.join(absent)} "
+            f"(meta images per class: {per_class}). The meta set must hold every class: move infants with consensus "
+            f"images of those classes to split 'meta' in splits.csv."
+        )
+    _overlap(meta, train, "meta", "train", where)
+    if test is not None:
+        _overlap(test, train, "test", "train", where)
+        _overlap(test, meta, "test", "meta", where)
+    return counts

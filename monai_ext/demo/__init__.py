@@ -28,6 +28,7 @@ DEMO_WRITERS: dict[str, tuple[str, str]] = {
     "covid_medseg": ("monai_ext.demo.covid_ct", "write_covid_medseg_demo"),
     "covid_ma": ("monai_ext.demo.covid_ct", "write_covid_ma_demo"),
     "rop": ("monai_ext.demo.rop", "write_rop_demo"),
+    "eyepacs": ("monai_ext.demo.eyepacs", "write_eyepacs_demo"),
 }
 
 #: Options :func:`write_demo_datasets` (``make demo``) gives a writer instead of its own defaults; ``size`` multiplies

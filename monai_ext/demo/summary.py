@@ -40,6 +40,10 @@ def _single_label(items: list[dict], classes: Sequence[str]) -> dict[str, float]
     return {c: float((labels == k).mean()) if len(labels) else math.nan for k, c in enumerate(classes)}
 
 
+def _fraction(values: Sequence[int], k: int) -> float:
+    return float(np.mean([v == k for v in values])) if len(values) else math.nan
+
+
 def _deeplesion(root: Path, split: str) -> tuple[list[dict], dict[str, float]]:
     from monai_ext.data.deeplesion import LESION_TYPES, deeplesion_datalist
 
@@ -64,6 +68,7 @@ def _covid(layout: str) -> Callable[[Path, str], tuple[list[dict], dict[str, flo
 
 def _readers() -> dict[str, tuple[Sequence[str], Callable[[Path, str], tuple[list[dict], dict[str, float]]]]]:
     from monai_ext.data import cxr
+    from monai_ext.data.eyepacs import EYEPACS_LEVELS, eyepacs_datalist
     from monai_ext.data.rop import ROP_CLASSES, rop_datalist
 
     def multi(fn: Callable[..., list[dict]], classes: Sequence[str], split_arg: bool = True):
@@ -77,6 +82,12 @@ def _readers() -> dict[str, tuple[Sequence[str], Callable[[Path, str], tuple[lis
         items = rop_datalist(root, split=split)
         return items, _single_label(items, ROP_CLASSES)
 
+    def eyepacs(root: Path, split: str):
+        items = eyepacs_datalist(root, split=split)
+        prev = {"DR (grade 1-4)": float(np.mean([it["label"] for it in items])) if items else math.nan}
+        levels = [it["level"] for it in items]
+        return items, prev | {f"grade {k} {name}": _fraction(levels, k) for k, name in enumerate(EYEPACS_LEVELS)}
+
     return {
         "nih": (("train", "test"), multi(cxr.nih_datalist, cxr.NIH_CLASSES)),
         "chexpert": (("train", "valid"), multi(cxr.chexpert_datalist, cxr.CHEXPERT_CLASSES)),
@@ -88,6 +99,7 @@ def _readers() -> dict[str, tuple[Sequence[str], Callable[[Path, str], tuple[lis
         "covid_medseg": (("train", "val", "test"), _covid("medseg")),
         "covid_ma": (("train", "val", "test"), _covid("ma")),
         "rop": (("train", "val", "meta", "test"), rop),
+        "eyepacs": (("train", "val"), eyepacs),
     }
 
 

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from monai_ext.data.datalist import DatasetLayoutError
-from monai_ext.data.rop import ROP_LABEL_COLUMNS, majority_label, rop_datalist
+from monai_ext.data.rop import ROP_LABEL_COLUMNS, check_meta_splits, majority_label, rop_datalist
 
 # (image_id, infant, exam, eye, A1, A2, A3, label_majority, n_agree, consensus, label_consensus), worked by hand
 TABLE = [
@@ -295,3 +295,35 @@ def test_infant_listed_twice_in_splits(tmp_path):
     root = _write(tmp_path / "rop", splits=SPLITS + [("I001", "train")], images=False)
     with pytest.raises(DatasetLayoutError, match=r"splits.csv', lines 2 and 7: infant \(column 'infant_id'\) 'I001'"):
         rop_datalist(root, check_files=False)
+
+
+@pytest.mark.parametrize("value", ["5", "-2", "1.5", "pre-plus", "nan", "NaN"])
+def test_unknown_annotator_label_names_file_line_and_column(tmp_path, value):
+    """A reading that is not a class (or a NaN) is refused with the file, line and column: no label can be NaN."""
+    rows = _rows()
+    rows[2]["label_A3"] = value  # img3, data row 2 -> line 4
+    root = _write(tmp_path / "rop", rows=rows, images=False)
+    csv_path = str((root / "labels.csv").absolute())
+    with pytest.raises(DatasetLayoutError) as err:
+        rop_datalist(root, check_files=False)
+    assert str(err.value).startswith(f"'{csv_path}', line 4, column 'label_A3': expected ")
+    assert repr(value) in str(err.value) or "found " + value in str(err.value)
+
+
+def test_labels_are_python_ints(root):
+    for split in ("train", "val", "meta", "test"):
+        for it in rop_datalist(root, split=split):
+            assert type(it["label"]) is int and 0 <= it["label"] < 3
+            assert all(type(v) is int for v in it["annotator_labels"])
+
+
+def test_check_meta_splits_on_the_reader_lists(root):
+    """The meta split of the hand table holds only img5 (class 1): classes 0 and 2 are named with the counts."""
+    train, meta, test = (rop_datalist(root, split=s) for s in ("train", "meta", "test"))
+    assert [it["image_id"] for it in meta] == ["img5"]
+    with pytest.raises(ValueError) as err:
+        check_meta_splits(train, meta, test, dataset_dir=root)
+    msg = str(err.value)
+    assert "no image of class(es) 0 (normal), 2 (plus)" in msg
+    assert "meta images per class: 0 (normal): 0, 1 (pre-plus): 1, 2 (plus): 0" in msg
+    assert "must hold every class" in msg and str(root) in msg

@@ -239,6 +239,7 @@ def write_rop_demo(
                     truth.append([image_id, true, f"{sev:.4f}", stage, zone])
             pma += rng.uniform(1.0, 3.0)
 
+    splits = _cover_consensus_classes(splits, rows, np.random.default_rng([seed, 1]))
     _write_tables(root, rows, truth, splits)
     return _summary(root, n_inf, rows, truth, splits)
 
@@ -250,6 +251,36 @@ def _infant_splits(
     counts = [max(1, int(round(f * n_inf))) for f in split_fractions[1:]]
     splits = np.array(["val"] * counts[0] + ["test"] * counts[1] + ["meta"] * counts[2])
     return np.concatenate([np.array(["train"] * (n_inf - len(splits))), splits])[rng.permutation(n_inf)]
+
+
+def _cover_consensus_classes(splits: np.ndarray, rows: list, rng: np.random.Generator) -> np.ndarray:
+    """Swap infants so that the meta and test splits hold a unanimous image of every class where the data allow.
+
+    The clean meta set must contain every class (:func:`monai_ext.data.rop.check_meta_splits`) and a test set
+    without plus images cannot score plus; the random infant split of a small demo often misses the rare plus class.
+    For each of meta and test and each missing class, a train infant with a unanimous image of that class trades
+    places with an infant of the split whose leaving uncovers no other class. Image generation is unaffected.
+    """
+    splits = splits.copy()
+    index = {f"I{i + 1:04d}": i for i in range(len(splits))}
+    classes: dict[int, set[int]] = {i: set() for i in range(len(splits))}
+    for r in rows:
+        if r[14] == 1:  # consensus
+            classes[index[r[2]]].add(int(r[12]))  # label_consensus
+
+    def covered(split: str, without: int = -1) -> set[int]:
+        return set().union(*(classes[i] for i in np.flatnonzero(splits == split) if i != without))
+
+    for split in ("meta", "test"):
+        for c in range(len(ANNOTATORS)):
+            if c in covered(split):
+                continue
+            donors = [i for i in np.flatnonzero(splits == "train") if c in classes[i]]
+            members = [i for i in np.flatnonzero(splits == split) if covered(split, without=i) >= covered(split)]
+            if donors and members:
+                donor, member = int(rng.choice(donors)), int(rng.choice(members))
+                splits[donor], splits[member] = split, "train"
+    return splits
 
 
 def _write_tables(root: Path, rows: list, truth: list, splits: np.ndarray) -> None:

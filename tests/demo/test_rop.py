@@ -155,3 +155,14 @@ def test_deterministic_and_errors(tmp_path):
         write_rop_demo(tmp_path / "d", split_fractions=(0.5, 0.5, 0.5, 0.5))
     with pytest.raises(ValueError, match="image_size"):
         write_rop_demo(tmp_path / "d", image_size=16)
+
+
+@pytest.mark.parametrize("size, seed", [(1.0, 9), (1.0, 0), (1.5, 9)])
+def test_meta_and_test_splits_hold_a_unanimous_image_of_every_class(tmp_path, size, seed):
+    from monai_ext.data import check_meta_splits, rop_datalist
+
+    write_rop_demo(tmp_path, size=size, seed=seed, image_size=32)
+    lists = {s: rop_datalist(tmp_path, s) for s in ("train", "meta", "test")}
+    counts = check_meta_splits(lists["train"], lists["meta"], lists["test"], num_classes=3)
+    assert min(counts["meta"]) >= 1 and min(counts["test"]) >= 1
+    assert all(it["consensus"] == 1 for it in lists["meta"] + lists["test"])

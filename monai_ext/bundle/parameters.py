@@ -124,15 +124,21 @@ def _rules() -> dict[str, ParameterRule]:
         # sizes and counts
         **{name: _POSITIVE_INT for name in ("image_size", "batch_size", "val_batch_size", "epochs", "val_interval",
                                             "sw_batch_size", "num_folds", "num_disturbances", "assess_every",
-                                            "nvum_monitor_interval")},  # fmt: skip
-        **{name: _NON_NEGATIVE_INT for name in ("num_workers", "seed", "split_seed", "fold", "pivot_epoch")},
+                                            "nvum_monitor_interval", "resize_size", "meta_batch_size",
+                                            "dr_resize_size")},  # fmt: skip
+        **{name: _NON_NEGATIVE_INT for name in ("num_workers", "seed", "split_seed", "fold", "pivot_epoch",
+                                                "warmup_epochs")},  # fmt: skip
         # fractions and rates
-        **{name: _FRACTION for name in ("val_fraction", "disturbance_ratio", "ema_decay", "nvum_beta")},
+        **{name: _FRACTION for name in ("val_fraction", "disturbance_ratio", "ema_decay", "nvum_beta",
+                                         "dr_val_fraction")},  # fmt: skip
         **{name: _PORTION for name in ("train_fraction", "self_paced_start_fraction")},
         "self_paced_growth": ("a number >= 1", _number(1.0, math.inf, False, True)),
         "hard_fraction": ("null or a number strictly between 0 and 1", _optional(_FRACTION[1])),
-        **{name: _POSITIVE for name in ("learning_rate", "adam_eps")},
-        "weight_decay": _NON_NEGATIVE,
+        **{name: _POSITIVE for name in ("learning_rate", "adam_eps", "meta_alpha", "meta_beta", "label_init_scale",
+                                        "label_network_lr")},  # fmt: skip
+        **{name: _NON_NEGATIVE for name in ("weight_decay", "entropy_weight", "label_network_weight_decay",
+                                            "compatibility_weight")},  # fmt: skip
+        "momentum": ("a number in [0, 1)", _number(0.0, 1.0, False, True)),
         "nvum_reg_weight": ("null (the NVUM mode's default) or a number >= 0", _optional(_NON_NEGATIVE[1])),
         "nvum_prior_eps": ("null or a number > 0", _optional(_POSITIVE[1])),
         # folders and files
@@ -143,7 +149,9 @@ def _rules() -> dict[str, ParameterRule]:
         **{name: _OPTIONAL_FOLDER for name in ("slice_dir", "eval_mask_dir")},
         # named choices and keys, checked by the component that takes them
         **{name: _NAME for name in ("setting", "dataset_layout", "empty_slices", "sampling_strategy", "mixed_layout",
-                                    "nvum_mode", "read_check", "test_set", "image_key", "label_key")},  # fmt: skip
+                                    "nvum_mode", "read_check", "test_set", "image_key", "label_key",
+                                    "noisy_label_source", "validation_split", "soft_label_method",
+                                    "soft_label_source", "soft_label_reduction")},  # fmt: skip
         "key_metric": ("null or a MONAI metric dict (checked by the engine)", lambda value: value),
     }
     return {name: ParameterRule(allowed, check) for name, (allowed, check) in table.items()}

@@ -16,7 +16,12 @@ from monai_ext.handlers.label_audit import LabelAuditWriter, MemoryScore
 from monai_ext.handlers.mask_writer import SegmentationMaskWriter, write_volume_predictions_csv
 from monai_ext.handlers.mombs import MoMBSHandler
 from monai_ext.handlers.mombs_assessor import EntropyActivation, MoMBSAssessor, NormStatistics, UncertaintyMeasure
-from monai_ext.handlers.multilabel_metrics import MultiLabelAUC, MultiLabelAveragePrecision, MultiLabelF1
+from monai_ext.handlers.multilabel_metrics import (
+    ClassificationAccuracy,
+    MultiLabelAUC,
+    MultiLabelAveragePrecision,
+    MultiLabelF1,
+)
 from monai_ext.handlers.multilabel_report import MultiLabelReport
 from monai_ext.handlers.nvum_monitor import NVUMMonitor
 from monai_ext.handlers.per_sample import PerSampleRecorder
@@ -32,6 +37,7 @@ __all__ = [
     "LabelAuditWriter",
     "NVUMMonitor",
     "MemoryScore",
+    "ClassificationAccuracy",
     "MultiLabelAUC",
     "MultiLabelAveragePrecision",
     "MultiLabelF1",

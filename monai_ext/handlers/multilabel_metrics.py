@@ -1,6 +1,7 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""Ignite metrics for MONAI engines: macro / per-class AUROC, mAP and F1 with unknown (NaN) labels masked per class.
+"""Ignite metrics for MONAI engines: macro / per-class AUROC, mAP and F1 with unknown (NaN) labels masked per class,
+and single-label accuracy.
 
 Thin :class:`monai.handlers.IgniteMetricHandler` wrappers of the cumulative metrics in
 :mod:`monai_ext.metrics.multilabel`, for ``key_val_metric`` / ``additional_metrics`` of a ``SupervisedEvaluator``
@@ -16,6 +17,7 @@ from typing import Any
 
 from monai.handlers import IgniteMetricHandler
 
+from monai_ext.metrics.classification import ClassificationAccuracyMetric
 from monai_ext.metrics.multilabel import (
     ClassAverage,
     MultiLabelAPMetric,
@@ -24,7 +26,7 @@ from monai_ext.metrics.multilabel import (
     ScoreActivation,
 )
 
-__all__ = ["MultiLabelAUC", "MultiLabelAveragePrecision", "MultiLabelF1"]
+__all__ = ["MultiLabelAUC", "MultiLabelAveragePrecision", "MultiLabelF1", "ClassificationAccuracy"]
 
 
 def _identity(x: Any) -> Any:
@@ -112,4 +114,19 @@ class MultiLabelF1(IgniteMetricHandler):
             ),
             output_transform=output_transform,
             save_details=False,
+        )
+
+
+class ClassificationAccuracy(IgniteMetricHandler):
+    """Ignite metric wrapping :class:`monai_ext.metrics.classification.ClassificationAccuracyMetric`: overall accuracy
+    of single-label multi-class predictions (argmax), e.g. the ``key_val_metric`` of the ROP bundle.
+
+    Args:
+        output_transform: maps ``engine.state.output`` to ``(y_pred, y)``, e.g.
+            ``monai.handlers.from_engine(["pred", "label"])``. Defaults to the identity.
+    """
+
+    def __init__(self, output_transform: Callable = _identity) -> None:
+        super().__init__(
+            metric_fn=ClassificationAccuracyMetric(), output_transform=output_transform, save_details=False
         )

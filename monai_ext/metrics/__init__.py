@@ -6,6 +6,7 @@ curve plots."""
 
 from __future__ import annotations
 
+from monai_ext.metrics.classification import ClassificationAccuracyMetric, class_indices
 from monai_ext.metrics.froc import (
     DEEPLESION_FP_RATES,
     FROCInterpolation,
@@ -33,6 +34,8 @@ from monai_ext.metrics.multilabel import (
 from monai_ext.metrics.plots import save_froc_png, save_pr_curves_png, save_roc_curves_png
 
 __all__ = [
+    "ClassificationAccuracyMetric",
+    "class_indices",
     "DEEPLESION_FP_RATES",
     "FROCInterpolation",
     "FROCMatch",

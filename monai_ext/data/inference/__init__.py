@@ -5,9 +5,10 @@ folders), give each a stable case id, leave out the cases that already have a re
 (listed in ``skipped.csv``) before a batch inference run.
 
 One mechanism with a kind parameter (:class:`InputKind` ``{"radiograph", "volume", "photograph"}``, resolved by
-:func:`case_kind` to a :class:`CaseKind`). The kind owns only what really differs: which files or folders are cases and what a listed
-path must be (:mod:`~monai_ext.data.inference.radiograph`, :mod:`~monai_ext.data.inference.volume`), the result file
-of a case (``<case_id>.json`` or ``<case_id>_seg.nii.gz``), and how a case is read. Everything else is shared:
+:func:`case_kind` to a :class:`CaseKind`). The kind owns only what really differs: which files or folders are cases
+and what a listed path must be (:mod:`~monai_ext.data.inference.radiograph`, :mod:`~monai_ext.data.inference.volume`,
+:mod:`~monai_ext.data.inference.photograph`), the result file of a case (``<case_id>.json`` or
+``<case_id>_seg.nii.gz``), and how a case is read. Everything else is shared:
 
 - :func:`inference_datalist` (:mod:`~monai_ext.data.inference.discovery`): a folder (recursive), a ``.txt`` list or
   listed paths, with unique filesystem-safe ids (:mod:`~monai_ext.data.inference.case_ids`);

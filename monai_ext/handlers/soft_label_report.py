@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from monai.utils import IgniteInfo, min_version, optional_import
 
 from monai_ext.bundle.parameters import as_flag
@@ -163,8 +164,9 @@ def _save_moved_png(groups: list[tuple[str, int, int]], path: Path, dpi: int = 1
     total, total_moved = sum(totals), sum(moved)
     share = f"{100 * total_moved / total:.1f}%" if total else "n/a"
     ax.set_title(f"soft labels moved: {total_moved} of {total} ({share})", fontsize=10)
-    ax.set_ylim(0, max(totals + [1]) * 1.2)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.set_ylim(0, max(totals + [1]) * 1.15)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
     FigureCanvasAgg(fig)
     fig.savefig(path, dpi=dpi, format="png", bbox_inches="tight")
 

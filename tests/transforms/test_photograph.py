@@ -6,6 +6,7 @@ own (the reason for the transform); unsupported files fail naming the file."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +17,11 @@ from monai.data import PILReader, PydicomReader
 from monai.transforms import CenterSpatialCropd, Compose, LoadImage, NormalizeIntensityd, Resized
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
 from pydicom.pixels import convert_color_space
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit, generate_uid
 
+from monai_ext.data.inference import case_kind
 from monai_ext.transforms import LoadPhotograph, LoadPhotographd
 
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
@@ -140,3 +143,31 @@ def test_unsupported_png_mode_fails_naming_the_file(tmp_path):
     Image.fromarray(np.zeros((4, 4), np.uint8), mode="L").convert("P").save(tmp_path / "p.png")
     with pytest.raises(ValueError, match=r"p\.png.*mode 'P' is not supported"):
         LoadPhotograph()(tmp_path / "p.png")
+
+
+def test_ybr_full_422_native_and_jpeg_baseline(tmp_path):
+    """YBR_FULL_422 as ophthalmic photographs store it: native (Y1 Y2 Cb Cr per pixel pair) and JPEG baseline."""
+    y, x = np.mgrid[0:40, 0:48]
+    rgb = np.stack([(x * 5) % 256, (y * 6) % 256, ((x + y) * 3) % 256], -1).astype(np.uint8)
+    rgb[:, 1::2] = rgb[:, 0::2]  # pixel pairs share their colour, so 4:2:2 subsampling loses nothing
+    path = write_photo_dicom(tmp_path / "native.dcm", rgb)
+    ybr = convert_color_space(rgb, "RGB", "YBR_FULL")
+    pairs = np.stack([ybr[:, 0::2, 0], ybr[:, 1::2, 0], ybr[:, 0::2, 1], ybr[:, 0::2, 2]], -1)
+    ds = pydicom.dcmread(path)
+    ds.PhotometricInterpretation, ds.PixelData = "YBR_FULL_422", pairs.astype(np.uint8).tobytes()
+    ds.save_as(path)
+    expected = torch.as_tensor(rgb.transpose(2, 1, 0).astype(np.float32) / 255.0)
+    assert case_kind("photograph").decoder(None)(str(path)) is None
+    out = LoadPhotograph()(path)
+    assert out.shape == (3, 48, 40) and float((out.as_tensor() - expected).abs().max()) <= 1.0 / 255.0 + 1e-6
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=95, subsampling=1)  # 4:2:2
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.PixelData = encapsulate([buf.getvalue()])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(tmp_path / "jpeg.dcm")
+    decoded = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB")).transpose(2, 1, 0) / 255.0
+    assert case_kind("photograph").decoder(None)(str(tmp_path / "jpeg.dcm")) is None
+    out = LoadPhotograph()(tmp_path / "jpeg.dcm")
+    assert out.shape == (3, 48, 40) and float((out.as_tensor() - torch.as_tensor(decoded)).abs().max()) <= 1.01 / 255

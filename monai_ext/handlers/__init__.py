@@ -4,13 +4,15 @@
 gradient monitor (``nvum_monitor``),
 multi-label metrics and reports, MoMBS re-planning, assessor and self-paced loss weights (``mombs``,
 ``mombs_assessor``, ``self_paced``), per-case Dice
-(``segmentation_report``) and inference writers (``prediction_writer``, ``mask_writer``).
+(``segmentation_report``), single-label classification and soft-label reports (``classification_report``,
+``soft_label_report``) and inference writers (``prediction_writer``, ``mask_writer``).
 
 Every handler a bundle config names is exported here: ``monai_ext.handlers.EMATeacher``.
 """
 
 from __future__ import annotations
 
+from monai_ext.handlers.classification_report import ClassificationReport
 from monai_ext.handlers.ema import EMABufferMode, EMATeacher, TeacherMode
 from monai_ext.handlers.label_audit import LabelAuditWriter, MemoryScore
 from monai_ext.handlers.mask_writer import SegmentationMaskWriter, write_volume_predictions_csv
@@ -28,6 +30,7 @@ from monai_ext.handlers.per_sample import PerSampleRecorder
 from monai_ext.handlers.prediction_writer import PredictionWriter, write_predictions_csv
 from monai_ext.handlers.segmentation_report import SegmentationCaseReport
 from monai_ext.handlers.self_paced import SelfPacedLossWeights
+from monai_ext.handlers.soft_label_report import SoftLabelReport
 
 __all__ = [
     "PerSampleRecorder",
@@ -42,6 +45,8 @@ __all__ = [
     "MultiLabelAveragePrecision",
     "MultiLabelF1",
     "MultiLabelReport",
+    "ClassificationReport",
+    "SoftLabelReport",
     "MoMBSHandler",
     "MoMBSAssessor",
     "EntropyActivation",

@@ -1,7 +1,7 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""Ignite handler writing multi-label predictions per case (``<case_id>.json``) and a combined ``predictions.csv``,
-never overwriting an existing result unless asked.
+"""Ignite handler writing multi-label (sigmoid) or single-label (softmax) predictions per case (``<case_id>.json``)
+and a combined ``predictions.csv``, never overwriting an existing result unless asked.
 
 Per-case files make an inference run resumable and safe to repeat: a case whose result exists is left alone (and
 reported), :func:`monai_ext.data.inference.pending_cases` leaves such cases out of the next run's datalist, and
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import torch
 from monai.data import MetaTensor
-from monai.utils import IgniteInfo, ImageMetaKey, min_version, optional_import
+from monai.utils import IgniteInfo, ImageMetaKey, look_up_option, min_version, optional_import
 
 from monai_ext.bundle.parameters import as_flag
 from monai_ext.data.inference import InputKind, case_kind
@@ -38,10 +38,16 @@ else:
         "ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Engine", as_type="decorator"
     )
 
-__all__ = ["PREDICTIONS_CSV", "PredictionWriter", "write_predictions_csv", "publish_file"]
+__all__ = ["PREDICTIONS_CSV", "PREDICTED_CLASS", "PredictionWriter", "write_predictions_csv", "publish_file"]
 
 PREDICTIONS_CSV = "predictions.csv"
-"""Name of the combined table in the output folder (columns ``case_id,image,<class 1>,...,<class C>``)."""
+"""Name of the combined table in the output folder (columns ``case_id,image,<class 1>,...,<class C>``, with
+``predicted_class`` after ``image`` when the results are single-label)."""
+
+PREDICTED_CLASS = "predicted_class"
+"""Key (JSON) and column (CSV) of a single-label result's predicted class name (the argmax)."""
+
+_SUM_TOLERANCE = 1e-3
 
 _MAX_NAMED = 5
 
@@ -120,7 +126,8 @@ def write_predictions_csv(
 ) -> Path | None:
     """Rebuild ``<output_dir>/predictions.csv`` from every per-case JSON in ``output_dir`` (not recursive).
 
-    One row per case, sorted by case id; columns ``case_id``, ``image``, then ``class_names`` in order, then any other
+    One row per case, sorted by case id; columns ``case_id``, ``image``, ``predicted_class`` (only when some result
+    holds one: single-label results; empty for a result without), then ``class_names`` in order, then any other
     class found in the JSONs (with a warning, e.g. results of another model version; empty cells where a case has
     no such class). A ``.json`` that is not a prediction (no ``case_id``/``probabilities``) or cannot be parsed is left
     out with a warning naming it. The CSV is replaced atomically; probabilities are written with Python's shortest
@@ -141,7 +148,7 @@ def write_predictions_csv(
     if skip_missing_dir and not out.is_dir():
         return None
     out.mkdir(parents=True, exist_ok=True)
-    rows, columns = [], list(class_names or [])
+    rows, columns, single = [], list(class_names or []), False
     for path in sorted(out.glob("*.json")):
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
@@ -152,6 +159,7 @@ def write_predictions_csv(
             logging.getLogger(__name__).warning(f"'{path}' left out of {filename}: not a prediction file.")
             continue
         rows.append(record)
+        single = single or PREDICTED_CLASS in record
         columns.extend(c for c in record["probabilities"] if c not in columns)
     extra = columns[len(class_names or []) :]
     if class_names is not None and extra:
@@ -160,11 +168,12 @@ def write_predictions_csv(
     target, tmp = out / filename, out / f".{filename}.{os.getpid()}.tmp"
     with open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["case_id", "image", *columns])
+        writer.writerow(["case_id", "image", *([PREDICTED_CLASS] if single else []), *columns])
         for r in rows:
             probs = r["probabilities"]
             cells = [repr(probs[c]) if c in probs else "" for c in columns]
-            writer.writerow([r["case_id"], r.get("image", ""), *cells])
+            predicted = [str(r.get(PREDICTED_CLASS, ""))] if single else []
+            writer.writerow([r["case_id"], r.get("image", ""), *predicted, *cells])
     os.replace(tmp, target)
     return target
 
@@ -174,14 +183,18 @@ class PredictionWriter:
     ``<output_dir>/predictions.csv`` from all per-case JSONs in the folder.
 
     Attach it to the inference evaluator (``SupervisedEvaluator`` with ``decollate=True``, the default, and
-    ``postprocessing`` holding ``Activationsd(keys="pred", sigmoid=True)``). At every ``ITERATION_COMPLETED`` it reads,
+    ``postprocessing`` holding ``Activationsd(keys="pred", sigmoid=True)``, or ``softmax=True`` with
+    ``single_label=True``). At every ``ITERATION_COMPLETED`` it reads,
     per sample, ``engine.state.output[i][pred_key]`` (``C`` probabilities in [0, 1]) and, from ``engine.state.batch``,
     the case id (``case_key``, carried through the transforms from the datalist of
     :func:`monai_ext.data.inference.inference_datalist`) and the source image (the datalist path, or
     ``filename_or_obj`` of the loaded image). A batch-first ``dict`` output (``decollate=False``) works too.
 
     A JSON looks like ``{"case_id": "p1__view1", "image": "/data/p1/view1.dcm", "model_version": "0.1.0",
-    "probabilities": {"Atelectasis": 0.0312, ...}}`` (``model_version`` only when given).
+    "probabilities": {"Atelectasis": 0.0312, ...}}`` (``model_version`` only when given). With ``single_label=True``
+    (softmax outputs, one class per case) the probabilities must sum to 1 and the JSON also holds
+    ``"predicted_class"``, the name of the most probable class, after ``image`` (and ``predictions.csv`` a
+    ``predicted_class`` column).
 
     With ``overwrite=False`` (default) an existing result is never replaced: the case is left alone, counted and
     logged (a warning names the first few; filter them out beforehand with
@@ -203,9 +216,13 @@ class PredictionWriter:
         model_version: written into every JSON (e.g. the bundle's ``metadata.json`` version). Defaults to None.
         csv_name: name of the combined table. Defaults to ``"predictions.csv"``.
         name: logger name; None uses ``engine.logger``.
+        single_label: softmax outputs of a single-label classifier (see above). Defaults to False (multi-label).
+        input_kind: the :class:`~monai_ext.data.inference.InputKind` whose result a case gets; both image kinds
+            (``"radiograph"``, ``"photograph"``) give ``<case_id>.json``. Defaults to None (:attr:`input_kind`).
 
     Raises:
-        ValueError: ``class_names`` is empty or repeats a name.
+        ValueError: ``class_names`` is empty or repeats a name (or, with ``single_label``, names fewer than two),
+            or ``input_kind`` is unknown.
     """
 
     input_kind: ClassVar[InputKind] = InputKind.RADIOGRAPH
@@ -222,10 +239,17 @@ class PredictionWriter:
         model_version: str | None = None,
         csv_name: str = PREDICTIONS_CSV,
         name: str | None = None,
+        single_label: bool = False,
+        input_kind: InputKind | str | None = None,
     ) -> None:
         names = [str(c) for c in class_names]
         if not names or len(set(names)) != len(names):
             raise ValueError(f"class_names must name each class once, got {names}.")
+        self.single_label = as_flag(single_label, "single_label")
+        if self.single_label and len(names) < 2:
+            raise ValueError(f"a single-label classifier needs at least two class names, got {names}.")
+        if input_kind is not None:
+            self.input_kind = look_up_option(input_kind, InputKind)
         self.output_dir = Path(output_dir)
         self.class_names = names
         self.pred_key, self.case_key, self.image_key = pred_key, case_key, image_key
@@ -262,7 +286,8 @@ class PredictionWriter:
             KeyError: the output has no ``pred_key`` or the batch no ``case_key`` / ``image_key``.
             TypeError: the output or batch is neither a dict nor a list of dicts.
             ValueError: a prediction does not hold ``C`` values in [0, 1] (logits: add
-                ``Activationsd(keys="pred", sigmoid=True)`` to the postprocessing), a case id is not a safe file
+                ``Activationsd(keys="pred", sigmoid=True)``, or ``softmax=True`` for ``single_label``, to the
+                postprocessing), with ``single_label`` values that do not sum to 1, a case id is not a safe file
                 name, or the numbers of predictions and cases differ.
         """
         preds = _per_sample(engine.state.output, self.pred_key, "output")
@@ -303,12 +328,20 @@ class PredictionWriter:
                 f"case '{case_id}': prediction has {values.numel()} values but {len(self.class_names)} class names "
                 f"were given ({self.class_names[:_MAX_NAMED]}...)."
             )
+        activation = "softmax" if self.single_label else "sigmoid"
         if not bool(torch.isfinite(values).all()) or float(values.min()) < 0.0 or float(values.max()) > 1.0:
             raise ValueError(
                 f"case '{case_id}': prediction values span [{float(values.min()):.4g}, {float(values.max()):.4g}], "
-                "not probabilities in [0, 1]; add Activationsd(keys='pred', sigmoid=True) to the postprocessing."
+                f"not probabilities in [0, 1]; add Activationsd(keys='pred', {activation}=True) to the postprocessing."
+            )
+        if self.single_label and abs(float(values.sum()) - 1.0) > _SUM_TOLERANCE:
+            raise ValueError(
+                f"case '{case_id}': single-label probabilities sum to {float(values.sum()):.4g}, not 1; add "
+                "Activationsd(keys='pred', softmax=True) to the postprocessing (sigmoid outputs: single_label=False)."
             )
         record: dict[str, Any] = {"case_id": case_id, "image": image}
+        if self.single_label:
+            record[PREDICTED_CLASS] = self.class_names[int(values.argmax())]
         if self.model_version is not None:
             record["model_version"] = self.model_version
         record["probabilities"] = {c: float(v) for c, v in zip(self.class_names, values.tolist())}

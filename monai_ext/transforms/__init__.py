@@ -2,7 +2,7 @@
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """MONAI transforms shared by the bundles: radiograph normalisation from DICOM (:mod:`.dicom`) and CT multi-window
 stacking (:mod:`.windowing`), grey/RGB(A) radiographs to one channel (:mod:`.channels`), the NaN/infinite image
-check (:mod:`.finite`)."""
+check (:mod:`.finite`), colour photographs from PNG/JPEG/DICOM (:mod:`.photograph`)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from .dicom import (
 from .finite import RequireFinited, nonfinite_summary
 from .io import LoadImageCheckedd
 from .channels import LUMA_WEIGHTS, ToGrayscale, ToGrayscaled
+from .photograph import LoadPhotograph, LoadPhotographd
 from .windowing import MOMBS_COVID_WINDOWS, MultiWindow, MultiWindowd
 
 __all__ = [
@@ -33,6 +34,8 @@ __all__ = [
     "ToGrayscale",
     "ToGrayscaled",
     "LoadImageCheckedd",
+    "LoadPhotograph",
+    "LoadPhotographd",
     "RequireFinited",
     "nonfinite_summary",
 ]

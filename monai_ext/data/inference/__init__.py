@@ -4,10 +4,11 @@
 folders), give each a stable case id, leave out the cases that already have a result, and set aside unreadable ones
 (listed in ``skipped.csv``) before a batch inference run.
 
-One mechanism with a kind parameter (:class:`InputKind` ``{"radiograph", "volume"}``, resolved by :func:`case_kind`
-to a :class:`CaseKind`). The kind owns only what really differs: which files or folders are cases and what a listed
-path must be (:mod:`~monai_ext.data.inference.radiograph`, :mod:`~monai_ext.data.inference.volume`), the result file
-of a case (``<case_id>.json`` or ``<case_id>_seg.nii.gz``), and how a case is read. Everything else is shared:
+One mechanism with a kind parameter (:class:`InputKind` ``{"radiograph", "volume", "photograph"}``, resolved by
+:func:`case_kind` to a :class:`CaseKind`). The kind owns only what really differs: which files or folders are cases
+and what a listed path must be (:mod:`~monai_ext.data.inference.radiograph`, :mod:`~monai_ext.data.inference.volume`,
+:mod:`~monai_ext.data.inference.photograph`), the result file of a case (``<case_id>.json`` or
+``<case_id>_seg.nii.gz``), and how a case is read. Everything else is shared:
 
 - :func:`inference_datalist` (:mod:`~monai_ext.data.inference.discovery`): a folder (recursive), a ``.txt`` list or
   listed paths, with unique filesystem-safe ids (:mod:`~monai_ext.data.inference.case_ids`);
@@ -35,6 +36,7 @@ from monai_ext.data.inference.case_ids import case_id_from_path
 from monai_ext.data.inference.discovery import inference_datalist
 from monai_ext.data.inference.filetypes import NIFTI_SUFFIXES, RADIOGRAPH_SUFFIXES
 from monai_ext.data.inference.kinds import InputKind, case_kind
+from monai_ext.data.inference.photograph import PhotographKind
 from monai_ext.data.inference.prepare import pending_cases, prepare_inference_datalist
 from monai_ext.data.inference.radiograph import RadiographKind
 from monai_ext.data.inference.readability import SKIPPED_CSV, ReadCheck, check_readable, split_readable, write_skipped
@@ -47,6 +49,7 @@ __all__ = [
     "CaseKind",
     "RadiographKind",
     "VolumeKind",
+    "PhotographKind",
     "RADIOGRAPH_SUFFIXES",
     "NIFTI_SUFFIXES",
     "SKIPPED_CSV",

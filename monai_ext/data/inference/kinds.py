@@ -9,6 +9,7 @@ from monai.utils import look_up_option
 from monai.utils.enums import StrEnum
 
 from monai_ext.data.inference.base import CaseKind
+from monai_ext.data.inference.photograph import PhotographKind
 from monai_ext.data.inference.radiograph import RadiographKind
 from monai_ext.data.inference.volume import VolumeKind
 
@@ -22,20 +23,28 @@ class InputKind(StrEnum):
       (:class:`~monai_ext.data.inference.radiograph.RadiographKind`).
     - ``"volume"``: NIfTI files and DICOM series folders, one case each; result ``<case_id>_seg.nii.gz``
       (:class:`~monai_ext.data.inference.volume.VolumeKind`).
+    - ``"photograph"``: colour (or grey) DICOM/PNG/JPEG photographs such as fundus images, one case each, checked for
+      a layout :class:`monai_ext.transforms.LoadPhotographd` reads; result ``<case_id>.json``
+      (:class:`~monai_ext.data.inference.photograph.PhotographKind`).
     """
 
     RADIOGRAPH = "radiograph"
     VOLUME = "volume"
+    PHOTOGRAPH = "photograph"
 
 
-_KINDS: dict[InputKind, CaseKind] = {InputKind.RADIOGRAPH: RadiographKind(), InputKind.VOLUME: VolumeKind()}
+_KINDS: dict[InputKind, CaseKind] = {
+    InputKind.RADIOGRAPH: RadiographKind(),
+    InputKind.VOLUME: VolumeKind(),
+    InputKind.PHOTOGRAPH: PhotographKind(),
+}
 
 
 def case_kind(kind: InputKind | str) -> CaseKind:
     """The :class:`CaseKind` of ``kind``.
 
     Args:
-        kind: {``"radiograph"``, ``"volume"``}, see :class:`InputKind`.
+        kind: {``"radiograph"``, ``"volume"``, ``"photograph"``}, see :class:`InputKind`.
 
     Raises:
         ValueError: ``kind`` is not an :class:`InputKind` value (the message suggests the nearest).

@@ -130,6 +130,12 @@ def class_targets(targets: torch.Tensor, num_classes: int) -> torch.Tensor:
     return t
 
 
+def _listed_paths(batchdata: Any, key: str) -> list[str] | None:
+    """The batch's file names from a plain ``key`` entry (a list of strings after collation), if any."""
+    paths = batchdata.get(key) if isinstance(batchdata, dict) else None
+    return [str(p) for p in paths] if isinstance(paths, (list, tuple)) else None
+
+
 def _average_gradients(params: Sequence[nn.Parameter]) -> None:
     if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
         return
@@ -292,7 +298,7 @@ class MetaSoftLabelTrainer(SupervisedTrainer):
         if batchdata is None:
             raise ValueError("Must provide batch data for current iteration.")
         index = batch_index(batchdata, engine.state.device, engine.non_blocking)
-        filenames = batch_filenames(batchdata)
+        filenames = batch_filenames(batchdata) or _listed_paths(batchdata, "image_path")
         batch = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs)
         inputs, targets, args, kwargs = _unpack_batch(batch)
         targets = class_targets(targets, self.num_classes).to(engine.state.device)

@@ -26,6 +26,7 @@ from monai.utils import IgniteInfo, min_version, optional_import
 
 from monai_ext.bundle.parameters import as_flag
 from monai_ext.handlers.prediction_writer import publish_file
+from monai_ext.utils.runtime import is_secondary_rank
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 if TYPE_CHECKING:
@@ -179,7 +180,8 @@ class SoftLabelReport:
     Files are written to a hidden temporary name and published atomically
     (:func:`monai_ext.handlers.prediction_writer.publish_file`). ``overwrite`` defaults to True because the folder is
     the training run's own and a resumed or repeated run should refresh its report; with ``overwrite=False`` an
-    existing file is kept and a warning says so. Rank 0 only is the config's business (``_disabled_``).
+    existing file is kept and a warning says so. Under ``torchrun`` only rank 0 writes (every rank holds the same
+    soft labels), so the handler can be listed by reference without ``_disabled_``.
 
     Args:
         soft_labels: the learned labels, see :class:`SoftLabelSource`.
@@ -233,6 +235,8 @@ class SoftLabelReport:
         Raises:
             ValueError: as :func:`soft_label_rows`, or ``num_samples`` disagrees with ``soft_labels()``.
         """
+        if is_secondary_rank():
+            return {"csv": None, "png": None}
         soft = self.soft_labels.soft_labels()
         n = int(self.soft_labels.num_samples)
         if int(soft.shape[0]) != n:

@@ -345,7 +345,9 @@ class MetaSoftLabelTrainer(SupervisedTrainer):
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
             bad = ~torch.isfinite(pred.detach()).all(dim=1)
             if bool(bad.any()):
-                raise FloatingPointError(_non_finite_message(engine.network, pred.detach().sum(dim=1), index, filenames))
+                raise FloatingPointError(
+                    _non_finite_message(engine.network, pred.detach().sum(dim=1), index, filenames)
+                )
             if self.label_source == LabelSource.PER_SAMPLE:
                 label_logits = self.soft_labels.rows(index, pred.device).requires_grad_(True)
             else:

@@ -57,7 +57,11 @@ def _worker(rank: int, world: int, port: int, out_dir: str, label_source: str) -
         )  # fmt: skip
         trainer.run()
         torch.save(
-            {"store": trainer.soft_labels.state_dict(), "net": dict(net.named_parameters()), "label": label_net.state_dict()},
+            {
+                "store": trainer.soft_labels.state_dict(),
+                "net": dict(net.named_parameters()),
+                "label": label_net.state_dict(),
+            },
             f"{out_dir}/rank{rank}.pt",
         )
     finally:

@@ -73,6 +73,13 @@ BUNDLE_DEMOS: dict[str, BundleDemo] = {
         inference_inputs=("openi/NLMCXR_png/*.png",),
         real_radiograph=True,
     ),
+    "rop_meta_softlabel_classification": BundleDemo(
+        name="rop_meta_softlabel_classification",
+        datasets={"dataset_dir": "rop"},
+        result_tables=(("ROP test set (unanimous readings)", "per_class.csv"),),
+        result_metric="f1",
+        inference_inputs=("rop/images/*/*/OD_posterior_1.png",),
+    ),
     "covid_ct_mombs_segmentation": BundleDemo(
         name="covid_ct_mombs_segmentation",
         datasets={"dataset_dir": "covid_medseg"},

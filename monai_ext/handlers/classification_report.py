@@ -2,7 +2,8 @@
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Evaluator handler writing a single-label (multi-class) classification report: accuracy, per-class precision /
 recall / F1, macro F1 and the confusion matrix (``classification_report.json``), the confusion matrix as a figure
-(``confusion_matrix.png``) and the per-case predictions (``predictions.csv``).
+(``confusion_matrix.png``), the per-case predictions (``predictions.csv``) and per-class precision / recall / F1
+(``per_class.csv``, last row ``macro``: the macro F1).
 
 It collects the class probabilities and true labels over the evaluation pass, all-gathers them across ranks (MONAI's
 :func:`monai.utils.evenly_divisible_all_gather`) and scores them with scikit-learn's ``confusion_matrix`` and
@@ -50,6 +51,7 @@ __all__ = [
     "REPORT_JSON",
     "CONFUSION_PNG",
     "EVAL_PREDICTIONS_CSV",
+    "PER_CLASS_CSV",
     "ProbabilityActivation",
     "ClassificationReport",
     "classification_metrics",
@@ -59,6 +61,7 @@ __all__ = [
 REPORT_JSON = "classification_report.json"
 CONFUSION_PNG = "confusion_matrix.png"
 EVAL_PREDICTIONS_CSV = "predictions.csv"
+PER_CLASS_CSV = "per_class.csv"
 _RESULT_KEYS = ("accuracy", "macro_f1")
 _SUM_TOLERANCE = 1e-3
 
@@ -374,5 +377,13 @@ class ClassificationReport:
             for image, t, p, row in zip(images, y_true, y_pred, probs):
                 writer.writerow([image, self.class_names[t], self.class_names[p], *(repr(float(v)) for v in row)])
         publish_file(csv_tmp, self.output_dir / EVAL_PREDICTIONS_CSV, overwrite=True)
+        csv_tmp = self.output_dir / f".{PER_CLASS_CSV}.{os.getpid()}.tmp"
+        with open(csv_tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["class", "precision", "recall", "f1", "support"])
+            for row in result["per_class"]:
+                writer.writerow([row["class"], row["precision"], row["recall"], row["f1"], row["support"]])
+            writer.writerow(["macro", "", "", result["macro_f1"], result["num_cases"]])
+        publish_file(csv_tmp, self.output_dir / PER_CLASS_CSV, overwrite=True)
         self.result = result
         return result

@@ -39,7 +39,8 @@ def study_tables(result: Mapping[str, Any]) -> str:
                                labels=ARM_LABELS, baseline=Arm.CE.value),  # fmt: skip
     ]
     soft_rows = [
-        "| arm | labels moved | soft argmax = true label | fixed where majority was wrong | broken where it was right |",
+        "| arm | labels moved | soft argmax = true label | fixed where majority was wrong "
+        "| broken where it was right |",
         "|---|---|---|---|---|",
     ]
     for arm, entry in arms.items():

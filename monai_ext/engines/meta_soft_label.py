@@ -372,8 +372,8 @@ class MetaSoftLabelTrainer(SupervisedTrainer):
             meta_loss = F.cross_entropy(functional_forward(engine.network, fast, meta_inputs), meta_targets)
             if not bool(torch.isfinite(meta_loss)):
                 raise FloatingPointError(
-                    f"non-finite meta loss {float(meta_loss.detach())} of the virtual network on the meta batch; lower alpha "
-                    "(the virtual step) or check the meta images."
+                    f"non-finite meta loss {float(meta_loss.detach())} of the virtual network on the meta batch; lower "
+                    "alpha (the virtual step) or check the meta images."
                 )
             if self.label_source == LabelSource.PER_SAMPLE:
                 new_logits = self._update_rows(label_logits, meta_loss, index, filenames)

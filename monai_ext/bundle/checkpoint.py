@@ -75,26 +75,28 @@ def check_checkpoint_fits(
 
 
 def load_pretrained_weights(
-    ckpt_path: str | os.PathLike, network: torch.nn.Module, key: str = "model"
+    ckpt_path: str | os.PathLike | None, network: torch.nn.Module, key: str = "model"
 ) -> dict[str, list[str]]:
     """Copy into ``network`` every tensor of the ``key`` entry of ``ckpt_path`` whose name and shape match (e.g. the
     backbone of a 2-class pre-training run into a 3-class network; its classifier is skipped), in place.
 
     Args:
         ckpt_path: checkpoint written by a bundle's ``CheckpointSaver`` (a dict of state dicts), loaded with
-            ``weights_only=True`` on the CPU.
+            ``weights_only=True`` on the CPU; ``None`` loads nothing (a config's ``pretrained_ckpt`` default).
         network: the network to initialise, possibly wrapped in ``DistributedDataParallel``.
         key: entry holding the weights. Defaults to ``"model"``.
 
     Returns:
         ``{"loaded": [...], "skipped": [...]}``: the network's tensor names copied from the checkpoint, and those kept
-        (absent from the checkpoint or of another shape); both are logged.
+        (absent from the checkpoint or of another shape); both are logged. Both empty when ``ckpt_path`` is None.
 
     Raises:
         FileNotFoundError: the file does not exist.
         KeyError: the checkpoint has no ``key`` entry; the message lists the entries it has.
         ValueError: no tensor matches (another architecture); the message names a few of each side.
     """
+    if ckpt_path is None:
+        return {"loaded": [], "skipped": []}
     path = Path(ckpt_path)
     if not path.is_file():
         raise FileNotFoundError(f"pre-trained checkpoint not found: '{path}'; check pretrained_ckpt.")

@@ -5,7 +5,7 @@ checks (``checkpoint``) and in-process bundle runs with overrides (``workflow``)
 
 from __future__ import annotations
 
-from monai_ext.bundle.checkpoint import check_checkpoint_fits
+from monai_ext.bundle.checkpoint import check_checkpoint_fits, load_pretrained_weights
 from monai_ext.bundle.folders import check_checkpoint_dir, check_output_outside_inputs, check_writable_folder
 from monai_ext.bundle.parameters import PARAMETER_RULES, as_flag, check_parameters
 from monai_ext.bundle.verify import verify_bundle_metadata
@@ -13,4 +13,4 @@ from monai_ext.bundle.workflow import bundle_parser, bundle_workflow, run_bundle
 
 __all__ = ["check_checkpoint_fits", "verify_bundle_metadata", "bundle_parser", "bundle_workflow"]
 __all__ += ["run_bundle_workflow", "as_flag", "check_parameters", "PARAMETER_RULES", "check_checkpoint_dir"]
-__all__ += ["check_output_outside_inputs", "check_writable_folder"]
+__all__ += ["check_output_outside_inputs", "check_writable_folder", "load_pretrained_weights"]

@@ -1,19 +1,29 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""Check that a bundle checkpoint fits the network a config builds, before MONAI's ``CheckpointLoader`` runs.
+"""Check that a bundle checkpoint fits the network a config builds, before MONAI's ``CheckpointLoader`` runs, and load
+the matching tensors of a pre-training checkpoint (transfer learning).
 
 PyTorch's own message for a checkpoint of another class count is ``size mismatch for class_layers.out.weight``; this
 check names the file, every mismatched tensor and what to change in the config.
+
+:func:`load_pretrained_weights` replaces MONAI's ``CheckpointLoader(strict_shape=False)``, which in the installed MONAI
+matches the network's tensor names against the checkpoint's top-level entries (``"model"``, ``"optimizer"``, ...)
+rather than against ``checkpoint["model"]`` and so silently loads nothing ("'dst' model updated: 0 of N variables";
+MONAI pull request 8948).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import torch
+from monai.networks.utils import copy_model_state
 
-__all__ = ["check_checkpoint_fits"]
+__all__ = ["check_checkpoint_fits", "load_pretrained_weights"]
+
+logger = logging.getLogger(__name__)
 
 
 def check_checkpoint_fits(
@@ -62,3 +72,47 @@ def check_checkpoint_fits(
         lines.append(hint or "Use the config (and class setting) the checkpoint was trained with.")
         raise ValueError("\n".join(lines))
     return path
+
+
+def load_pretrained_weights(
+    ckpt_path: str | os.PathLike | None, network: torch.nn.Module, key: str = "model"
+) -> dict[str, list[str]]:
+    """Copy into ``network`` every tensor of the ``key`` entry of ``ckpt_path`` whose name and shape match (e.g. the
+    backbone of a 2-class pre-training run into a 3-class network; its classifier is skipped), in place.
+
+    Args:
+        ckpt_path: checkpoint written by a bundle's ``CheckpointSaver`` (a dict of state dicts), loaded with
+            ``weights_only=True`` on the CPU; ``None`` loads nothing (a config's ``pretrained_ckpt`` default).
+        network: the network to initialise, possibly wrapped in ``DistributedDataParallel``.
+        key: entry holding the weights. Defaults to ``"model"``.
+
+    Returns:
+        ``{"loaded": [...], "skipped": [...]}``: the network's tensor names copied from the checkpoint, and those kept
+        (absent from the checkpoint or of another shape); both are logged. Both empty when ``ckpt_path`` is None.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        KeyError: the checkpoint has no ``key`` entry; the message lists the entries it has.
+        ValueError: no tensor matches (another architecture); the message names a few of each side.
+    """
+    if ckpt_path is None:
+        return {"loaded": [], "skipped": []}
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"pre-trained checkpoint not found: '{path}'; check pretrained_ckpt.")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or key not in ckpt:
+        held = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise KeyError(f"pre-trained checkpoint '{path}' has no '{key}' entry; it holds {held}.")
+    model = network.module if isinstance(network, torch.nn.parallel.DistributedDataParallel) else network
+    _, loaded, skipped = copy_model_state(model, ckpt[key], inplace=True)
+    if not loaded:
+        raise ValueError(
+            f"no tensor of pre-trained checkpoint '{path}' (entry '{key}') matches the network by name and shape "
+            f"(checkpoint: {sorted(ckpt[key])[:3]}, network: {sorted(model.state_dict())[:3]}); pre-train with the "
+            "same network_def."
+        )
+    logger.info(
+        "pre-trained weights from '%s': %d tensors loaded, %d kept (%s)", path, len(loaded), len(skipped), skipped[:5]
+    )
+    return {"loaded": list(loaded), "skipped": list(skipped)}

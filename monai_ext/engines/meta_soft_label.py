@@ -21,6 +21,10 @@ double backward, one meta-batch forward and one ordinary backward. The official 
 ``main.py`` at HEAD 7b6e5f76c2d4aac4eace4210c7a6ac9df8eb8341, ROP ``main.py`` at HEAD
 f02f69a64d0d2cf83bbcc1aa354ede175ad61313): KL direction ``KL(f || y)``, both terms averaged over ``B x C``,
 ``K = 10``, ``alpha = 0.5``, ``beta = 4000`` (Sec. IV-C), the meta loader cycled independently of the training loader.
+One departure: every epoch starts a fresh (reshuffled) pass over the meta loader, discarding the rest of an unfinished
+pass, so that a run resumed from an epoch checkpoint draws exactly the meta batches of the uninterrupted run (an
+iterator in the middle of a pass, with the permutation it drew from the global random state, is not part of any
+checkpoint); with a shuffled meta loader this changes which meta batches an epoch sees, not their distribution.
 
 The label gradient has a closed form that the tests check: with the ``B x C`` mean KL,
 ``d L_meta / d y_hat_ik = alpha / (B C) * < grad_theta f_k(x_i; theta), grad_theta L_meta(theta_hat) >``
@@ -242,6 +246,7 @@ class MetaSoftLabelTrainer(SupervisedTrainer):
         self._meta_iterator: Any = None
         self._meta_passes = 0
         self.add_event_handler(Events.EPOCH_STARTED, self._log_stage)
+        self.add_event_handler(Events.EPOCH_STARTED, self._restart_meta_passes)
 
     def _check_meta_setup(self) -> None:
         if self.meta_data_loader is None:
@@ -269,18 +274,27 @@ class MetaSoftLabelTrainer(SupervisedTrainer):
             what = f"warm-up {epoch}/{self.warmup_epochs} (cross-entropy on the noisy labels)"
         logger.info("epoch %d: %s", epoch, what)
 
+    def _restart_meta_passes(self, engine: MetaSoftLabelTrainer) -> None:
+        """Start every epoch with a fresh pass over the meta loader (see the module docstring: exact resume)."""
+        self._meta_iterator, self._meta_passes = None, 0
+
+    def _new_meta_pass(self, engine: MetaSoftLabelTrainer) -> Any:
+        """An iterator over the meta loader; a ``DistributedSampler`` is first told the pass's number, unique per
+        (epoch, pass) because an epoch has at most ``epoch_length`` passes (each gives at least one batch)."""
+        sampler = getattr(self.meta_data_loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch((engine.state.epoch - 1) * int(engine.state.epoch_length or 1) + self._meta_passes)
+        return iter(self.meta_data_loader)
+
     def _next_meta_batch(self, engine: MetaSoftLabelTrainer) -> tuple[torch.Tensor, torch.Tensor]:
-        """The next clean meta batch, cycling the meta loader (reshuffled on every pass)."""
+        """The next clean meta batch, cycling the meta loader (reshuffled on every pass, a new pass every epoch)."""
         if self._meta_iterator is None:
-            self._meta_iterator = iter(self.meta_data_loader)
+            self._meta_iterator = self._new_meta_pass(engine)
         try:
             batch = next(self._meta_iterator)
         except StopIteration:
             self._meta_passes += 1
-            sampler = getattr(self.meta_data_loader, "sampler", None)
-            if hasattr(sampler, "set_epoch"):
-                sampler.set_epoch(self._meta_passes)
-            self._meta_iterator = iter(self.meta_data_loader)
+            self._meta_iterator = self._new_meta_pass(engine)
             batch = next(self._meta_iterator)
         inputs, targets, _, _ = _unpack_batch(
             engine.prepare_batch(batch, engine.state.device, engine.non_blocking, **engine.to_kwargs)

@@ -31,6 +31,16 @@ def cxr_demo(demo_root) -> Path:
 
 
 @pytest.fixture(scope="session")
+def rop_demo(demo_root) -> Path:
+    """A small ROP demo set (:func:`monai_ext.demo.rop.write_rop_demo`, ``size=0.7``: 21 infants, about 150 images of
+    40 x 40 pixels, seed 0; the smallest size whose meta split holds every class)."""
+    from monai_ext.demo.rop import write_rop_demo
+
+    write_rop_demo(demo_root / "rop", size=0.7, seed=0, image_size=40)
+    return demo_root / "rop"
+
+
+@pytest.fixture(scope="session")
 def bundles_dir() -> Path:
     """The repository's ``bundles/`` folder."""
     return BUNDLES_DIR

@@ -24,6 +24,7 @@ from monai_ext.bundle.zoo import write_demo_data
 
 BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 NVUM, MOMBS = BUNDLES / "cxr_nvum_classification", BUNDLES / "covid_ct_mombs_segmentation"
+ROP = BUNDLES / "rop_meta_softlabel_classification"
 TRAIN = ["configs/train.json", "configs/demo.json"]
 SMALL = {"network_def": "%small_network_def", "num_workers": 0}
 
@@ -125,3 +126,14 @@ def test_mombs_resumed_run_equals_the_uninterrupted_run(demo_root, run_bundle, t
     _check_resume_reproduces(
         run_bundle, MOMBS, tmp_path, epochs=4, killed_after=2, pivot_epoch=2, dataset_dir=str(covid)
     )
+
+
+def test_rop_meta_soft_label_resumed_run_equals_the_uninterrupted_run(rop_demo, run_bundle, tmp_path):
+    """Killed after the first meta epoch (no warm-up): the soft labels (label logits and update counts), shuffles,
+    flips and the meta loader's batches all continue exactly. 92 training images in batches of 20 make 5 iterations
+    per epoch, 7 meta images in batches of 2 (last partial batch dropped) 3 meta batches per pass: a meta pass
+    straddles the kill."""
+    _check_resume_reproduces(
+        run_bundle, ROP, tmp_path, epochs=2, killed_after=1, dataset_dir=str(rop_demo), warmup_epochs=0,
+        batch_size=20, meta_batch_size=2, resize_size=40, image_size=32,
+    )  # fmt: skip

@@ -292,3 +292,22 @@ def test_loss_terms_used_by_the_trainer_match_eq4():
     eq4 = _official_kl(logits, y) + torch.mean(-torch.softmax(logits, 1) * torch.log_softmax(logits, 1))
     ours = (soft_label_kl(logits, y) + prediction_entropy(logits)).mean()
     assert torch.allclose(ours, eq4, atol=1e-7)
+
+
+def test_every_epoch_starts_a_fresh_meta_pass():
+    """3 meta batches per pass, 2 iterations per epoch: epoch 2 starts again at meta batch 0 (so a run resumed from
+    the epoch-1 checkpoint draws the same meta batches), instead of continuing with batch 2."""
+    torch.manual_seed(6)
+    items, meta_items = _datalist(4), _datalist(3, seed=7)
+    trainer = _trainer(MLP(), items, meta_items, epochs=2, batch_size=2, meta_batch_size=1)
+    drawn = []
+    original = trainer._next_meta_batch
+
+    def record(engine):
+        inputs, targets = original(engine)
+        drawn.append(next(i for i, it in enumerate(meta_items) if torch.equal(it["image"], inputs[0])))
+        return inputs, targets
+
+    trainer._next_meta_batch = record
+    trainer.run()
+    assert drawn == [0, 1, 0, 1]

@@ -30,6 +30,8 @@ bench: $(STAMP)
 	$(PY) -m scripts.bench_mombs_plan
 	$(PY) -m scripts.bench_nvum --out bench_results/nvum --num-threads 1
 	$(PY) -m scripts.bench_mombs --out bench_results/mombs --num-threads 1
+	$(PY) -m scripts.bench_rop_step --out bench_results/rop --num-threads 1
+	$(PY) -m scripts.bench_rop --out bench_results/rop
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -88,29 +89,45 @@ class SoftLabelStore(nn.Module):
         self.register_buffer("num_updates", torch.zeros(len(labels), dtype=torch.long))
 
     def _read(self, datalist: Sequence[Mapping[str, Any]], label_key: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Noisy labels ``N`` and the annotators' average ``N C`` (one pass in Python, counts in numpy)."""
         c = self.num_classes
-        labels = torch.empty(len(datalist), dtype=torch.long)
-        average = torch.zeros(len(datalist), c)
+        labels = np.empty(len(datalist), dtype=np.int64)
+        counts = np.zeros((len(datalist), c), dtype=np.float32)
         for i, item in enumerate(datalist):
-            where = f"training item {i} ({item.get('image', '?')!r})"
             if int(item.get("index", -1)) != i:
                 raise ValueError(
-                    f"{where} has index {item.get('index')!r}; the datalist must carry indices 0..N-1 in order "
-                    "(pass it through monai_ext.data.datalist.assign_indices)."
+                    f"{self._where(i, item)} has index {item.get('index')!r}; the datalist must carry indices 0..N-1 "
+                    "in order (pass it through monai_ext.data.datalist.assign_indices)."
                 )
             label = _as_int(item.get(label_key))
             if label is None:
-                raise ValueError(f"{where} has no integer '{label_key}' (found {item.get(label_key)!r}).")
+                raise ValueError(
+                    f"{self._where(i, item)} has no integer '{label_key}' (found {item.get(label_key)!r})."
+                )
             if not 0 <= label < c:
-                raise ValueError(f"{where}: '{label_key}' {label} is outside [0, {c}).")
+                raise ValueError(f"{self._where(i, item)}: '{label_key}' {label} is outside [0, {c}).")
             labels[i] = label
-            readings = [int(v) for v in item.get("annotator_labels", [])]
-            if any(v < -1 or v >= c for v in readings):
-                raise ValueError(f"{where}: annotator readings {readings} must lie in [-1, {c}) (-1 = not read).")
-            read = [v for v in readings if v >= 0]
-            if read:
-                average[i] = torch.bincount(torch.tensor(read), minlength=c).float() / len(read)
-        return labels, average
+            for v in item.get("annotator_labels", ()):
+                v = int(v)
+                if v >= 0:
+                    if v >= c:
+                        raise ValueError(
+                            f"{self._where(i, item)}: annotator readings {list(item['annotator_labels'])} must lie in "
+                            f"[-1, {c}) (-1 = not read)."
+                        )
+                    counts[i, v] += 1
+                elif v != -1:
+                    raise ValueError(
+                        f"{self._where(i, item)}: annotator readings {list(item['annotator_labels'])} must lie in "
+                        f"[-1, {c}) (-1 = not read)."
+                    )
+        read = counts.sum(axis=1, keepdims=True)
+        average = np.divide(counts, read, out=np.zeros_like(counts), where=read > 0)
+        return torch.from_numpy(labels), torch.from_numpy(average)
+
+    @staticmethod
+    def _where(i: int, item: Mapping[str, Any]) -> str:
+        return f"training item {i} ({item.get('image', '?')!r})"
 
     @property
     def num_samples(self) -> int:

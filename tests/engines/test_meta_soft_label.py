@@ -311,3 +311,16 @@ def test_every_epoch_starts_a_fresh_meta_pass():
     trainer._next_meta_batch = record
     trainer.run()
     assert drawn == [0, 1, 0, 1]
+
+
+def test_store_for_500k_samples_reads_writes_and_checkpoints_rows():
+    n = 500_000
+    items = [{"index": i, "label": i % C, "annotator_labels": [i % C, (i + 1) % C, -1]} for i in range(n)]
+    store = SoftLabelStore(items, C)
+    assert store.label_logits.shape == (n, C) and store.label_logits.dtype == torch.float32
+    assert torch.allclose(store.annotator_average[n - 1], torch.tensor([0.0, 0.5, 0.5]))  # readings (n-1) % 3 = 1, n % 3 = 2
+    index = torch.tensor([0, n - 1, 12345])
+    store.write(index, torch.ones(3, C))
+    assert int(store.num_updates.sum()) == 3 and torch.equal(store.rows(index), torch.ones(3, C))
+    nbytes = sum(b.numel() * b.element_size() for b in store.buffers())
+    assert nbytes <= 90 * n  # about 88 bytes per sample with C = 3

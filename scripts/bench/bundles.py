@@ -25,6 +25,7 @@ __all__ = [
     "BUNDLES_DIR",
     "NVUM_BUNDLE",
     "MOMBS_BUNDLE",
+    "ROP_BUNDLE",
     "TRAIN",
     "DEMO_TRAIN",
     "DEMO_EVALUATE",
@@ -40,6 +41,7 @@ __all__ = [
 BUNDLES_DIR = Path(__file__).resolve().parents[2] / "bundles"
 NVUM_BUNDLE = BUNDLES_DIR / "cxr_nvum_classification"
 MOMBS_BUNDLE = BUNDLES_DIR / "covid_ct_mombs_segmentation"
+ROP_BUNDLE = BUNDLES_DIR / "rop_meta_softlabel_classification"
 
 TRAIN = "configs/train.json"
 DEMO_TRAIN = (TRAIN, "configs/demo.json")

@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     """Measure the selected networks, write the results, print the tables and ratios; returns the exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    logging.getLogger("scripts.bench").setLevel(logging.INFO)
     if args.num_threads > 0:
         torch.set_num_threads(args.num_threads)
     start = time.perf_counter()

@@ -29,6 +29,7 @@ The second-order part is ``virtual_step + meta_forward + label_update``; its sha
 
 from __future__ import annotations
 
+import logging
 import os
 import statistics
 import time
@@ -57,6 +58,8 @@ __all__ = [
     "meta_step_benchmark",
     "step_table",
 ]
+
+logger = logging.getLogger(__name__)
 
 STEP_TARGET_RATIO = 3.0  # issue 12: meta-stage iteration time / cross-entropy step time
 CE = "cross_entropy"
@@ -282,7 +285,8 @@ def meta_step_benchmark(
         )
 
     with _instrumented(stopwatches, trainers):
-        times = time_interleaved(steps, warmup=warmup, repeats=repeats, sync=sync)
+        times = time_interleaved({name: _logged(name, step) for name, step in steps.items()}, warmup=warmup,
+                                 repeats=repeats, sync=sync)  # fmt: skip
 
     median = {name: _median(values) for name, values in times.items()}
     result: dict[str, Any] = {
@@ -314,6 +318,18 @@ def meta_step_benchmark(
         result["second_order_s"][source] = _median(second)
         result["second_order_share"][source] = _median([s / sum(r.values()) for s, r in zip(second, timed)])
     return result
+
+
+def _logged(name: str, step: Callable[[], Any]) -> Callable[[], Any]:
+    """``step`` logging its wall time at INFO (progress of long runs: the shipped network takes seconds per step)."""
+
+    def run() -> Any:
+        start = time.perf_counter()
+        out = step()
+        logger.info("meta step benchmark: %s %.3f s", name, time.perf_counter() - start)
+        return out
+
+    return run
 
 
 @contextmanager

@@ -30,7 +30,7 @@ bench: $(STAMP)
 	$(PY) -m scripts.bench_mombs_plan
 	$(PY) -m scripts.bench_nvum --out bench_results/nvum --num-threads 1
 	$(PY) -m scripts.bench_mombs --out bench_results/mombs --num-threads 1
-	$(PY) -m scripts.bench_rop_step --out bench_results/rop --num-threads 1
+	$(PY) -m scripts.bench_rop_step --out bench_results/rop --num-threads 1 --shipped-warmup 1 --shipped-repeats 3
 	$(PY) -m scripts.bench_rop --out bench_results/rop
 
 clean:

@@ -3,7 +3,7 @@
 """``make bench`` for meta soft-label learning: the powered efficacy study on the ROP demo data
 (:mod:`scripts.bench.rop_study`, tables by :mod:`scripts.bench.rop_report`); writes ``rop_bench.json``,
 ``rop_bench.png`` and ``README_table.md`` into ``--out`` and prints the tables. The step time is measured by
-``scripts.bench_rop_step`` into the same folder (its part is kept here).
+``scripts.bench_rop_step`` into the same folder (``rop_step.json``, ``rop_step.md``).
 
 ``--plan default`` (the ``make bench`` setting): 1,830 training images, 316 clean meta and 1,046 clean test images,
 5 arms x 5 paired seeds plus a 3-run learning-rate search, about an hour on 2 CPU cores. ``--plan quick`` runs the
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import os
 import platform
@@ -51,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the study, write the results (keeping an earlier step-time part), print the tables."""
+    """Run the study, write the results, print the tables."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     logging.getLogger("scripts.bench").setLevel(logging.INFO)
@@ -59,9 +58,6 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     out_dir = Path(args.out)
     results: dict = {}
-    earlier = out_dir / rop_report.RESULT_FILES["json"]
-    if earlier.is_file():
-        results["step_time"] = json.loads(earlier.read_text(encoding="utf-8")).get("step_time")
     plan = rop_study.PLANS[args.plan]
     if args.seeds:
         plan = dataclasses.replace(plan, seeds=tuple(args.seeds))

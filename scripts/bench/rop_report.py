@@ -17,7 +17,7 @@ from scripts.bench import study
 from scripts.bench.results_io import save_figure, write_json
 from scripts.bench.rop_study import ARM_LABELS, Arm
 
-__all__ = ["RESULT_FILES", "study_tables", "step_table", "write_results"]
+__all__ = ["RESULT_FILES", "study_tables", "write_results"]
 
 RESULT_FILES = {"json": "rop_bench.json", "png": "rop_bench.png", "table": "README_table.md"}
 
@@ -57,11 +57,6 @@ def study_tables(result: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def step_table(step: Mapping[str, Any]) -> str:
-    """Markdown of the step-time part (written by ``scripts.bench.meta_step``), or its own ``table`` entry."""
-    return str(step.get("table", "")) if step else ""
-
-
 def _figure(result: Mapping[str, Any]) -> Figure:
     summary = result["summary"]
     arms = [a.value for a in Arm if a.value in summary]
@@ -80,8 +75,6 @@ def write_results(results: Mapping[str, Any], out_dir: str | os.PathLike) -> dic
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": write_json(results, out / RESULT_FILES["json"])}
     parts = []
-    if results.get("step_time"):
-        parts.append("## Step time\n\n" + step_table(results["step_time"]))
     if results.get("study"):
         parts.append("## Efficacy\n\n" + study_tables(results["study"]))
         paths["png"] = save_figure(_figure(results["study"]), out / RESULT_FILES["png"])

@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="small: demo.json's small_network_def at the demo sizes; shipped: train.json's "
                    "ResNet-50")  # fmt: skip
     p.add_argument("--label-sources", nargs="+", choices=["per_sample", "network"], default=["per_sample", "network"])
+    p.add_argument("--label-gradients", nargs="+", choices=["double_backward", "jvp"],
+                   default=["double_backward", "jvp"])  # fmt: skip
     p.add_argument("--small-warmup", type=int, default=3)
     p.add_argument("--small-repeats", type=int, default=15)
     p.add_argument("--shipped-warmup", type=int, default=2)
@@ -108,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             warmup, repeats = args.shipped_warmup, args.shipped_repeats
         res = meta_step_benchmark(
             network, (3, setting["image_size"], setting["image_size"]), setting["num_classes"], setting["batch_size"],
-            setting["meta_batch_size"], args.label_sources, args.num_samples, warmup, repeats, args.seed, args.device,
+            setting["meta_batch_size"], args.label_sources, args.label_gradients, args.num_samples, warmup, repeats,
+            args.seed, args.device,
         )  # fmt: skip
         res["network"] = name
         res["network_def"] = setting["network_def"]

@@ -6,6 +6,7 @@ learning (``meta_soft_label``: the trainer, ``soft_labels``: the per-sample labe
 from __future__ import annotations
 
 from monai_ext.engines.meta_soft_label import (
+    LabelGradient,
     LabelSource,
     MetaKeys,
     MetaSoftLabelTrainer,
@@ -24,7 +25,7 @@ from monai_ext.engines.per_sample import (
     weighted_mean,
 )
 from monai_ext.engines.soft_labels import SoftLabelStore
-from monai_ext.engines.virtual_step import functional_forward, virtual_sgd_parameters
+from monai_ext.engines.virtual_step import functional_forward, functional_jvp, virtual_sgd_parameters
 
 __all__ = [
     "PerSampleKeys",
@@ -37,5 +38,13 @@ __all__ = [
     "per_sample_loss",
     "weighted_mean",
 ]
-__all__ += ["LabelSource", "MetaKeys", "MetaSoftLabelTrainer", "SoftLabelMethod", "SoftLabelStore", "class_targets"]
-__all__ += ["functional_forward", "virtual_sgd_parameters"]
+__all__ += [
+    "LabelGradient",
+    "LabelSource",
+    "MetaKeys",
+    "MetaSoftLabelTrainer",
+    "SoftLabelMethod",
+    "SoftLabelStore",
+    "class_targets",
+]
+__all__ += ["functional_forward", "functional_jvp", "virtual_sgd_parameters"]

@@ -16,6 +16,10 @@ iteration of the meta stage does (Sec. III-B, Fig. 3):
    label network on ``L_cce + compatibility_weight * CE(label logits, noisy label)`` (official ROP ``meta_train``);
 5. Eq. 3-4, the real step on ``L_KL(f_theta(x), softmax(y_hat_new)) + entropy_weight * L_e(f_theta(x))``.
 
+Step 2-4's label gradient needs second order: ``label_gradient="double_backward"`` (default) differentiates through
+the virtual step, ``"jvp"`` evaluates the closed form below with one forward-mode Jacobian-vector product after a
+first-order virtual step (same value; cheaper where the double backward is expensive, see the bundle README).
+
 Steps 2-5 reuse the forward of step 1 (as the official code), so one meta iteration costs one training forward, a
 double backward, one meta-batch forward and one ordinary backward. The official code's choices followed here (MSLG
 ``main.py`` at HEAD 7b6e5f76c2d4aac4eace4210c7a6ac9df8eb8341, ROP ``main.py`` at HEAD
@@ -68,16 +72,18 @@ from monai_ext.engines.per_sample import (
     per_sample_loss,
 )
 from monai_ext.engines.soft_labels import SoftLabelStore
-from monai_ext.engines.virtual_step import functional_forward, virtual_sgd_parameters
+from monai_ext.engines.virtual_step import functional_forward, functional_jvp, virtual_sgd_parameters
 from monai_ext.losses.soft_label import (
+    LOG_EPS,
     SoftLabelReduction,
     prediction_entropy,
     soft_label_kl,
     soft_target_cross_entropy,
 )
 from monai_ext.networks.label_network import LabelNetwork
+from monai_ext.networks.unwrap import unwrap_network
 
-__all__ = ["SoftLabelMethod", "LabelSource", "MetaKeys", "MetaSoftLabelTrainer", "class_targets"]
+__all__ = ["SoftLabelMethod", "LabelSource", "LabelGradient", "MetaKeys", "MetaSoftLabelTrainer", "class_targets"]
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +111,20 @@ class LabelSource(StrEnum):
 
     PER_SAMPLE = "per_sample"
     NETWORK = "network"
+
+
+class LabelGradient(StrEnum):
+    """How the meta step computes ``d L_meta / d y_hat`` (the same value up to rounding, tested).
+
+    - ``"double_backward"``: autograd through the differentiable virtual step (``create_graph=True``), as the
+      official code (default).
+    - ``"jvp"``: the closed form ``alpha / (B C) * <grad_theta f_k(x_i), grad_theta L_meta(theta_hat)>`` (exact for
+      the official reductions, with the KL's ``1e-10`` guard included) from one forward-mode Jacobian-vector product,
+      after a first-order virtual step: no second-order graph.
+    """
+
+    DOUBLE_BACKWARD = "double_backward"
+    JVP = "jvp"
 
 
 class MetaKeys(StrEnum):
@@ -173,6 +193,8 @@ class MetaSoftLabelTrainer(SupervisedTrainer):
         label_optimizer: optimiser of ``label_network.linear`` (official: Adam, lr 1e-3, weight decay 1e-4).
         compatibility_weight: weight of ``CE(label logits, noisy label)`` in the label network's meta loss
             (official ``gamma`` = 0.1).
+        label_gradient: how ``d L_meta / d y_hat`` is computed, see :class:`LabelGradient`. Default
+            ``"double_backward"``.
         num_classes: ``C``; default the store's.
 
     ``engine.state.output`` holds ``image``, ``label``, ``pred``, ``loss``, ``index``, ``loss_per_sample`` (as
@@ -205,6 +227,7 @@ class MetaSoftLabelTrainer(SupervisedTrainer):
         label_network: LabelNetwork | None = None,
         label_optimizer: torch.optim.Optimizer | None = None,
         compatibility_weight: float = 0.1,
+        label_gradient: LabelGradient | str = LabelGradient.DOUBLE_BACKWARD,
         num_classes: int | None = None,
         **kwargs: Any,
     ) -> None:
@@ -220,6 +243,7 @@ class MetaSoftLabelTrainer(SupervisedTrainer):
         self.method = look_up_option(method, SoftLabelMethod)
         self.label_source = look_up_option(label_source, LabelSource)
         self.reduction = look_up_option(reduction, SoftLabelReduction)
+        self.label_gradient = look_up_option(label_gradient, LabelGradient)
         self.soft_labels = soft_labels
         self.num_classes = int(num_classes or soft_labels.num_classes)
         if soft_labels.num_classes != self.num_classes:
@@ -367,19 +391,18 @@ class MetaSoftLabelTrainer(SupervisedTrainer):
             else:
                 features = self.label_network.features(inputs)
                 label_logits = self.label_network(features)
-            virtual_loss = soft_label_kl(pred, torch.softmax(label_logits, dim=1), self.reduction).mean()
-            fast = virtual_sgd_parameters(engine.network, virtual_loss, self.alpha)
-            meta_loss = F.cross_entropy(functional_forward(engine.network, fast, meta_inputs), meta_targets)
-            if not bool(torch.isfinite(meta_loss)):
+            meta_loss, label_grad = self._label_gradient(engine, pred, label_logits, inputs, meta_inputs, meta_targets)
+            bad = ~torch.isfinite(label_grad).all(dim=1)
+            if bool(bad.any()):
+                names = [filenames[i] for i in bad.nonzero().flatten().tolist()] if filenames else []
                 raise FloatingPointError(
-                    f"non-finite meta loss {float(meta_loss.detach())} of the virtual network on the meta batch; lower "
-                    "alpha (the virtual step) or check the meta images."
+                    f"non-finite label gradient (Eq. 2) for training samples {index[bad].tolist()[:10]} {names[:3]}; "
+                    "lower alpha or beta, or check these images and the meta images."
                 )
             if self.label_source == LabelSource.PER_SAMPLE:
-                new_logits = self._update_rows(label_logits, meta_loss, index, filenames)
+                new_logits = (label_logits - self.beta * label_grad).detach()
             else:
-                new_logits = self._update_label_network(features, label_logits, meta_loss, targets, filenames)
-            del fast
+                new_logits = self._update_label_network(features, label_logits, label_grad, targets, filenames)
             self.soft_labels.write(index, new_logits)
             soft = torch.softmax(new_logits, dim=1)
             losses = soft_label_kl(pred, soft, self.reduction)
@@ -401,33 +424,66 @@ class MetaSoftLabelTrainer(SupervisedTrainer):
             engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
             engine.optimizer.step()
 
-    def _update_rows(
-        self, label_logits: torch.Tensor, meta_loss: torch.Tensor, index: torch.Tensor, filenames: Sequence[str] | None
-    ) -> torch.Tensor:
-        """Eq. 2 for the batch's rows: ``y_hat - beta * d L_meta / d y_hat`` (detached)."""
-        (grad,) = torch.autograd.grad(meta_loss, label_logits, retain_graph=True)
-        bad = ~torch.isfinite(grad).all(dim=1)
-        if bool(bad.any()):
-            names = [filenames[i] for i in bad.nonzero().flatten().tolist()] if filenames else []
+    def _label_gradient(
+        self,
+        engine: MetaSoftLabelTrainer,
+        pred: torch.Tensor,
+        label_logits: torch.Tensor,
+        inputs: torch.Tensor,
+        meta_inputs: torch.Tensor,
+        meta_targets: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The meta loss of the virtual network (Eq. 1) and its gradient with respect to the label logits (Eq. 2).
+
+        ``"double_backward"``: differentiate through ``theta_hat`` (``create_graph=True``). ``"jvp"``: the same value
+        from the closed form ``alpha * c * (t r - s sum_j t_j r_j)`` with ``t = J_theta softmax(f(x)) . grad_theta
+        L_meta(theta_hat)`` (one forward-mode pass), ``s`` the soft label, ``r = s / (s + 1e-10)`` (the KL's log
+        guard) and ``c = 1 / (B C)`` (``"elements"``) or ``1 / B`` (``"samples"``); no double backward.
+
+        Returns:
+            ``(meta_loss, d meta_loss / d label_logits)``, the second ``B C`` and detached.
+
+        Raises:
+            FloatingPointError: the meta loss is not finite.
+        """
+        soft = torch.softmax(label_logits, dim=1)
+        virtual_loss = soft_label_kl(pred, soft, self.reduction).mean()
+        jvp = self.label_gradient == LabelGradient.JVP
+        fast = virtual_sgd_parameters(engine.network, virtual_loss, self.alpha, create_graph=not jvp)
+        meta_loss = F.cross_entropy(functional_forward(engine.network, fast, meta_inputs), meta_targets)
+        if not bool(torch.isfinite(meta_loss)):
             raise FloatingPointError(
-                f"non-finite label gradient (Eq. 2) for training samples {index[bad].tolist()[:10]} {names[:3]}; "
-                "lower alpha or beta, or check these images and the meta images."
+                f"non-finite meta loss {float(meta_loss.detach())} of the virtual network on the meta batch; lower "
+                "alpha (the virtual step) or check the meta images."
             )
-        return (label_logits - self.beta * grad).detach()
+        if not jvp:
+            (grad,) = torch.autograd.grad(meta_loss, label_logits, retain_graph=True)
+            return meta_loss.detach(), grad.detach()
+        meta_grads = torch.autograd.grad(meta_loss, list(fast.values()))
+        params = {n: p.detach() for n, p in unwrap_network(engine.network).named_parameters() if n in fast}
+        tangents = dict(zip(fast, meta_grads))
+        _, t = functional_jvp(engine.network, params, tangents, inputs, activation=lambda z: torch.softmax(z, dim=1))
+        s = soft.detach()
+        r = s / (s + LOG_EPS)
+        scale = self.alpha / (s.numel() if self.reduction == SoftLabelReduction.ELEMENTS else s.shape[0])
+        tr = t * r
+        return meta_loss.detach(), (scale * (tr - s * tr.sum(dim=1, keepdim=True))).to(label_logits.dtype)
 
     def _update_label_network(
         self,
         features: torch.Tensor,
         label_logits: torch.Tensor,
-        meta_loss: torch.Tensor,
+        label_grad: torch.Tensor,
         targets: torch.Tensor,
         filenames: Sequence[str] | None,
     ) -> torch.Tensor:
-        """One optimiser step of the label network on ``L_meta + compatibility_weight * CE(label logits, noisy)``;
-        returns the updated network's label logits as log-probabilities (so ``softmax`` gives its soft labels)."""
-        total = meta_loss + self.compatibility_weight * F.cross_entropy(label_logits, targets)
+        """One optimiser step of the label network on ``L_meta + compatibility_weight * CE(label logits, noisy)``
+        (``L_meta``'s part through ``label_grad``, its gradient with respect to the label logits); returns the updated
+        network's label logits as log-probabilities (so ``softmax`` gives its soft labels)."""
+        surrogate = (label_logits * label_grad).sum()
+        surrogate = surrogate + self.compatibility_weight * F.cross_entropy(label_logits, targets)
         params = [p for p in self.label_network.linear.parameters() if p.requires_grad]
-        grads = torch.autograd.grad(total, params, retain_graph=True)
+        grads = torch.autograd.grad(surrogate, params)
         if not all(bool(torch.isfinite(g).all()) for g in grads):
             raise FloatingPointError(
                 f"non-finite label-network gradient in the meta step (batch {list(filenames or [])[:3]}); lower the "

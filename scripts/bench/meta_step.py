@@ -20,9 +20,10 @@ benchmark), the return of the label network's ``features`` and of the trainer's 
 - ``label_features`` (label network only): the frozen encoder's forward that gives the label network its features;
 - ``virtual_step``: the label rows (or label logits), the KL and the virtual SGD step with ``create_graph=True``;
 - ``meta_forward``: the functional forward of the virtual network on the meta batch;
-- ``label_update``: the meta cross-entropy and the label gradient through the virtual step (the double backward),
-  plus, for the label network, its Adam step;
-- ``conventional_step``: the row write, the KL + entropy loss, its backward and the SGD step.
+- ``label_update``: the meta cross-entropy's backward and the label gradient: the double backward through the virtual
+  step, or (``label_gradient="jvp"``) the meta backward at ``theta_hat`` and one forward-mode JVP;
+- ``conventional_step``: the row write (for the label network, its Adam step), the KL + entropy loss, its backward and
+  the SGD step.
 
 The second-order part is ``virtual_step + meta_forward + label_update``; its share of the iteration is reported.
 """
@@ -44,7 +45,7 @@ from torch import nn
 
 import monai_ext.engines.meta_soft_label as meta_module
 from monai_ext.engines import MetaSoftLabelTrainer, SoftLabelStore
-from monai_ext.engines.meta_soft_label import LabelSource
+from monai_ext.engines.meta_soft_label import LabelGradient, LabelSource
 from monai_ext.networks import LabelNetwork
 from scripts.bench.bundles import DEMO_TRAIN, ROP_BUNDLE, TRAIN, shipped_network_def, small_network_def
 from scripts.bench.nvum_step import make_train_step, time_interleaved
@@ -111,8 +112,7 @@ class MetaStopwatch:
         saved = {name: getattr(meta_module, name) for name in ("virtual_sgd_parameters", "functional_forward")}
         meta_module.virtual_sgd_parameters = self._after(saved["virtual_sgd_parameters"], "virtual_step")
         meta_module.functional_forward = self._after(saved["functional_forward"], "meta_forward")
-        trainer._update_rows = self._after(trainer._update_rows, "label_update")
-        trainer._update_label_network = self._after(trainer._update_label_network, "label_update")
+        trainer._label_gradient = self._after(trainer._label_gradient, "label_update")
         label_net = trainer.label_network
         if label_net is not None:
             label_net.features = self._after(label_net.features, "label_features")
@@ -126,8 +126,7 @@ class MetaStopwatch:
         finally:
             for name, function in saved.items():
                 setattr(meta_module, name, function)
-            for name in ("_update_rows", "_update_label_network"):
-                trainer.__dict__.pop(name, None)
+            trainer.__dict__.pop("_label_gradient", None)
             if label_net is not None:
                 label_net.__dict__.pop("features", None)
             trainer.remove_event_handler(on_forward, IterationEvents.FORWARD_COMPLETED)
@@ -195,6 +194,7 @@ def meta_step_benchmark(
     batch_size: int = 16,
     meta_batch_size: int = 16,
     label_sources: Sequence[str] = ("per_sample", "network"),
+    label_gradients: Sequence[str] = ("double_backward", "jvp"),
     num_samples: int = 1000,
     warmup: int = 2,
     repeats: int = 5,
@@ -218,6 +218,8 @@ def meta_step_benchmark(
         batch_size: training batch ``B``, default 16.
         meta_batch_size: meta batch, default 16.
         label_sources: :class:`~monai_ext.engines.meta_soft_label.LabelSource` values to time.
+        label_gradients: :class:`~monai_ext.engines.meta_soft_label.LabelGradient` values to time (each with each
+            label source; the steps are ``meta_<source>`` for ``double_backward`` and ``meta_<source>_jvp``).
         num_samples: rows of the soft-label store (the meta step reads and writes only the batch's rows).
         warmup: untimed rounds (see :func:`time_interleaved`), default 2.
         repeats: timed rounds, default 5.
@@ -256,33 +258,36 @@ def meta_step_benchmark(
     stopwatches: dict[str, MetaStopwatch] = {}
     trainers: dict[str, MetaSoftLabelTrainer] = {}
     for source in label_sources:
-        source = LabelSource(source).value
-        label_network = label_optimizer = None
-        if source == LabelSource.NETWORK.value:
-            label_network = LabelNetwork(network, num_classes, feature_layer).to(device)
-            label_optimizer = torch.optim.Adam(label_network.linear.parameters(), lr=1e-3, weight_decay=1e-4)
-        trainer = MetaSoftLabelTrainer(
-            device=device,
-            max_epochs=1,
-            train_data_loader=[batch],
-            network=network,
-            optimizer=optimizer,
-            loss_function=nn.CrossEntropyLoss(reduction="none"),
-            soft_labels=SoftLabelStore(datalist, num_classes).to(device),
-            meta_data_loader=[meta_batch],
-            method="meta",
-            label_source=source,
-            warmup_epochs=0,
-            label_network=label_network,
-            label_optimizer=label_optimizer,
-            epoch_length=1,
-        )
-        trainer.state.epoch = 1  # past warm-up: the meta stage
-        trainers[source] = trainer
-        stopwatches[source] = MetaStopwatch(sync=sync)
-        steps[f"meta_{source}"] = lambda trainer=trainer, watch=stopwatches[source]: watch.timed_iteration(
-            trainer, batch
-        )
+        for mode in label_gradients:
+            source, mode = LabelSource(source).value, LabelGradient(mode).value
+            variant = source if mode == LabelGradient.DOUBLE_BACKWARD.value else f"{source}_{mode}"
+            label_network = label_optimizer = None
+            if source == LabelSource.NETWORK.value:
+                label_network = LabelNetwork(network, num_classes, feature_layer).to(device)
+                label_optimizer = torch.optim.Adam(label_network.linear.parameters(), lr=1e-3, weight_decay=1e-4)
+            trainer = MetaSoftLabelTrainer(
+                device=device,
+                max_epochs=1,
+                train_data_loader=[batch],
+                network=network,
+                optimizer=optimizer,
+                loss_function=nn.CrossEntropyLoss(reduction="none"),
+                soft_labels=SoftLabelStore(datalist, num_classes).to(device),
+                meta_data_loader=[meta_batch],
+                method="meta",
+                label_source=source,
+                label_gradient=mode,
+                warmup_epochs=0,
+                label_network=label_network,
+                label_optimizer=label_optimizer,
+                epoch_length=1,
+            )
+            trainer.state.epoch = 1  # past warm-up: the meta stage
+            trainers[variant] = trainer
+            stopwatches[variant] = MetaStopwatch(sync=sync)
+            steps[f"meta_{variant}"] = lambda trainer=trainer, watch=stopwatches[variant]: watch.timed_iteration(
+                trainer, batch
+            )
 
     with _instrumented(stopwatches, trainers):
         times = time_interleaved({name: _logged(name, step) for name, step in steps.items()}, warmup=warmup,
@@ -350,7 +355,7 @@ _PIECE_LABELS = {
     "label_features": "label-network features (frozen encoder forward)",
     "virtual_step": "virtual step (KL + grad, create_graph)",
     "meta_forward": "meta forward (virtual network, meta batch)",
-    "label_update": "meta loss + label gradient (double backward)",
+    "label_update": "meta loss + label gradient (double backward, or meta backward + JVP)",
     "conventional_step": "conventional step (KL + entropy, backward, SGD)",
 }
 

@@ -96,7 +96,13 @@ def test_marks_outside_an_iteration_are_ignored():
 
 def test_benchmark_structure_on_a_tiny_mlp():
     result = meta_step_benchmark(MLP(), (D,), C, batch_size=4, meta_batch_size=6, num_samples=10, warmup=0, repeats=1)
-    assert list(result["times_s"]) == ["cross_entropy", "meta_per_sample", "meta_network"]
+    assert list(result["times_s"]) == [
+        "cross_entropy",
+        "meta_per_sample",
+        "meta_per_sample_jvp",
+        "meta_network",
+        "meta_network_jvp",
+    ]
     assert all(len(v) == 1 for v in result["times_s"].values())
     assert result["ratio_to_ce"]["cross_entropy"] == 1.0
     assert result["ratio_to_ce"]["meta_network"] == pytest.approx(
@@ -139,7 +145,13 @@ def test_script_writes_json_and_table(tmp_path, capsys):
     assert list(data["step_time"]) == ["small"]
     small = data["step_time"]["small"]
     assert small["settings"]["input_shape"] == [3, 64, 64] and small["settings"]["meta_batch_size"] == 8
-    assert set(small["ratio_to_ce"]) == {"cross_entropy", "meta_per_sample", "meta_network"}
+    assert set(small["ratio_to_ce"]) == {
+        "cross_entropy",
+        "meta_per_sample",
+        "meta_per_sample_jvp",
+        "meta_network",
+        "meta_network_jvp",
+    }
     table = (out / "rop_step.md").read_text()
     printed = capsys.readouterr().out
     assert table in printed and "small: meta / CE step time meta_per_sample" in printed

@@ -318,9 +318,38 @@ def test_store_for_500k_samples_reads_writes_and_checkpoints_rows():
     items = [{"index": i, "label": i % C, "annotator_labels": [i % C, (i + 1) % C, -1]} for i in range(n)]
     store = SoftLabelStore(items, C)
     assert store.label_logits.shape == (n, C) and store.label_logits.dtype == torch.float32
-    assert torch.allclose(store.annotator_average[n - 1], torch.tensor([0.0, 0.5, 0.5]))  # readings (n-1) % 3 = 1, n % 3 = 2
+    assert torch.allclose(
+        store.annotator_average[n - 1], torch.tensor([0.0, 0.5, 0.5])
+    )  # readings (n-1) % 3 = 1, n % 3 = 2
     index = torch.tensor([0, n - 1, 12345])
     store.write(index, torch.ones(3, C))
     assert int(store.num_updates.sum()) == 3 and torch.equal(store.rows(index), torch.ones(3, C))
     nbytes = sum(b.numel() * b.element_size() for b in store.buffers())
     assert nbytes <= 90 * n  # about 88 bytes per sample with C = 3
+
+
+@pytest.mark.parametrize("label_source", ["per_sample", "network"])
+@pytest.mark.parametrize("reduction", ["elements", "samples"])
+def test_jvp_label_gradient_equals_double_backward(label_source, reduction):
+    """The forward-mode closed form gives the double backward's labels and weights (float64, BatchNorm network)."""
+    results = []
+    for mode in ("double_backward", "jvp"):
+        torch.manual_seed(7)
+        net = MLP(batch_norm=True).double()
+        items = _datalist(8)
+        for it in items:
+            it["image"] = it["image"].double()
+        meta_items = [dict(it, image=it["image"].double()) for it in _datalist(4, seed=3)]
+        label_net = LabelNetwork(net, C).double()
+        trainer = _trainer(
+            net, items, meta_items, epochs=2, warmup=0, batch_size=4, beta=300.0, label_source=label_source,
+            label_network=label_net, label_optimizer=torch.optim.SGD(label_net.linear.parameters(), lr=0.5),
+            label_gradient=mode, reduction=reduction,
+        )  # fmt: skip
+        trainer.run()
+        results.append((trainer.soft_labels.label_logits.clone(), [p.detach().clone() for p in net.parameters()]))
+    (labels_a, params_a), (labels_b, params_b) = results
+    assert not torch.allclose(labels_a, 10.0 * F.one_hot(trainer.soft_labels.noisy_labels, C).float())
+    assert torch.allclose(labels_a, labels_b, rtol=1e-5, atol=1e-6)  # float32 store
+    for a, b in zip(params_a, params_b):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-7)  # the float32 soft labels feed the real step

@@ -151,7 +151,7 @@ def _rules() -> dict[str, ParameterRule]:
         **{name: _NAME for name in ("setting", "dataset_layout", "empty_slices", "sampling_strategy", "mixed_layout",
                                     "nvum_mode", "read_check", "test_set", "image_key", "label_key",
                                     "noisy_label_source", "validation_split", "soft_label_method",
-                                    "soft_label_source", "soft_label_reduction", "test_split")},  # fmt: skip
+                                    "soft_label_source", "soft_label_reduction", "test_split", "label_gradient")},  # fmt: skip
         "key_metric": ("null or a MONAI metric dict (checked by the engine)", lambda value: value),
     }
     return {name: ParameterRule(allowed, check) for name, (allowed, check) in table.items()}

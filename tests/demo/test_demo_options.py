@@ -38,12 +38,15 @@ def test_test_sets_get_their_size_and_positives(tmp_path):
 
 
 def test_every_option_reaches_the_writer(tmp_path, monkeypatch):
-    import monai_ext.demo.cxr as cxr
+    import importlib
+
+    from monai_ext.demo import DEMO_WRITERS
 
     calls = {}
     for name in DEMO_OPTIONS:
+        module = importlib.import_module(DEMO_WRITERS[name][0])
         func = get_writer(name).__name__
-        monkeypatch.setattr(cxr, func, lambda root, _n=name, **kw: calls.setdefault(_n, kw))
+        monkeypatch.setattr(module, func, lambda root, _n=name, **kw: calls.setdefault(_n, kw))
     write_demo_datasets(tmp_path, size=0.5, seed=2, names=list(DEMO_OPTIONS))
     for name, opts in DEMO_OPTIONS.items():
         expected = {**opts, "size": 0.5 * opts.get("size", 1.0)}

@@ -276,7 +276,10 @@ class MetaSoftLabelTrainer(SupervisedTrainer):
         if self.meta_data_loader is None:
             raise ValueError("method='meta' needs meta_data_loader, the loader of the clean meta set.")
         if hasattr(self.meta_data_loader, "__len__") and len(self.meta_data_loader) == 0:
-            raise ValueError("the meta data loader is empty: the meta set needs at least one clean image per class.")
+            raise ValueError(
+                "the meta data loader is empty: the meta set holds no image, or fewer images than its batch size with "
+                "drop_last=True; add clean images to the meta set or lower meta_batch_size."
+            )
         if self.accumulation_steps != 1 or self.compile:
             raise ValueError("method='meta' supports neither accumulation_steps > 1 nor compile=True.")
         if self.label_source == LabelSource.NETWORK and (self.label_network is None or self.label_optimizer is None):

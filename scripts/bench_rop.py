@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     arms = args.arms or [a.value for a in rop_study.Arm]
     with tempfile.TemporaryDirectory(prefix="rop_study_") as tmp:
         results["study"] = rop_study.run_study(args.work_dir or tmp, plan, arms, workers=args.workers)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        rop_report.plot_validation_curves(results["study"], args.work_dir or tmp, out_dir / "rop_val_curves.png")
     if args.interpretation is not None:
         results["interpretation"] = " ".join(Path(args.interpretation).read_text(encoding="utf-8").split())
     results["environment"] = {

@@ -83,3 +83,40 @@ def write_results(results: Mapping[str, Any], out_dir: str | os.PathLike) -> dic
     paths["table"] = out / RESULT_FILES["table"]
     paths["table"].write_text("\n".join(parts), encoding="utf-8")
     return paths
+
+
+def run_curve(run_dir: str | os.PathLike) -> list[float]:
+    """Meta-set accuracy per epoch of one training run (``val_accuracy`` in its TensorBoard logs)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for events in sorted((Path(run_dir) / "eval").glob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(events))
+        acc.Reload()
+        if "val_accuracy" in acc.Tags()["scalars"]:
+            return [float(e.value) for e in acc.Scalars("val_accuracy")]
+    return []
+
+
+def plot_validation_curves(result: Mapping[str, Any], work_dir: str | os.PathLike, png_file: str | os.PathLike) -> Path:
+    """Mean meta-set accuracy per epoch of each arm's evaluation runs (the chosen settings), the end of warm-up
+    dashed; the run folders are named as :func:`scripts.bench.rop_study.run_study` names them."""
+    per_arm: dict[str, list[list[float]]] = {}
+    for run in result["runs"]:
+        tag = f"_beta{run['beta']:g}" if run["arm"].startswith("meta") else ""
+        curve = run_curve(Path(work_dir) / f"{run['arm']}_lr{run['learning_rate']:g}{tag}_seed{run['seed']}")
+        if curve:
+            per_arm.setdefault(run["arm"], []).append(curve)
+    fig = Figure(figsize=(7, 4))
+    ax = fig.add_subplot(111)
+    for arm, curves in per_arm.items():
+        n = min(len(c) for c in curves)
+        mean = [sum(c[e] for c in curves) / len(curves) for e in range(n)]
+        ax.plot(range(1, n + 1), mean, "-o", markersize=3, label=f"{ARM_LABELS.get(arm, arm)} ({len(curves)} seeds)")
+    ax.axvline(result["plan"]["warmup_epochs"] + 0.5, color="0.5", linestyle="--", linewidth=1)
+    ax.set_xlabel("epoch (dashed: end of warm-up)")
+    ax.set_ylabel("meta-set accuracy (mean over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    FigureCanvasAgg(fig)
+    fig.tight_layout()
+    return save_figure(fig, png_file)

@@ -130,7 +130,7 @@ def _rules() -> dict[str, ParameterRule]:
                                                 "warmup_epochs")},  # fmt: skip
         # fractions and rates
         **{name: _FRACTION for name in ("val_fraction", "disturbance_ratio", "ema_decay", "nvum_beta",
-                                         "dr_val_fraction")},  # fmt: skip
+                                        "dr_val_fraction")},  # fmt: skip
         **{name: _PORTION for name in ("train_fraction", "self_paced_start_fraction")},
         "self_paced_growth": ("a number >= 1", _number(1.0, math.inf, False, True)),
         "hard_fraction": ("null or a number strictly between 0 and 1", _optional(_FRACTION[1])),
@@ -151,7 +151,8 @@ def _rules() -> dict[str, ParameterRule]:
         **{name: _NAME for name in ("setting", "dataset_layout", "empty_slices", "sampling_strategy", "mixed_layout",
                                     "nvum_mode", "read_check", "test_set", "image_key", "label_key",
                                     "noisy_label_source", "validation_split", "soft_label_method",
-                                    "soft_label_source", "soft_label_reduction", "test_split", "label_gradient")},  # fmt: skip
+                                    "soft_label_source", "soft_label_reduction", "test_split",
+                                    "label_gradient")},  # fmt: skip
         "key_metric": ("null or a MONAI metric dict (checked by the engine)", lambda value: value),
     }
     return {name: ParameterRule(allowed, check) for name, (allowed, check) in table.items()}

@@ -37,8 +37,8 @@ DEMO_WRITERS: dict[str, tuple[str, str]] = {
 #: printed AUC stays near chance. Twice the NIH patients with at least 30 clean positives per class and split, and
 #: 1.5 times the test reports/studies with at least 10 positives per class, all at lesion contrast 0.5, let the demo
 #: overlay's 8 epochs reach a mean disease AUC of about 0.8 in about a minute and a half on 2 CPUs. The ROP demo at
-#: three times the default size (about 90 infants, 800 images) gives the meta soft-label bundle a meta set and a test set
-#: of about 50 unanimous images each. Callers of a writer itself (the benchmarks) keep its defaults.
+#: three times the default size (about 90 infants, 800 images) gives the meta soft-label bundle a meta set and a test
+#: set of about 50 unanimous images each. Callers of a writer itself (the benchmarks) keep its defaults.
 DEMO_OPTIONS: dict[str, dict[str, Any]] = {
     "nih": {"size": 2.0, "min_positives": 30, "lesion_contrast": 0.5},
     "openi": {"size": 1.5, "min_positives": 10, "lesion_contrast": 0.5},

@@ -1,10 +1,13 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Networks: MONAI networks split at a key feature map (``split``) for MoMBS's feature disturbances, and the label
-network of meta soft-label learning (``label_network``)."""
+network of meta soft-label learning (``label_network``), the Feature Pyramid Sum Model (``fpsm``) and ensemble
+members from checkpoints (``ensemble``)."""
 
 from __future__ import annotations
 
+from monai_ext.networks.ensemble import ensemble_pred_keys, load_ensemble_members
+from monai_ext.networks.fpsm import FeaturePyramidSumNet, stage_reduction
 from monai_ext.networks.label_network import LabelNetwork
 from monai_ext.networks.split import (
     FeatureTap,
@@ -31,4 +34,8 @@ __all__ = [
     "is_split_network",
     "LabelNetwork",
     "unwrap_network",
+    "FeaturePyramidSumNet",
+    "stage_reduction",
+    "ensemble_pred_keys",
+    "load_ensemble_members",
 ]

@@ -2,10 +2,12 @@
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """MONAI transforms shared by the bundles: radiograph normalisation from DICOM (:mod:`.dicom`) and CT multi-window
 stacking (:mod:`.windowing`), grey/RGB(A) radiographs to one channel (:mod:`.channels`), the NaN/infinite image
-check (:mod:`.finite`), colour photographs from PNG/JPEG/DICOM (:mod:`.photograph`)."""
+check (:mod:`.finite`), colour photographs from PNG/JPEG/DICOM (:mod:`.photograph`), FPSM stage-head combination (:mod:`.stages`).
+"""
 
 from __future__ import annotations
 
+from .channels import LUMA_WEIGHTS, ToGrayscale, ToGrayscaled
 from .dicom import (
     DEEPLESION_HU_OFFSET,
     DicomHeaderSource,
@@ -16,8 +18,8 @@ from .dicom import (
 )
 from .finite import RequireFinited, nonfinite_summary
 from .io import LoadImageCheckedd
-from .channels import LUMA_WEIGHTS, ToGrayscale, ToGrayscaled
 from .photograph import LoadPhotograph, LoadPhotographd
+from .stages import CombineStageLogitsd, StageCombination, combine_stage_logits
 from .windowing import MOMBS_COVID_WINDOWS, MultiWindow, MultiWindowd
 
 __all__ = [
@@ -37,5 +39,8 @@ __all__ = [
     "LoadPhotograph",
     "LoadPhotographd",
     "RequireFinited",
+    "CombineStageLogitsd",
+    "StageCombination",
+    "combine_stage_logits",
     "nonfinite_summary",
 ]

@@ -90,7 +90,7 @@ class FeaturePyramidSumNet(nn.Module):
         if missing:
             raise ValueError(
                 f"stage(s) {missing} not available in backbone '{backbone}': its levels have strides {reductions}, "
-                f"i.e. stages {sorted(available)} (stage s has stride 2**(s+1)). Choose stages from {sorted(available)}."
+                f"i.e. stages {sorted(available)} (stage s has stride 2**(s+1))."
             )
         self.stages = tuple(sorted(stages, reverse=True))
         self.num_classes = int(num_classes)

@@ -2,8 +2,8 @@
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """MONAI transforms shared by the bundles: radiograph normalisation from DICOM (:mod:`.dicom`) and CT multi-window
 stacking (:mod:`.windowing`), grey/RGB(A) radiographs to one channel (:mod:`.channels`), the NaN/infinite image
-check (:mod:`.finite`), colour photographs from PNG/JPEG/DICOM (:mod:`.photograph`), FPSM stage-head combination (:mod:`.stages`).
-"""
+check (:mod:`.finite`), colour photographs from PNG/JPEG/DICOM (:mod:`.photograph`), FPSM stage-head combination
+(:mod:`.stages`)."""
 
 from __future__ import annotations
 

@@ -215,9 +215,7 @@ def check_metadata(bundle_dir: str | os.PathLike) -> None:
         )
 
 
-def check_config_ids(
-    bundle_dir: str | os.PathLike, required_ids: Mapping[str, Sequence[str]] | None = None
-) -> None:
+def check_config_ids(bundle_dir: str | os.PathLike, required_ids: Mapping[str, Sequence[str]] | None = None) -> None:
     """Check that each config defines its top-level ``required_ids`` and that every config defining ``network_def``
     defines the same one (raw, before parsing), so that inference loads the checkpoints training writes. Overlays
     count too: the small-run overlay ``configs/demo.json`` keeps the shipped network and offers a small one under its

@@ -263,9 +263,12 @@ class SegmentationMaskWriter(PredictionWriter):
             return [tuple(int(v) for v in row) for row in shape.tolist()]
         if isinstance(batch, Sequence) and len(batch) == n:
             return [
-                tuple(int(v) for v in d[self.image_key].meta[MetaKeys.SPATIAL_SHAPE])
-                if isinstance(d.get(self.image_key), MetaTensor) and MetaKeys.SPATIAL_SHAPE in d[self.image_key].meta
-                else None
+                (
+                    tuple(int(v) for v in d[self.image_key].meta[MetaKeys.SPATIAL_SHAPE])
+                    if isinstance(d.get(self.image_key), MetaTensor)
+                    and MetaKeys.SPATIAL_SHAPE in d[self.image_key].meta
+                    else None
+                )
                 for d in batch
             ]
         return [None] * n

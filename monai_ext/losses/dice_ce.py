@@ -68,7 +68,9 @@ class PerSampleDiceCELoss(nn.Module):
     ) -> None:
         super().__init__()
         if bool(sigmoid) == bool(softmax):
-            raise ValueError(f"exactly one of sigmoid / softmax must be True, got sigmoid={sigmoid}, softmax={softmax}.")
+            raise ValueError(
+                f"exactly one of sigmoid / softmax must be True, got sigmoid={sigmoid}, softmax={softmax}."
+            )
         if lambda_dice < 0 or lambda_ce < 0:
             raise ValueError(f"lambda_dice and lambda_ce must be >= 0, got {lambda_dice} and {lambda_ce}.")
         self.reduction = look_up_option(reduction, LossReduction)

@@ -16,7 +16,7 @@ __all__ = ["PyramidSumLoss"]
 
 
 class PyramidSumLoss(nn.Module):
-    """``L = sum_s MultiLabelSoftMargin(logits[:, s], y)`` over the ``S`` stage heads of
+    """``L = sum_s MultiLabelSoftMargin(logits[:, :, s], y)`` over the ``S`` stage heads of
     :class:`monai_ext.networks.FeaturePyramidSumNet`.
 
     ``MultiLabelSoftMargin(z, y) = -1/C sum_c [y_c log sigmoid(z_c) + (1 - y_c) log sigmoid(-z_c)]``, averaged over the
@@ -29,7 +29,7 @@ class PyramidSumLoss(nn.Module):
         weight: optional per-class weight ``C`` of ``MultiLabelSoftMarginLoss``. Defaults to None.
 
     Raises:
-        ValueError: (on call) ``input`` is not ``B x S x C`` / ``B x C`` matching ``target`` ``B x C``, or the loss is
+        ValueError: (on call) ``input`` is not ``B x C x S`` / ``B x C`` matching ``target`` ``B x C``, or the loss is
             not finite (the message names the stage).
     """
 
@@ -39,27 +39,22 @@ class PyramidSumLoss(nn.Module):
         self.last_stage_losses = torch.zeros(0)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Summed loss of stage logits ``input`` (``B x S x C``, or ``B x C`` for one head) and labels ``target``
+        """Summed loss of stage logits ``input`` (``B x C x S``, or ``B x C`` for one head) and labels ``target``
         (``B x C`` in [0, 1])."""
-        logits = input.unsqueeze(1) if input.ndim == 2 else input
-        if (
-            logits.ndim != 3
-            or target.ndim != 2
-            or logits.shape[0] != target.shape[0]
-            or logits.shape[2] != target.shape[1]
-        ):
+        logits = input.unsqueeze(2) if input.ndim == 2 else input
+        if logits.ndim != 3 or target.ndim != 2 or logits.shape[:2] != target.shape:
             raise ValueError(
-                f"PyramidSumLoss expects stage logits B x S x C and labels B x C, got {tuple(input.shape)} and "
+                f"PyramidSumLoss expects stage logits B x C x S and labels B x C, got {tuple(input.shape)} and "
                 f"{tuple(target.shape)}"
             )
         target = target.to(logits.dtype)
-        losses = torch.stack([self.stage_loss(logits[:, s], target) for s in range(logits.shape[1])])
+        losses = torch.stack([self.stage_loss(logits[:, :, s], target) for s in range(logits.shape[2])])
         total = losses.sum()
         self.last_stage_losses = losses.detach()
         if not torch.isfinite(total):
             bad = torch.nonzero(~torch.isfinite(self.last_stage_losses)).flatten().tolist()
             raise ValueError(
-                f"PyramidSumLoss is not finite (head(s) {bad} of {logits.shape[1]}); check the images for NaN/Inf "
+                f"PyramidSumLoss is not finite (head(s) {bad} of {logits.shape[2]}); check the images for NaN/Inf "
                 "(monai_ext.transforms.RequireFinited) or lower the learning rate."
             )
         return total

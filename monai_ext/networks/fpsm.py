@@ -33,9 +33,9 @@ def stage_reduction(stage: int) -> int:
 class FeaturePyramidSumNet(nn.Module):
     """FPSM classifier on any timm CNN with ``feature_info`` (paper: TResNet-L).
 
-    ``forward(x, dataset_id=None)`` returns the stage logits ``B x S x C``, one row per selected stage, **deepest stage
-    first** (``stages=(4, 3, 2)`` -> rows for stages 4, 3, 2); with ``concatenate=True`` there is one head and
-    ``S = 1``. Combine the rows into probabilities with :func:`monai_ext.transforms.combine_stage_logits`; train with
+    ``forward(x, dataset_id=None)`` returns the stage logits ``B x C x S``: class channels first (as MONAI's
+    ``verify_net_in_out`` expects), one column per selected stage, **deepest stage first** (``stages=(4, 3, 2)`` ->
+    columns for stages 4, 3, 2); with ``concatenate=True`` there is one head and ``S = 1``. Combine the rows into probabilities with :func:`monai_ext.transforms.combine_stage_logits`; train with
     :class:`monai_ext.losses.PyramidSumLoss` (the sum of the per-stage losses).
 
     Stage ``s`` is the backbone level whose stride is ``2 ** (s + 1)`` (:func:`stage_reduction`), the paper's Table 1
@@ -108,7 +108,7 @@ class FeaturePyramidSumNet(nn.Module):
 
     @property
     def num_outputs(self) -> int:
-        """Rows ``S`` of the output: the number of heads (1 with ``concatenate``)."""
+        """Columns ``S`` of the output: the number of heads (1 with ``concatenate``)."""
         return len(self.heads)
 
     def dataset_embedding(self, dataset_id: torch.Tensor | None, batch: int, ref: torch.Tensor) -> torch.Tensor | None:
@@ -141,7 +141,7 @@ class FeaturePyramidSumNet(nn.Module):
         return [self.pool(levels[i]).flatten(1) for i in self._levels]
 
     def forward(self, x: torch.Tensor, dataset_id: torch.Tensor | None = None) -> torch.Tensor:
-        """Stage logits ``B x S x C`` of images ``x`` (``B x in_channels x H x W``) and optional ``dataset_id``
+        """Stage logits ``B x C x S`` of images ``x`` (``B x in_channels x H x W``) and optional ``dataset_id``
         (``B`` ints in ``[0, num_datasets)``, default all 0)."""
         pooled = self.pooled_features(x)
         if self.concatenate:
@@ -149,7 +149,7 @@ class FeaturePyramidSumNet(nn.Module):
         emb = self.dataset_embedding(dataset_id, x.shape[0], pooled[0])
         if emb is not None:
             pooled = [torch.cat([p, emb], dim=1) for p in pooled]
-        return torch.stack([head(p) for head, p in zip(self.heads, pooled)], dim=1)
+        return torch.stack([head(p) for head, p in zip(self.heads, pooled)], dim=2)
 
 
 def _create_backbone(backbone: str, in_channels: int, pretrained: str | os.PathLike | None) -> nn.Module:

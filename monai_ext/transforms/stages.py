@@ -40,7 +40,7 @@ def combine_stage_logits(
     """Probabilities from stage logits.
 
     Args:
-        logits: ``[B x] S x C`` stage logits, deepest stage first (the output of
+        logits: ``[B x] C x S`` stage logits, one column per stage, deepest stage first (the output of
             :class:`monai_ext.networks.FeaturePyramidSumNet`); a plain ``C`` vector is one stage.
         mode: see :class:`StageCombination`. Defaults to ``"mean_prob"``.
 
@@ -55,14 +55,14 @@ def combine_stage_logits(
     if z.ndim == 1:
         return torch.sigmoid(z)
     if mode == StageCombination.MEAN_PROB:
-        return torch.sigmoid(z).mean(dim=-2)
+        return torch.sigmoid(z).mean(dim=-1)
     if mode == StageCombination.SUM_LOGITS:
-        return torch.sigmoid(z.sum(dim=-2))
-    return torch.sigmoid(z.select(-2, 0))
+        return torch.sigmoid(z.sum(dim=-1))
+    return torch.sigmoid(z.select(-1, 0))
 
 
 class CombineStageLogitsd(MapTransform):
-    """Dictionary transform of :func:`combine_stage_logits`: replaces each key's ``S x C`` (or ``B x S x C``) stage
+    """Dictionary transform of :func:`combine_stage_logits`: replaces each key's ``C x S`` (or ``B x C x S``) stage
     logits by ``C`` (``B x C``) probabilities. Use it in a bundle's post-processing after decollation, where MONAI's
     ``Activationsd(sigmoid=True)`` would be used for a one-head classifier.
 

@@ -54,7 +54,11 @@ def test_hand_worked_binary_softmax():
 
 @pytest.mark.parametrize(
     "kwargs,match",
-    [({}, "exactly one"), ({"sigmoid": True, "softmax": True}, "exactly one"), ({"softmax": True, "lambda_ce": -1}, ">= 0")],
+    [
+        ({}, "exactly one"),
+        ({"sigmoid": True, "softmax": True}, "exactly one"),
+        ({"softmax": True, "lambda_ce": -1}, ">= 0"),
+    ],
 )
 def test_bad_options(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -228,9 +228,7 @@ def test_mixing_reproducible_with_seeded_generator():
     z, y, index = torch.tensor(Z + [[0.0, 1.0, -1.0]]), torch.tensor(Y + [[1.0, 1.0, 0.0]]), torch.tensor([3, 1, 0])
     outs = []
     for seed in (11, 11, 12):
-        loss = NVUMLoss(
-            5, 3, PRIOR, mix_memory=True, reduction="none", generator=torch.Generator().manual_seed(seed)
-        )
+        loss = NVUMLoss(5, 3, PRIOR, mix_memory=True, reduction="none", generator=torch.Generator().manual_seed(seed))
         outs.append([loss(z, y, index=index) for _ in range(3)])  # three steps, fresh draws each
     for a, b in zip(outs[0], outs[1]):
         assert torch.equal(a, b)

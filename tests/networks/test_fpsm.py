@@ -37,21 +37,21 @@ def test_heads_are_pooled_linear_per_stage_deepest_first(images):
     with torch.no_grad():
         out = net(images)
         pooled = _independent_stage_logits(net, images)
-    assert out.shape == (3, 3, 5)
+    assert out.shape == (3, 5, 3)
     for s, (head, f) in enumerate(zip(net.heads, pooled)):
-        torch.testing.assert_close(out[:, s], f @ head.weight.T + head.bias, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(out[:, :, s], f @ head.weight.T + head.bias, rtol=1e-5, atol=1e-5)
 
 
 def test_single_stage_baseline_and_concatenate(images):
     torch.manual_seed(0)
     single = FeaturePyramidSumNet("resnet10t", num_classes=4, stages=(4,)).eval()
-    assert single(images).shape == (3, 1, 4) and single.stage_widths == (512,)
+    assert single(images).shape == (3, 4, 1) and single.stage_widths == (512,)
     cat = FeaturePyramidSumNet("resnet10t", num_classes=4, stages=(4, 3, 2, 1), concatenate=True).eval()
     assert cat.num_outputs == 1 and cat.heads[0].in_features == 512 + 256 + 128 + 64
     with torch.no_grad():
         out = cat(images)
         pooled = torch.cat(_independent_stage_logits(cat, images), dim=1)
-    torch.testing.assert_close(out[:, 0], pooled @ cat.heads[0].weight.T + cat.heads[0].bias, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out[:, :, 0], pooled @ cat.heads[0].weight.T + cat.heads[0].bias, rtol=1e-5, atol=1e-5)
 
 
 def test_dataset_embedding_adds_the_one_hot_columns_of_each_head(images):
@@ -65,7 +65,7 @@ def test_dataset_embedding_adds_the_one_hot_columns_of_each_head(images):
     torch.testing.assert_close(default, z0)
     for s, head in enumerate(net.heads):  # logits differ by W[:, -1] - W[:, -2] (the two embedding columns)
         delta = (head.weight[:, -1] - head.weight[:, -2]).detach()
-        torch.testing.assert_close(z1[:, s] - z0[:, s], delta.expand(3, -1), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(z1[:, :, s] - z0[:, :, s], delta.expand(3, -1), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match=r"dataset_id 2 at batch position 1 is out of range for num_datasets=2"):
         net(images, torch.tensor([0, 2, 1]))
     with pytest.raises(ValueError, match="3 images"):

@@ -51,6 +51,8 @@ def test_single_frame_dicom_from_both_readers_gives_the_same_2d_shape(rg1_unci_p
 
     shapes = set()
     for reader in (PydicomReader(), ITKReader()):
-        loaded = LoadImaged("image", reader=reader, image_only=True, ensure_channel_first=True)({"image": rg1_unci_path})
+        loaded = LoadImaged("image", reader=reader, image_only=True, ensure_channel_first=True)(
+            {"image": rg1_unci_path}
+        )
         shapes.add(tuple(ToGrayscaled("image")(loaded)["image"].shape))
     assert len(shapes) == 1 and len(next(iter(shapes))) == 3, shapes

@@ -17,7 +17,7 @@ def _sig(v):
 
 
 def test_three_combinations_by_hand():
-    z = torch.tensor([[1.0, -2.0], [0.0, 1.0], [-1.0, 0.5]])  # S=3 stages (deepest first) x C=2
+    z = torch.tensor([[1.0, -2.0], [0.0, 1.0], [-1.0, 0.5]]).T  # C=2 x S=3 stages (deepest first)
     mean = combine_stage_logits(z, "mean_prob")
     assert mean.tolist() == pytest.approx([(_sig(1) + _sig(0) + _sig(-1)) / 3, (_sig(-2) + _sig(1) + _sig(0.5)) / 3])
     assert combine_stage_logits(z, "sum_logits").tolist() == pytest.approx([_sig(0.0), _sig(-0.5)])
@@ -29,6 +29,6 @@ def test_three_combinations_by_hand():
 
 
 def test_dictionary_transform():
-    z = torch.tensor([[2.0, 0.0]])
+    z = torch.tensor([[2.0], [0.0]])  # C=2 x S=1
     out = CombineStageLogitsd(keys="pred", mode="deepest")({"pred": z, "label": torch.ones(2)})
     assert out["pred"].tolist() == pytest.approx([_sig(2.0), 0.5]) and out["label"].tolist() == [1.0, 1.0]

@@ -35,7 +35,8 @@ class FeaturePyramidSumNet(nn.Module):
 
     ``forward(x, dataset_id=None)`` returns the stage logits ``B x C x S``: class channels first (as MONAI's
     ``verify_net_in_out`` expects), one column per selected stage, **deepest stage first** (``stages=(4, 3, 2)`` ->
-    columns for stages 4, 3, 2); with ``concatenate=True`` there is one head and ``S = 1``. Combine the rows into probabilities with :func:`monai_ext.transforms.combine_stage_logits`; train with
+    columns for stages 4, 3, 2); with ``concatenate=True`` there is one head and ``S = 1``. Combine the columns into
+    probabilities with :func:`monai_ext.transforms.combine_stage_logits`; train with
     :class:`monai_ext.losses.PyramidSumLoss` (the sum of the per-stage losses).
 
     Stage ``s`` is the backbone level whose stride is ``2 ** (s + 1)`` (:func:`stage_reduction`), the paper's Table 1

@@ -119,7 +119,7 @@ def _rules() -> dict[str, ParameterRule]:
         # flags
         **{
             name: ("true or false (also 1/0, yes/no)", _flag(name))
-            for name in ("amp", "overwrite", "evaluate_with_ema")
+            for name in ("amp", "overwrite", "evaluate_with_ema", "use_concatenate")
         },
         # sizes and counts
         **{name: _POSITIVE_INT for name in ("image_size", "batch_size", "val_batch_size", "epochs", "val_interval",
@@ -127,7 +127,7 @@ def _rules() -> dict[str, ParameterRule]:
                                             "nvum_monitor_interval", "resize_size", "meta_batch_size",
                                             "dr_resize_size")},  # fmt: skip
         **{name: _NON_NEGATIVE_INT for name in ("num_workers", "seed", "split_seed", "fold", "pivot_epoch",
-                                                "warmup_epochs")},  # fmt: skip
+                                                "warmup_epochs", "num_datasets")},  # fmt: skip
         # fractions and rates
         **{name: _FRACTION for name in ("val_fraction", "disturbance_ratio", "ema_decay", "nvum_beta",
                                         "dr_val_fraction")},  # fmt: skip
@@ -141,18 +141,20 @@ def _rules() -> dict[str, ParameterRule]:
         "momentum": ("a number in [0, 1)", _number(0.0, 1.0, False, True)),
         "nvum_reg_weight": ("null (the NVUM mode's default) or a number >= 0", _optional(_NON_NEGATIVE[1])),
         "nvum_prior_eps": ("null or a number > 0", _optional(_POSITIVE[1])),
+        "tail_threshold": ("null (below the median class count) or a number strictly between 0 and 1",
+                           _optional(_FRACTION[1])),  # fmt: skip
         # folders and files
         **{name: _FOLDER for name in ("bundle_root", "dataset_dir", "output_dir", "ckpt_dir", "test_dir",
                                       "difficulty_dir")},  # fmt: skip
         "ckpt_path": _FILE,
-        **{name: _OPTIONAL_FILE for name in ("resume_ckpt", "pretrained_ckpt")},
-        **{name: _OPTIONAL_FOLDER for name in ("slice_dir", "eval_mask_dir")},
+        **{name: _OPTIONAL_FILE for name in ("resume_ckpt", "pretrained_ckpt", "pretrained_backbone")},
+        **{name: _OPTIONAL_FOLDER for name in ("slice_dir", "eval_mask_dir", "dadam_dir")},
         # named choices and keys, checked by the component that takes them
         **{name: _NAME for name in ("setting", "dataset_layout", "empty_slices", "sampling_strategy", "mixed_layout",
                                     "nvum_mode", "read_check", "test_set", "image_key", "label_key",
                                     "noisy_label_source", "validation_split", "soft_label_method",
                                     "soft_label_source", "soft_label_reduction", "test_split",
-                                    "label_gradient")},  # fmt: skip
+                                    "label_gradient", "backbone", "stage_combination")},  # fmt: skip
         "key_metric": ("null or a MONAI metric dict (checked by the engine)", lambda value: value),
     }
     return {name: ParameterRule(allowed, check) for name, (allowed, check) in table.items()}

@@ -150,7 +150,10 @@ class FeaturePyramidSumNet(nn.Module):
         emb = self.dataset_embedding(dataset_id, x.shape[0], pooled[0])
         if emb is not None:
             pooled = [torch.cat([p, emb], dim=1) for p in pooled]
-        return torch.stack([head(p) for head, p in zip(self.heads, pooled)], dim=2)
+        logits = []
+        for i, head in enumerate(self.heads):  # indexable loop: TorchScript cannot zip a ModuleList with a list
+            logits.append(head(pooled[i]))
+        return torch.stack(logits, dim=2)
 
 
 def _create_backbone(backbone: str, in_channels: int, pretrained: str | os.PathLike | None) -> nn.Module:

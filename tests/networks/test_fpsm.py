@@ -103,3 +103,14 @@ def test_pretrained_backbone_from_a_local_file(tmp_path, images):
         FeaturePyramidSumNet("resnet10t", pretrained_backbone=other)
     with pytest.raises(FileNotFoundError, match="nothing is downloaded"):
         FeaturePyramidSumNet("resnet10t", pretrained_backbone=tmp_path / "missing.pth")
+
+
+def test_torchscript_export_matches_eager(images):
+    """``ckpt_export`` scripts the network: the scripted FPSM (with dataset embedding) gives the eager logits."""
+    torch.manual_seed(0)
+    net = FeaturePyramidSumNet("resnet10t", num_classes=4, stages=(4, 3, 2), num_datasets=2).eval()
+    scripted = torch.jit.script(net)
+    ids = torch.tensor([1, 0, 1])
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(images, ids), net(images, ids), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(scripted(images), net(images), rtol=1e-5, atol=1e-5)

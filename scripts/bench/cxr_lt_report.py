@@ -43,8 +43,8 @@ def study_tables(result: Mapping[str, Any]) -> str:
         f"Powered study (plan `{plan['name']}`): {data['sizes']['train']} training images (+ {data['n_dadam']} DADAM "
         f"images for the `+ DADAM` arms), {data['sizes']['val']} validation images (model selection), "
         f"{data['sizes']['test']} clean test images; backbone `{plan['backbone']}` at {plan['image_size']} px, "
-        f"{plan['epochs']} epochs, batch {plan['batch_size']}; learning rate {result['learning_rate']:g} chosen for the "
-        f"single-stage head on the validation mAP from {list(plan['lr_grid'])}; {len(plan['seeds'])} paired seeds. "
+        f"{plan['epochs']} epochs, batch {plan['batch_size']}; learning rate {result['learning_rate']:g} chosen for "
+        f"the single-stage head on the validation mAP from {list(plan['lr_grid'])}; {len(plan['seeds'])} paired seeds. "
         f"Tail classes (below the median training count): {', '.join(data['tail_classes'])}.\n",
         study.comparison_table(arms, _METRICS, labels=ARM_LABELS, baseline=Arm.SINGLE.value),
         "\nStage combination at test time (mAP, mean +- std over seeds; the table above uses `mean_prob`):\n",

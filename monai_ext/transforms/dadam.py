@@ -29,6 +29,7 @@ Images are channel-first ``C W H`` (MONAI's radiograph loaders: axis 1 is x, the
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
@@ -243,8 +244,9 @@ class PatchBank:
                     )
                 x1, y1, x2, y2 = _pixel_box(b.box, size)
                 patches[i] = arr[0, x1:x2, y1:y2].numpy()
-        return cls(patches, [b.relative_box for b in library], [classes.index(b.class_name) for b in library],
-                   classes, library)
+        return cls(
+            patches, [b.relative_box for b in library], [classes.index(b.class_name) for b in library], classes, library
+        )
 
     def __len__(self) -> int:
         return len(self.patches)
@@ -298,8 +300,12 @@ class DiseasedAreaAugmenter:
             ``{"bilinear", "nearest", "area", "bicubic"}``. Defaults to ``"bilinear"``.
 
     Raises:
-        ValueError: shapes that do not match ``bank.classes``, a tail class out of range or ``"No Finding"``, no tail
-            class with patches (the tail classes are named), or option values out of range.
+        ValueError: shapes that do not match ``bank.classes``, a tail class out of range or ``"No Finding"``, an
+            empty bank, or option values out of range.
+
+    Warns:
+        UserWarning: no tail class has a patch (the tail classes are named): only Mixup can run (the paper's case
+            of tail classes without boxes); :class:`RandDiseasedAreaAugmentd` then leaves normal images unchanged.
     """
 
     def __init__(
@@ -327,18 +333,25 @@ class DiseasedAreaAugmenter:
         if not 0.0 < alpha <= 1.0:
             raise ValueError(f"alpha must be in (0, 1], got {alpha}")
         if max_patches < 1 or max_placement_tries < 1:
-            raise ValueError(f"max_patches and max_placement_tries must be >= 1, got {max_patches}, {max_placement_tries}")
+            raise ValueError(
+                f"max_patches and max_placement_tries must be >= 1, got {max_patches}, {max_placement_tries}"
+            )
         self.alpha, self.min_correlation = float(alpha), float(min_correlation)
         self.max_patches, self.max_placement_tries = int(max_patches), int(max_placement_tries)
         self.resize_mode = look_up_option(resize_mode, ("bilinear", "nearest", "area", "bicubic"))
         self.boxed = [k for k in bank.classes_with_patches if k != self.no_finding]
         self.cutmix_tails = [t for t in self.tail_classes if t in self.boxed]
+        if not self.boxed:
+            raise ValueError("the patch bank holds no disease patch; DADAM has nothing to paste")
         if not self.cutmix_tails:
-            raise ValueError(
-                f"no tail class has a lesion patch: tail classes {[self.classes[t] for t in self.tail_classes]}, "
-                f"classes with patches {[self.classes[k] for k in self.boxed]}; add box sources or class_maps "
-                "entries for the tail classes"
-            )
+            warnings.warn(f"{self._no_tail_patch()}; CutMix on normal images is off, only Mixup can run")
+
+    def _no_tail_patch(self) -> str:
+        return (
+            f"no tail class has a lesion patch: tail classes {[self.classes[t] for t in self.tail_classes]}, "
+            f"classes with patches {[self.classes[k] for k in self.boxed]}; add box sources or class_maps entries "
+            "for the tail classes"
+        )
 
     @classmethod
     def from_labels(
@@ -400,8 +413,10 @@ class DiseasedAreaAugmenter:
             float labels (1 for each pasted class), ``{"mode", "tail_class", "patches": [...]}``.
 
         Raises:
-            ValueError: ``tail_class`` has no patch.
+            ValueError: ``tail_class`` has no patch, or no tail class has one (the tail classes are named).
         """
+        if not self.cutmix_tails:
+            raise ValueError(self._no_tail_patch())
         img = self._as_tensor(background).clone()
         size = tuple(img.shape[1:])
         t = self.cutmix_tails[rng.choice(len(self.cutmix_tails))] if tail_class is None else int(tail_class)
@@ -543,7 +558,7 @@ class RandDiseasedAreaAugmentd(RandomizableTransform, MapTransform):
             if lab.shape[0] != len(aug.classes):
                 raise ValueError(f"'{label_key}' has {lab.shape[0]} values, expected {len(aug.classes)} classes")
             out = None
-            if aug.no_finding is not None and lab[aug.no_finding] >= 0.5:
+            if aug.no_finding is not None and lab[aug.no_finding] >= 0.5 and aug.cutmix_tails:
                 out = aug.cutmix_on_normal(d[image_key], self.R)
             elif any(lab[t] >= 0.5 for t in aug.tail_classes):
                 out = aug.mixup_on_diseased(d[image_key], lab, self.R)

@@ -225,7 +225,9 @@ def lesion_box_library(
         FileNotFoundError: a label file or a boxed image is missing.
     """
     if not 1 <= vindr_min_readers <= 3:
-        raise ValueError(f"vindr_min_readers must be 1, 2 or 3 (VinDr has 3 readers per image), got {vindr_min_readers}")
+        raise ValueError(
+            f"vindr_min_readers must be 1, 2 or 3 (VinDr has 3 readers per image), got {vindr_min_readers}"
+        )
     maps = _resolve_maps(class_maps)
     classes = tuple(classes)
     for source, mapping in maps.items():

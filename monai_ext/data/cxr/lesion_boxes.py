@@ -26,7 +26,7 @@ from monai_ext.data.cxr.common import find_label_file, records
 from monai_ext.data.cxr.labels import MIMIC_CXR_LT_CLASSES, NO_FINDING, VINDR_CLASSES
 from monai_ext.data.cxr.nih import NIH_LAYOUT, nih_boxes, nih_datalist
 from monai_ext.data.cxr.vindr import VINDR_LAYOUT, vindr_datalist
-from monai_ext.data.datalist import DatasetLayoutError, row_error
+from monai_ext.data.datalist import DatasetLayoutError
 
 __all__ = [
     "BoxSource",

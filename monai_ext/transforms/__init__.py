@@ -2,10 +2,22 @@
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """MONAI transforms shared by the bundles: radiograph normalisation from DICOM (:mod:`.dicom`) and CT multi-window
 stacking (:mod:`.windowing`), grey/RGB(A) radiographs to one channel (:mod:`.channels`), the NaN/infinite image
-check (:mod:`.finite`), colour photographs from PNG/JPEG/DICOM (:mod:`.photograph`)."""
+check (:mod:`.finite`), colour photographs from PNG/JPEG/DICOM (:mod:`.photograph`), DADAM lesion-patch
+augmentation (:mod:`.dadam`)."""
 
 from __future__ import annotations
 
+from .channels import LUMA_WEIGHTS, ToGrayscale, ToGrayscaled
+from .dadam import (
+    DadamMode,
+    DiseasedAreaAugmenter,
+    PatchBank,
+    RandDiseasedAreaAugmentd,
+    correlation_distance,
+    label_correlation,
+    radiograph_loader,
+    tail_class_indices,
+)
 from .dicom import (
     DEEPLESION_HU_OFFSET,
     DicomHeaderSource,
@@ -16,7 +28,6 @@ from .dicom import (
 )
 from .finite import RequireFinited, nonfinite_summary
 from .io import LoadImageCheckedd
-from .channels import LUMA_WEIGHTS, ToGrayscale, ToGrayscaled
 from .photograph import LoadPhotograph, LoadPhotographd
 from .windowing import MOMBS_COVID_WINDOWS, MultiWindow, MultiWindowd
 
@@ -38,4 +49,12 @@ __all__ = [
     "LoadPhotographd",
     "RequireFinited",
     "nonfinite_summary",
+    "DadamMode",
+    "DiseasedAreaAugmenter",
+    "PatchBank",
+    "RandDiseasedAreaAugmentd",
+    "correlation_distance",
+    "label_correlation",
+    "radiograph_loader",
+    "tail_class_indices",
 ]

@@ -99,8 +99,8 @@ def tail_class_indices(
         ValueError: ``labels`` is not ``N x len(classes)`` or is empty, ``threshold`` outside (0, 1].
 
     Example:
-        >>> tail_class_indices([[1, 0, 0], [1, 1, 0], [1, 0, 1], [1, 0, 0]], classes=("a", "b", "c"))
-        [1, 2]
+        >>> tail_class_indices([[1, 0, 1], [1, 1, 1], [1, 0, 0]], classes=("a", "b", "c"))  # counts 3, 1, 2: median 2
+        [1]
     """
     arr = _labels_2d(labels)
     if arr.shape[1] != len(classes) or arr.shape[0] == 0:
@@ -361,6 +361,32 @@ class DiseasedAreaAugmenter:
         to the constructor."""
         tails = tail_class_indices(labels, tail_threshold, bank.classes)
         return cls(bank, label_correlation(labels), tails, **kwargs)
+
+    @classmethod
+    def from_datalist(
+        cls,
+        datalist: Sequence[Mapping[str, Any]],
+        box_sources: Mapping[str, Any],
+        classes: Sequence[str] = MIMIC_CXR_LT_CLASSES,
+        label_key: str = "label",
+        tail_threshold: float | None = None,
+        class_maps: Mapping[str, Mapping[str, str | None]] | None = None,
+        vindr_min_readers: int = 2,
+        **kwargs: Any,
+    ) -> DiseasedAreaAugmenter:
+        """Build in one call (for a bundle config): boxes of ``box_sources``
+        (:func:`~monai_ext.data.cxr.lesion_box_library`), their patches, and the correlation and tail classes of
+        the *training* ``datalist`` labels (``item[label_key]`` over ``classes``); ``kwargs`` go to the constructor.
+
+        Example::
+
+            "$monai_ext.transforms.DiseasedAreaAugmenter.from_datalist(@train#datalist, @box_sources)"
+        """
+        from monai_ext.data.cxr.lesion_boxes import lesion_box_library
+
+        library = lesion_box_library(box_sources, class_maps, classes, vindr_min_readers=vindr_min_readers)
+        labels = np.asarray([item[label_key] for item in datalist], dtype=np.float64).reshape(-1, len(classes))
+        return cls.from_labels(PatchBank.from_library(library, classes), labels, tail_threshold, **kwargs)
 
     # --- helpers -----------------------------------------------------------------------------------------------
 

@@ -91,16 +91,18 @@ def _plots(out: Path, classes: Sequence[str], corr_before, corr_after, counts_be
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(16, 7.5), constrained_layout=True)
+    fig, axes = plt.subplots(1, 2, figsize=(16, 8))
+    fig.subplots_adjust(left=0.14, right=0.9, bottom=0.28, top=0.95, wspace=0.45)
     for ax, mat, title in zip(axes, (corr_before, corr_after), ("original train", "original + DADAM")):
         im = ax.imshow(mat, vmin=-1, vmax=1, cmap="RdBu_r")
         ax.set_title(f"Pearson label correlation: {title}")
         ax.set_xticks(range(len(classes)), classes, rotation=90, fontsize=7)
         ax.set_yticks(range(len(classes)), classes, fontsize=7)
-    fig.colorbar(im, ax=axes, shrink=0.6)
-    fig.savefig(out / "dadam_correlation.png", dpi=100)
+    fig.colorbar(im, ax=list(axes), shrink=0.6)
+    fig.savefig(out / "dadam_correlation.png", dpi=72)
     plt.close(fig)
-    fig, ax = plt.subplots(figsize=(9, 8), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(9, 8))
+    fig.subplots_adjust(left=0.3, right=0.97, top=0.97, bottom=0.08)
     y = np.arange(len(classes))
     ax.barh(y - 0.2, counts_before, height=0.4, label="original train")
     ax.barh(y + 0.2, counts_after, height=0.4, label="original + DADAM")
@@ -109,7 +111,7 @@ def _plots(out: Path, classes: Sequence[str], corr_before, corr_after, counts_be
     ax.set_xscale("symlog")
     ax.set_xlabel("positive images")
     ax.legend()
-    fig.savefig(out / "dadam_class_counts.png", dpi=100)
+    fig.savefig(out / "dadam_class_counts.png", dpi=72)
     plt.close(fig)
 
 

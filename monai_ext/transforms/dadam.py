@@ -28,7 +28,10 @@ Images are channel-first ``C W H`` (MONAI's radiograph loaders: axis 1 is x, the
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+import os
 import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
@@ -211,7 +214,11 @@ class PatchBank:
 
     @classmethod
     def from_library(
-        cls, library: Sequence[LesionBox], classes: Sequence[str] = MIMIC_CXR_LT_CLASSES, loader: Any = None
+        cls,
+        library: Sequence[LesionBox],
+        classes: Sequence[str] = MIMIC_CXR_LT_CLASSES,
+        loader: Any = None,
+        max_patch_side: int | None = None,
     ) -> PatchBank:
         """Crop every box of ``library``, loading each source image once.
 
@@ -219,6 +226,9 @@ class PatchBank:
             library: boxes from :func:`~monai_ext.data.cxr.lesion_boxes.lesion_box_library`.
             classes: label space; each box's ``class_name`` must be in it.
             loader: ``{"image": path} -> {"image": 1 W H in [0, 1]}``. Defaults to :func:`radiograph_loader`.
+            max_patch_side: patches whose longer side exceeds this many pixels are shrunk (area interpolation,
+                aspect kept) to bound memory (VinDr DICOMs are about 2,500-3,000 px, a cardiomegaly box about a
+                third of that); patches are rescaled to each background anyway. Defaults to None (full size).
 
         Raises:
             ValueError: a box class not in ``classes``, or a loaded image whose ``W x H`` differs from the box's
@@ -243,10 +253,54 @@ class PatchBank:
                         f"{list(b.box)} was checked against {b.image_size[0]}x{b.image_size[1]}"
                     )
                 x1, y1, x2, y2 = _pixel_box(b.box, size)
-                patches[i] = arr[0, x1:x2, y1:y2].numpy()
+                patch = arr[0, x1:x2, y1:y2]
+                if max_patch_side is not None and max(patch.shape) > max_patch_side:
+                    scale = max_patch_side / max(patch.shape)
+                    shape = [max(1, round(n * scale)) for n in patch.shape]
+                    patch = F.interpolate(patch[None, None], size=shape, mode="area")[0, 0]
+                patches[i] = patch.numpy()
         return cls(
             patches, [b.relative_box for b in library], [classes.index(b.class_name) for b in library], classes, library
         )
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the bank to one ``.npz`` file (patches, boxes, classes and the :class:`LesionBox` records), so a
+        training run can skip re-reading the source images (:meth:`load`)."""
+        shapes = np.asarray([p.shape for p in self.patches], dtype=np.int64).reshape(-1, 2)
+        flat = np.concatenate([p.ravel() for p in self.patches]) if self.patches else np.zeros(0, np.float16)
+        records = [dataclasses.asdict(b) for b in self.boxes] if self.boxes is not None else None
+        np.savez(
+            path,
+            flat=flat,
+            shapes=shapes,
+            relative_boxes=self.relative_boxes,
+            class_indices=self.class_indices,
+            meta=np.asarray(json.dumps({"classes": list(self.classes), "boxes": records})),
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> PatchBank:
+        """Read a bank written by :meth:`save`.
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: the file is not a saved bank (the missing entry is named).
+        """
+        with np.load(path, allow_pickle=False) as z:
+            missing = {"flat", "shapes", "relative_boxes", "class_indices", "meta"} - set(z.files)
+            if missing:
+                raise ValueError(f"'{path}' is not a PatchBank file (missing {sorted(missing)}); write it with save()")
+            meta = json.loads(str(z["meta"]))
+            ends = np.cumsum(z["shapes"].prod(axis=1))
+            starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+            patches = [z["flat"][a:b].reshape(shape) for a, b, shape in zip(starts, ends, z["shapes"])]
+            boxes = None
+            if meta["boxes"] is not None:
+                boxes = [
+                    LesionBox(**{**r, "box": tuple(r["box"]), "image_size": tuple(r["image_size"])})
+                    for r in meta["boxes"]
+                ]
+            return cls(patches, z["relative_boxes"], z["class_indices"], meta["classes"], boxes)
 
     def __len__(self) -> int:
         return len(self.patches)
@@ -372,6 +426,7 @@ class DiseasedAreaAugmenter:
         tail_threshold: float | None = None,
         class_maps: Mapping[str, Mapping[str, str | None]] | None = None,
         vindr_min_readers: int = 2,
+        max_patch_side: int | None = None,
         **kwargs: Any,
     ) -> DiseasedAreaAugmenter:
         """Build in one call (for a bundle config): boxes of ``box_sources``
@@ -386,7 +441,8 @@ class DiseasedAreaAugmenter:
 
         library = lesion_box_library(box_sources, class_maps, classes, vindr_min_readers=vindr_min_readers)
         labels = np.asarray([item[label_key] for item in datalist], dtype=np.float64).reshape(-1, len(classes))
-        return cls.from_labels(PatchBank.from_library(library, classes), labels, tail_threshold, **kwargs)
+        bank = PatchBank.from_library(library, classes, max_patch_side=max_patch_side)
+        return cls.from_labels(bank, labels, tail_threshold, **kwargs)
 
     # --- helpers -----------------------------------------------------------------------------------------------
 

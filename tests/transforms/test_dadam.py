@@ -221,3 +221,13 @@ def test_patch_bank_from_library_crops_x_along_width(tmp_path: Path):
     wrong = LesionBox("nih", str(path), "Mass", "A", (2.0, 3.0, 6.0, 5.0), (10, 20))
     with pytest.raises(ValueError, match="loads as 20x10"):
         PatchBank.from_library([wrong], CLASSES)
+
+    bank.save(tmp_path / "bank.npz")
+    loaded = PatchBank.load(tmp_path / "bank.npz")
+    assert loaded.boxes == [box] and loaded.classes == CLASSES and loaded.class_indices.tolist() == [A]
+    np.testing.assert_array_equal(loaded.patches[0], bank.patches[0])
+    np.testing.assert_array_equal(loaded.relative_boxes, bank.relative_boxes)
+    small = PatchBank.from_library([box], CLASSES, max_patch_side=2)  # 4 x 2 -> 2 x 1, area = mean of pairs
+    np.testing.assert_allclose(
+        small.patches[0], bank.patches[0].astype(np.float32).reshape(2, 2, 2).mean(axis=(1, 2))[:, None], atol=1e-3
+    )

@@ -130,6 +130,7 @@ def generate_dadam_dataset(
     alpha: float = 0.6,
     min_correlation: float = 0.1,
     max_patches: int = 3,
+    max_patch_side: int | None = None,
     jpeg_quality: int = 95,
     overwrite: bool = False,
     progress: bool = True,
@@ -162,6 +163,7 @@ def generate_dadam_dataset(
         tail_threshold: see :func:`~monai_ext.transforms.dadam.tail_class_indices`. Defaults to None (median).
         class_maps, vindr_min_readers: see :func:`~monai_ext.data.cxr.lesion_box_library`.
         alpha, min_correlation, max_patches: see :class:`~monai_ext.transforms.dadam.DiseasedAreaAugmenter`.
+        max_patch_side: see :meth:`~monai_ext.transforms.dadam.PatchBank.from_library`. Defaults to None.
         jpeg_quality: PIL JPEG quality. Defaults to 95.
         overwrite: replace earlier outputs in ``output_dir``. Defaults to False.
         progress: show a tqdm progress bar. Defaults to True.
@@ -201,7 +203,7 @@ def generate_dadam_dataset(
     tails = tail_class_indices(labels, tail_threshold, classes)
     corr_before = label_correlation(labels)
     library = lesion_box_library(box_sources, class_maps, classes, vindr_min_readers=vindr_min_readers)
-    bank = PatchBank.from_library(library, classes)
+    bank = PatchBank.from_library(library, classes, max_patch_side=max_patch_side)
     augmenter = DiseasedAreaAugmenter(
         bank, corr_before, tails, alpha=alpha, min_correlation=min_correlation, max_patches=max_patches
     )
@@ -295,6 +297,7 @@ def generate_dadam_dataset(
             "alpha": alpha,
             "min_correlation": min_correlation,
             "max_patches": max_patches,
+            "max_patch_side": max_patch_side,
         },
     }
     (out / "dadam_report.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -34,6 +34,7 @@ import math
 import os
 import warnings
 from collections.abc import Hashable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -398,9 +399,10 @@ class DiseasedAreaAugmenter:
         if not self.boxed:
             raise ValueError("the patch bank holds no disease patch; DADAM has nothing to paste")
         if not self.cutmix_tails:
-            warnings.warn(f"{self._no_tail_patch()}; CutMix on normal images is off, only Mixup can run")
+            warnings.warn(f"{self.missing_tail_patch_message()}; CutMix on normal images is off, only Mixup can run")
 
-    def _no_tail_patch(self) -> str:
+    def missing_tail_patch_message(self) -> str:
+        """What to do when no tail class has a patch (names the tail classes and the classes with patches)."""
         return (
             f"no tail class has a lesion patch: tail classes {[self.classes[t] for t in self.tail_classes]}, "
             f"classes with patches {[self.classes[k] for k in self.boxed]}; add box sources or class_maps entries "
@@ -427,11 +429,15 @@ class DiseasedAreaAugmenter:
         class_maps: Mapping[str, Mapping[str, str | None]] | None = None,
         vindr_min_readers: int = 2,
         max_patch_side: int | None = None,
+        bank_file: str | os.PathLike | None = None,
         **kwargs: Any,
     ) -> DiseasedAreaAugmenter:
         """Build in one call (for a bundle config): boxes of ``box_sources``
         (:func:`~monai_ext.data.cxr.lesion_box_library`), their patches, and the correlation and tail classes of
         the *training* ``datalist`` labels (``item[label_key]`` over ``classes``); ``kwargs`` go to the constructor.
+        With ``bank_file``, the patches are read from it when it exists (``box_sources``, ``class_maps``,
+        ``vindr_min_readers`` and ``max_patch_side`` are then not used) and written to it otherwise
+        (:meth:`PatchBank.save`); delete the file after changing those options.
 
         Example::
 
@@ -439,9 +445,17 @@ class DiseasedAreaAugmenter:
         """
         from monai_ext.data.cxr.lesion_boxes import lesion_box_library
 
-        library = lesion_box_library(box_sources, class_maps, classes, vindr_min_readers=vindr_min_readers)
         labels = np.asarray([item[label_key] for item in datalist], dtype=np.float64).reshape(-1, len(classes))
-        bank = PatchBank.from_library(library, classes, max_patch_side=max_patch_side)
+        if bank_file is not None and Path(bank_file).is_file():
+            bank = PatchBank.load(bank_file)
+            if bank.classes != tuple(classes):
+                raise ValueError(f"patch bank '{bank_file}' has classes {list(bank.classes)}, not {list(classes)}")
+        else:
+            library = lesion_box_library(box_sources, class_maps, classes, vindr_min_readers=vindr_min_readers)
+            bank = PatchBank.from_library(library, classes, max_patch_side=max_patch_side)
+            if bank_file is not None:
+                Path(bank_file).parent.mkdir(parents=True, exist_ok=True)
+                bank.save(bank_file)
         return cls.from_labels(bank, labels, tail_threshold, **kwargs)
 
     # --- helpers -----------------------------------------------------------------------------------------------
@@ -498,7 +512,7 @@ class DiseasedAreaAugmenter:
             ValueError: ``tail_class`` has no patch, or no tail class has one (the tail classes are named).
         """
         if not self.cutmix_tails:
-            raise ValueError(self._no_tail_patch())
+            raise ValueError(self.missing_tail_patch_message())
         img = self._as_tensor(background).clone()
         size = tuple(img.shape[1:])
         t = self.cutmix_tails[rng.choice(len(self.cutmix_tails))] if tail_class is None else int(tail_class)

@@ -214,7 +214,7 @@ def generate_dadam_dataset(
     if n_cutmix and not normals:
         raise ValueError(f"CutMix needs '{NO_FINDING}' training images; the training part of train.csv has none")
     if n_cutmix and not augmenter.cutmix_tails:
-        raise ValueError(augmenter._no_tail_patch())
+        raise ValueError(augmenter.missing_tail_patch_message())
     if n_mixup and not by_tail:
         raise ValueError(f"Mixup needs training images positive for a tail class {[classes[t] for t in tails]}")
 

@@ -94,9 +94,12 @@ def test_generate_dadam_dataset(demo: Path, tmp_path: Path):
     assert again["n_cutmix"] == 1 and len(mimic_cxr_lt_datalist(out, "train")) == 1
 
 
-def test_on_the_fly_augmenter_from_datalist(demo: Path):
+def test_on_the_fly_augmenter_from_datalist(demo: Path, tmp_path: Path):
     train = mimic_cxr_lt_datalist(demo / "mimic_cxr_lt", "train")
-    aug = DiseasedAreaAugmenter.from_datalist(train, {"nih": demo / "nih", "vindr": demo / "vindr"})
+    sources = {"nih": demo / "nih", "vindr": demo / "vindr"}
+    aug = DiseasedAreaAugmenter.from_datalist(train, sources, bank_file=tmp_path / "bank.npz")
+    cached = DiseasedAreaAugmenter.from_datalist(train, {}, bank_file=tmp_path / "bank.npz")  # read, no sources
+    assert cached.bank.boxes == aug.bank.boxes and len(aug.bank) > 0
     counts = np.array([it["label"] for it in train]).sum(0)
     disease = [i for i, c in enumerate(MIMIC_CXR_LT_CLASSES) if c != "No Finding"]
     assert aug.tail_classes == [i for i in disease if counts[i] < np.median(counts[disease])]

@@ -162,10 +162,10 @@ def _nih_records(root: Path) -> Iterable[tuple[str, str, tuple[float, ...], Path
     for name, entries in boxes.items():
         if name not in images:
             raise DatasetLayoutError(
-                f"'{csv}', line {lines[(name,)][0]}: boxed image '{name}' is not in the NIH Data_Entry CSV. "
+                f"'{csv}', line {lines[(name.strip(),)][0]}: boxed image '{name}' is not in the NIH Data_Entry CSV. "
                 f"{NIH_LAYOUT}"
             )
-        for entry, line in zip(entries, lines[(name,)]):
+        for entry, line in zip(entries, lines[(name.strip(),)]):
             yield images[name], entry["label"], tuple(entry["box"]), csv, line
 
 

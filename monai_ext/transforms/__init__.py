@@ -3,11 +3,21 @@
 """MONAI transforms shared by the bundles: radiograph normalisation from DICOM (:mod:`.dicom`) and CT multi-window
 stacking (:mod:`.windowing`), grey/RGB(A) radiographs to one channel (:mod:`.channels`), the NaN/infinite image
 check (:mod:`.finite`), colour photographs from PNG/JPEG/DICOM (:mod:`.photograph`), FPSM stage-head combination
-(:mod:`.stages`)."""
+(:mod:`.stages`), DADAM lesion-patch augmentation (:mod:`.dadam`)."""
 
 from __future__ import annotations
 
 from .channels import LUMA_WEIGHTS, ToGrayscale, ToGrayscaled
+from .dadam import (
+    DadamMode,
+    DiseasedAreaAugmenter,
+    PatchBank,
+    RandDiseasedAreaAugmentd,
+    correlation_distance,
+    label_correlation,
+    radiograph_loader,
+    tail_class_indices,
+)
 from .dicom import (
     DEEPLESION_HU_OFFSET,
     DicomHeaderSource,
@@ -43,4 +53,12 @@ __all__ = [
     "StageCombination",
     "combine_stage_logits",
     "nonfinite_summary",
+    "DadamMode",
+    "DiseasedAreaAugmenter",
+    "PatchBank",
+    "RandDiseasedAreaAugmentd",
+    "correlation_distance",
+    "label_correlation",
+    "radiograph_loader",
+    "tail_class_indices",
 ]

@@ -7,7 +7,9 @@ label alignment. This package's ``__init__`` is the public entry; the code lives
 - :mod:`monai_ext.data.cxr.nih`, :mod:`~monai_ext.data.cxr.chexpert`, :mod:`~monai_ext.data.cxr.openi`,
   :mod:`~monai_ext.data.cxr.padchest`, :mod:`~monai_ext.data.cxr.mimic`, :mod:`~monai_ext.data.cxr.vindr`: readers;
 - :mod:`monai_ext.data.cxr.nvum`: NVUM's training and test sets (:func:`nvum_datalist`);
-- :mod:`monai_ext.data.cxr.common`: file lookup, image checks and the patient-level split.
+- :mod:`monai_ext.data.cxr.common`: file lookup, image checks and the patient-level split;
+- :mod:`monai_ext.data.cxr.lesion_boxes`: NIH / VinDr-CXR expert boxes mapped to CXR-LT classes (DADAM);
+- :mod:`monai_ext.data.cxr.dadam_generate`: the offline DADAM dataset generator and report.
 
 Every reader returns a MONAI datalist (``image`` absolute path, ``label`` float list over its ``classes``,
 ``index``, ``patient_id``, ``split`` plus metadata), sorted deterministically, and takes ``check_files``.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 from monai_ext.data.cxr.chexpert import BlankPolicy, CheXpertSplit, UncertainPolicy, chexpert_datalist
 from monai_ext.data.cxr.common import patient_val_split
+from monai_ext.data.cxr.dadam_generate import DADAM_OUTPUTS, generate_dadam_dataset
 from monai_ext.data.cxr.labels import (
     CHEXPERT_CLASSES,
     MIMIC_CXR_LT_CLASSES,
@@ -38,6 +41,14 @@ from monai_ext.data.cxr.labels import (
     align_labels,
     disease_names,
     match_terms,
+)
+from monai_ext.data.cxr.lesion_boxes import (
+    BOX_CLASS_MAPS,
+    BoxSource,
+    LesionBox,
+    boxes_per_class,
+    image_size,
+    lesion_box_library,
 )
 from monai_ext.data.cxr.mimic import MimicCxrLtSplit, mimic_cxr_lt_datalist
 from monai_ext.data.cxr.nih import NIHSplit, nih_boxes, nih_datalist
@@ -92,4 +103,12 @@ __all__ = [
     "vindr_datalist",
     "nvum_setting_classes",
     "nvum_datalist",
+    "BoxSource",
+    "LesionBox",
+    "BOX_CLASS_MAPS",
+    "image_size",
+    "lesion_box_library",
+    "boxes_per_class",
+    "DADAM_OUTPUTS",
+    "generate_dadam_dataset",
 ]

@@ -127,7 +127,8 @@ def _rules() -> dict[str, ParameterRule]:
                                             "nvum_monitor_interval", "resize_size", "meta_batch_size",
                                             "dr_resize_size")},  # fmt: skip
         **{name: _NON_NEGATIVE_INT for name in ("num_workers", "seed", "split_seed", "fold", "pivot_epoch",
-                                                "warmup_epochs", "num_datasets")},  # fmt: skip
+                                                "warmup_epochs", "num_datasets", "dadam_cutmix",
+                                                "dadam_mixup")},  # fmt: skip
         # fractions and rates
         **{name: _FRACTION for name in ("val_fraction", "disturbance_ratio", "ema_decay", "nvum_beta",
                                         "dr_val_fraction")},  # fmt: skip
@@ -139,6 +140,12 @@ def _rules() -> dict[str, ParameterRule]:
         **{name: _NON_NEGATIVE for name in ("weight_decay", "entropy_weight", "label_network_weight_decay",
                                             "compatibility_weight")},  # fmt: skip
         "momentum": ("a number in [0, 1)", _number(0.0, 1.0, False, True)),
+        **{
+            name: ("a number in [0, 1]", _number(0.0, 1.0, False, False))
+            for name in ("dadam_prob", "dadam_min_correlation")
+        },
+        "dadam_alpha": _PORTION,
+        "dadam_max_patches": _POSITIVE_INT,
         "nvum_reg_weight": ("null (the NVUM mode's default) or a number >= 0", _optional(_NON_NEGATIVE[1])),
         "nvum_prior_eps": ("null or a number > 0", _optional(_POSITIVE[1])),
         "tail_threshold": ("null (below the median class count) or a number strictly between 0 and 1",
@@ -147,7 +154,10 @@ def _rules() -> dict[str, ParameterRule]:
         **{name: _FOLDER for name in ("bundle_root", "dataset_dir", "output_dir", "ckpt_dir", "test_dir",
                                       "difficulty_dir")},  # fmt: skip
         "ckpt_path": _FILE,
-        **{name: _OPTIONAL_FILE for name in ("resume_ckpt", "pretrained_ckpt", "pretrained_backbone")},
+        **{
+            name: _OPTIONAL_FILE
+            for name in ("resume_ckpt", "pretrained_ckpt", "pretrained_backbone", "dadam_bank_file")
+        },
         **{name: _OPTIONAL_FOLDER for name in ("slice_dir", "eval_mask_dir", "dadam_dir")},
         # named choices and keys, checked by the component that takes them
         **{name: _NAME for name in ("setting", "dataset_layout", "empty_slices", "sampling_strategy", "mixed_layout",

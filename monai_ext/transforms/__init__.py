@@ -14,6 +14,7 @@ from .dadam import (
     PatchBank,
     RandDiseasedAreaAugmentd,
     correlation_distance,
+    dadam_transform,
     label_correlation,
     radiograph_loader,
     tail_class_indices,
@@ -61,4 +62,5 @@ __all__ = [
     "label_correlation",
     "radiograph_loader",
     "tail_class_indices",
+    "dadam_transform",
 ]

@@ -58,6 +58,7 @@ __all__ = [
     "PatchBank",
     "DiseasedAreaAugmenter",
     "RandDiseasedAreaAugmentd",
+    "dadam_transform",
 ]
 
 RandomState = np.random.Generator | np.random.RandomState
@@ -666,3 +667,45 @@ class RandDiseasedAreaAugmentd(RandomizableTransform, MapTransform):
         if self.provenance_key is not None:
             d[self.provenance_key] = prov
         return d
+
+
+def dadam_transform(
+    datalist: Sequence[Mapping[str, Any]],
+    box_sources: Mapping[str, Any],
+    prob: float,
+    keys: KeysCollection = ("image", "label"),
+    original_key: str = "dataset_id",
+    **kwargs: Any,
+) -> MapTransform:
+    """The on-the-fly DADAM step of a bundle's training chain: :class:`RandDiseasedAreaAugmentd` with probability
+    ``prob`` over an augmenter built from the *original* training images of ``datalist`` (items whose
+    ``original_key`` is 0 or absent: offline DADAM rows, ``dataset_id`` 1, would shift the label correlation and the
+    tail classes), or MONAI's ``Identityd`` when ``prob`` is 0 (then no box source is read).
+
+    Args:
+        datalist: the training datalist.
+        box_sources: ``{"nih": folder, "vindr": folder}`` (:func:`monai_ext.data.cxr.lesion_box_library`).
+        prob: probability of augmenting an eligible item, in [0, 1].
+        keys: ``(image key, label key)``. Defaults to ``("image", "label")``.
+        original_key: the item key marking augmented rows (non-zero). Defaults to ``"dataset_id"``.
+        kwargs: :meth:`DiseasedAreaAugmenter.from_datalist` options (``tail_threshold``, ``bank_file``, ``alpha``,
+            ...).
+
+    Raises:
+        ValueError: ``prob`` outside [0, 1], or (with ``prob`` > 0) no box source.
+    """
+    from monai.transforms import Identityd
+
+    prob = float(prob)
+    if not 0.0 <= prob <= 1.0:
+        raise ValueError(f"dadam_prob must be in [0, 1], got {prob}")
+    if prob == 0.0:
+        return Identityd(keys=keys, allow_missing_keys=True)
+    if not box_sources:
+        raise ValueError(
+            "dadam_prob > 0 needs box sources: set box_sources to {'nih': <NIH folder with BBox_List_2017.csv>, "
+            "'vindr': <VinDr-CXR folder with train.csv>} (either may be left out)."
+        )
+    originals = [item for item in datalist if not item.get(original_key)]
+    augmenter = DiseasedAreaAugmenter.from_datalist(originals, box_sources, label_key=list(keys)[1], **kwargs)
+    return RandDiseasedAreaAugmentd(keys=keys, augmenter=augmenter, prob=prob)

@@ -50,6 +50,7 @@ from monai_ext.data.cxr.lesion_boxes import (
     image_size,
     lesion_box_library,
 )
+from monai_ext.data.cxr.long_tail import long_tail_groups
 from monai_ext.data.cxr.mimic import MimicCxrLtSplit, mimic_cxr_lt_datalist
 from monai_ext.data.cxr.nih import NIHSplit, nih_boxes, nih_datalist
 from monai_ext.data.cxr.nvum import NVUMDataset, NVUMSetting, nvum_datalist, nvum_setting_classes
@@ -112,3 +113,4 @@ __all__ = [
     "DADAM_OUTPUTS",
     "generate_dadam_dataset",
 ]
+__all__ += ["long_tail_groups"]

@@ -73,8 +73,8 @@ class MultiLabelReport:
 
     - computes :func:`monai_ext.metrics.multilabel.multilabel_metrics` (kept as :attr:`result`);
     - writes ``<output_dir>/<prefix>_per_class.csv`` and ``<prefix>_per_class.md`` (one row per class with
-      ``n_known, n_positive, auroc, ap, f1, precision, recall``, then the means; ``n/a`` in Markdown / empty in CSV for a skipped class)
-      and ``<prefix>_roc.png`` (first rank only);
+      ``n_known, n_positive, auroc, ap, f1, precision, recall``, then the means; ``n/a`` in Markdown / empty in
+      CSV for a skipped class) and ``<prefix>_roc.png`` (first rank only);
     - logs the mean AUROC, mAP, macro F1, macro precision and macro recall;
     - puts the means named in ``metric_names`` into ``engine.state.metrics`` on every rank.
 
@@ -95,7 +95,8 @@ class MultiLabelReport:
         class_groups: optional named class groups (e.g. :func:`monai_ext.metrics.multilabel.frequency_groups`), whose
             means get their own table rows. Defaults to None.
         metric_names: ``{result key: engine.state.metrics name}`` for result keys in {``"mean_auroc"``, ``"map"``,
-            ``"macro_f1"``, ``"macro_precision"``, ``"macro_recall"``}. Defaults to None: ``{"mean_auroc": "mean_auroc", "map": "map"}``.
+            ``"macro_f1"``, ``"macro_precision"``, ``"macro_recall"``}. Defaults to None:
+            ``{"mean_auroc": "mean_auroc", "map": "map"}``.
         name: logger name; None uses ``engine.logger``.
 
     Raises:
@@ -200,8 +201,9 @@ class MultiLabelReport:
             self._write(y_pred, y)
         self.logger.info(
             f"MultiLabelReport '{self.prefix}' on {y.shape[0]} cases: mean AUROC {self._fmt('mean_auroc')}, "
-            f"mAP {self._fmt('map')}, macro F1 {self._fmt('macro_f1')}, macro precision {self._fmt('macro_precision')}, "
-            f"macro recall {self._fmt('macro_recall')} (at threshold {self.threshold:g})."
+            f"mAP {self._fmt('map')}, macro F1 {self._fmt('macro_f1')}, "
+            f"macro precision {self._fmt('macro_precision')}, macro recall {self._fmt('macro_recall')} "
+            f"(at threshold {self.threshold:g})."
         )
 
     def _fmt(self, key: str) -> str:

@@ -1,7 +1,8 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""Tests for monai_ext.metrics.multilabel: hand-worked AUROC / AP / F1 / precision / recall, NaN masking, skipped classes, tables,
-frequency groups and cumulative metrics (the ignite handlers: tests/handlers/test_multilabel_metrics.py)."""
+"""Tests for monai_ext.metrics.multilabel: hand-worked AUROC / AP / F1 / precision / recall, NaN masking, skipped
+classes, tables, frequency groups and cumulative metrics (the ignite handlers:
+tests/handlers/test_multilabel_metrics.py)."""
 
 from __future__ import annotations
 

@@ -267,12 +267,18 @@ def sample_clean_labels(model: LabelModel, n: int, rng: np.random.Generator) -> 
 
 
 def enforce_min_positives(
-    labels: np.ndarray, min_positives: int, rng: np.random.Generator, columns: Sequence[int] | None = None
+    labels: np.ndarray,
+    min_positives: int,
+    rng: np.random.Generator,
+    columns: Sequence[int] | None = None,
+    prefer_abnormal: bool = False,
 ) -> np.ndarray:
     """Demo-only enrichment: make every class (of ``columns``, default all) positive in at least ``min_positives`` rows.
 
     Missing positives are added on randomly chosen negative rows, so that per-class AUC is defined even in a tiny
     split; rare classes are then over-represented (documented distortion). ``min_positives`` is capped at ``N``.
+    With ``prefer_abnormal``, they go to rows that already have a positive first, and to all-negative rows only when
+    those run out, so that heavy enrichment keeps the "no finding" rows (default False: any negative row).
 
     Returns:
         a modified copy of ``labels`` (``N x C``).
@@ -281,7 +287,12 @@ def enforce_min_positives(
     need_total = min(int(min_positives), out.shape[0])
     for c in range(out.shape[1]) if columns is None else columns:
         need = need_total - int(out[:, c].sum())
-        if need > 0:
+        if need > 0 and prefer_abnormal:
+            abnormal = out.any(axis=1)
+            first = rng.permutation(np.flatnonzero((out[:, c] == 0) & abnormal))
+            then = rng.permutation(np.flatnonzero((out[:, c] == 0) & ~abnormal))
+            out[np.concatenate([first, then])[:need], c] = 1
+        elif need > 0:
             neg = np.flatnonzero(out[:, c] == 0)
             out[rng.choice(neg, size=need, replace=False), c] = 1
     return out

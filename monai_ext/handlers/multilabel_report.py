@@ -1,6 +1,7 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""Evaluator handler writing a multi-label evaluation report: per-class AUROC / AP / F1 table (CSV and Markdown) and
+"""Evaluator handler writing a multi-label evaluation report: per-class AUROC / AP / F1 / precision / recall table (CSV
+and Markdown) and
 ROC curves (PNG), with the macro means put into ``engine.state.metrics``.
 
 It collects ``pred``/``label`` over the evaluation pass, all-gathers them across ranks (MONAI's
@@ -37,7 +38,7 @@ else:
 
 __all__ = ["MultiLabelReport"]
 
-_RESULT_KEYS = ("mean_auroc", "map", "macro_f1")
+_RESULT_KEYS = ("mean_auroc", "map", "macro_f1", "macro_precision", "macro_recall")
 
 
 def _plain(value: Any) -> torch.Tensor:
@@ -72,9 +73,9 @@ class MultiLabelReport:
 
     - computes :func:`monai_ext.metrics.multilabel.multilabel_metrics` (kept as :attr:`result`);
     - writes ``<output_dir>/<prefix>_per_class.csv`` and ``<prefix>_per_class.md`` (one row per class with
-      ``n_known, n_positive, auroc, ap, f1``, then the means; ``n/a`` in Markdown / empty in CSV for a skipped class)
-      and ``<prefix>_roc.png`` (first rank only);
-    - logs the mean AUROC, mAP and macro F1;
+      ``n_known, n_positive, auroc, ap, f1, precision, recall``, then the means; ``n/a`` in Markdown / empty in
+      CSV for a skipped class) and ``<prefix>_roc.png`` (first rank only);
+    - logs the mean AUROC, mAP, macro F1, macro precision and macro recall;
     - puts the means named in ``metric_names`` into ``engine.state.metrics`` on every rank.
 
     It runs at ``EPOCH_COMPLETED`` rather than ``COMPLETED`` so that handlers reading ``engine.state.metrics`` at
@@ -88,13 +89,14 @@ class MultiLabelReport:
         prefix: file name prefix. Defaults to ``"eval"``.
         pred_key: key of the scores in the output. Defaults to ``"pred"``.
         label_key: key of the labels in the output. Defaults to ``"label"``.
-        threshold: probability threshold of F1. Defaults to 0.5.
+        threshold: probability threshold of F1, precision and recall. Defaults to 0.5.
         activation: {``"none"`` (``pred`` holds probabilities, e.g. after ``Activationsd(sigmoid=True)``),
             ``"sigmoid"`` (logits)}. Defaults to ``"none"``.
         class_groups: optional named class groups (e.g. :func:`monai_ext.metrics.multilabel.frequency_groups`), whose
             means get their own table rows. Defaults to None.
         metric_names: ``{result key: engine.state.metrics name}`` for result keys in {``"mean_auroc"``, ``"map"``,
-            ``"macro_f1"``}. Defaults to None: ``{"mean_auroc": "mean_auroc", "map": "map"}``.
+            ``"macro_f1"``, ``"macro_precision"``, ``"macro_recall"``}. Defaults to None:
+            ``{"mean_auroc": "mean_auroc", "map": "map"}``.
         name: logger name; None uses ``engine.logger``.
 
     Raises:
@@ -199,7 +201,9 @@ class MultiLabelReport:
             self._write(y_pred, y)
         self.logger.info(
             f"MultiLabelReport '{self.prefix}' on {y.shape[0]} cases: mean AUROC {self._fmt('mean_auroc')}, "
-            f"mAP {self._fmt('map')}, macro F1 {self._fmt('macro_f1')} (F1 at {self.threshold:g})."
+            f"mAP {self._fmt('map')}, macro F1 {self._fmt('macro_f1')}, "
+            f"macro precision {self._fmt('macro_precision')}, macro recall {self._fmt('macro_recall')} "
+            f"(at threshold {self.threshold:g})."
         )
 
     def _fmt(self, key: str) -> str:

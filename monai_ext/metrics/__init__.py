@@ -29,6 +29,7 @@ from monai_ext.metrics.multilabel import (
     per_class_auroc,
     per_class_average_precision,
     per_class_f1,
+    per_class_precision_recall,
     write_metrics_table,
 )
 from monai_ext.metrics.plots import save_froc_png, save_pr_curves_png, save_roc_curves_png
@@ -49,6 +50,7 @@ __all__ = [
     "per_class_auroc",
     "per_class_average_precision",
     "per_class_f1",
+    "per_class_precision_recall",
     "multilabel_metrics",
     "metrics_table",
     "write_metrics_table",

@@ -1,11 +1,12 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""Multi-label classification metrics per class: AUROC, average precision (mAP) and F1, with unknown labels masked.
+"""Multi-label classification metrics per class: AUROC, average precision (mAP), and F1, precision and recall at a
+threshold, with unknown labels masked.
 
 Inputs are ``y_pred`` of shape ``B C`` (probabilities in [0, 1], or logits with ``activation="sigmoid"``) and ``y`` of
 shape ``B C`` with values in {0, 1} and ``NaN`` for an unknown label. Each class is scored on the rows where its label
-is known. A class whose known labels hold no positive (AP, F1) or no positive or no negative (AUROC) is skipped: it is
-reported as ``NaN``, left out of the macro mean, and named in a ``warnings.warn``.
+is known. A class whose known labels hold no positive (AP, F1, precision, recall) or no positive or no negative (AUROC)
+is skipped: it is reported as ``NaN``, left out of the macro mean, and named in a ``warnings.warn``.
 
 mAP is the CXR-LT ranking metric: per-class step-wise average precision
 (:func:`sklearn.metrics.average_precision_score`, ``AP = sum_n (R_n - R_{n-1}) P_n``) macro-averaged over the classes
@@ -36,7 +37,7 @@ from monai.metrics import CumulativeIterationMetric
 from monai.utils import look_up_option
 from monai.utils.enums import StrEnum
 from scipy.special import expit
-from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
+from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score, roc_auc_score
 
 __all__ = [
     "ScoreActivation",
@@ -45,6 +46,7 @@ __all__ = [
     "per_class_auroc",
     "per_class_average_precision",
     "per_class_f1",
+    "per_class_precision_recall",
     "multilabel_metrics",
     "metrics_table",
     "write_metrics_table",
@@ -69,7 +71,10 @@ class ClassAverage(StrEnum):
     NONE = "none"
 
 
-_METRIC_LABELS = {"auroc": "AUROC", "ap": "AP", "f1": "F1"}
+_METRIC_LABELS = {"auroc": "AUROC", "ap": "AP", "f1": "F1", "precision": "precision", "recall": "recall"}
+# result key of the macro mean of each per-class metric, in table column order
+_MEAN_KEYS = {"auroc": "mean_auroc", "ap": "map", "f1": "macro_f1", "precision": "macro_precision",
+              "recall": "macro_recall"}  # fmt: skip
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -171,6 +176,16 @@ def _f1_at(threshold: float) -> Callable[[np.ndarray, np.ndarray], float]:
     return lambda t, s: f1_score(t.astype(int), (s >= threshold).astype(int), zero_division=0)
 
 
+def _precision_at(threshold: float) -> Callable[[np.ndarray, np.ndarray], float]:
+    """Precision ``TP / (TP + FP)`` of ``score >= threshold`` (0 when nothing is predicted positive)."""
+    return lambda t, s: precision_score(t.astype(int), (s >= threshold).astype(int), zero_division=0)
+
+
+def _recall_at(threshold: float) -> Callable[[np.ndarray, np.ndarray], float]:
+    """Recall (sensitivity) ``TP / (TP + FN)`` of ``score >= threshold``."""
+    return lambda t, s: recall_score(t.astype(int), (s >= threshold).astype(int), zero_division=0)
+
+
 def per_class_auroc(y_pred: Any, y: Any, class_names: Sequence[str] | None = None) -> np.ndarray:
     """Area under the ROC curve per class (:func:`sklearn.metrics.roc_auc_score`, ties count one half).
 
@@ -234,6 +249,31 @@ def per_class_f1(
     return _per_class(scores, labels, names, "f1", _f1_at(threshold))
 
 
+def per_class_precision_recall(
+    y_pred: Any,
+    y: Any,
+    class_names: Sequence[str] | None = None,
+    threshold: float = 0.5,
+    activation: ScoreActivation | str = ScoreActivation.NONE,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Precision and recall per class with the prediction ``y_pred >= threshold``
+    (:func:`sklearn.metrics.precision_score` / :func:`~sklearn.metrics.recall_score`).
+
+    ``precision = TP / (TP + FP)`` (0 when no known row is predicted positive), ``recall = TP / (TP + FN)``, on the
+    known rows of each class. Arguments and errors as :func:`per_class_f1`.
+
+    Returns:
+        ``(precision, recall)``: two float64 arrays of shape ``C``; ``NaN`` for a class without a positive known
+        label (recall is undefined there and precision would only count false positives; both named in a warning).
+    """
+    scores, labels, names = check_multilabel_inputs(y_pred, y, class_names, activation)
+    _check_threshold(scores, threshold)
+    return (
+        _per_class(scores, labels, names, "precision", _precision_at(threshold)),
+        _per_class(scores, labels, names, "recall", _recall_at(threshold)),
+    )
+
+
 def multilabel_metrics(
     y_pred: Any,
     y: Any,
@@ -242,13 +282,15 @@ def multilabel_metrics(
     activation: ScoreActivation | str = ScoreActivation.NONE,
     class_groups: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
-    """Per-class AUROC, AP and F1 with their macro means (mean AUROC, mAP, macro F1), as CXR-LT reports them.
+    """Per-class AUROC, AP, F1, precision and recall with their macro means (mean AUROC, mAP, macro F1 as CXR-LT
+    reports them; macro precision and recall).
 
     Args:
         y_pred: ``B C`` probabilities in [0, 1], or logits with ``activation="sigmoid"``.
         y: ``B C`` labels in {0, 1}, ``NaN`` = unknown (masked per class).
         class_names: the ``C`` class names, in column order.
-        threshold: probability threshold of F1 (``y_pred >= threshold`` is positive). Defaults to 0.5.
+        threshold: probability threshold of F1, precision and recall (``y_pred >= threshold`` is positive).
+            Defaults to 0.5.
         activation: {``"none"``, ``"sigmoid"``}. Defaults to ``"none"`` (probabilities).
         class_groups: optional named groups of class names, e.g. :func:`frequency_groups`'s head/medium/tail; the
             macro means are then also reported per group. Defaults to None.
@@ -256,11 +298,15 @@ def multilabel_metrics(
     Returns:
         A dict (JSON-serialisable) with
 
-        - ``"per_class"``: ``{name: {"n_known", "n_positive", "auroc", "ap", "f1"}}`` in column order, NaN = skipped;
-        - ``"mean_auroc"``, ``"map"``, ``"macro_f1"``: macro means over the classes not skipped (NaN if none is left);
-        - ``"skipped"``: ``{"auroc": [...], "ap": [...], "f1": [...]}`` class names left out of each mean;
-        - ``"threshold"``: the F1 threshold;
-        - ``"groups"`` (only with ``class_groups``): ``{group: {"classes", "mean_auroc", "map", "macro_f1"}}``.
+        - ``"per_class"``: ``{name: {"n_known", "n_positive", "auroc", "ap", "f1", "precision", "recall"}}`` in
+          column order, NaN = skipped (precision is 0, not NaN, for a class with positives but no predicted positive);
+        - ``"mean_auroc"``, ``"map"``, ``"macro_f1"``, ``"macro_precision"``, ``"macro_recall"``: macro means over
+          the classes not skipped (NaN if none is left);
+        - ``"skipped"``: ``{"auroc": [...], "ap": [...], "f1": [...], "precision": [...], "recall": [...]}`` class
+          names left out of each mean;
+        - ``"threshold"``: the threshold of F1, precision and recall;
+        - ``"groups"`` (only with ``class_groups``): ``{group: {"classes", "mean_auroc", "map", "macro_f1",
+          "macro_precision", "macro_recall"}}``.
 
     Raises:
         ValueError: bad shapes or values (see :func:`per_class_auroc` and :func:`per_class_f1`), or a group names a
@@ -278,6 +324,8 @@ def multilabel_metrics(
         "auroc": _per_class(scores, labels, names, "auroc", roc_auc_score),
         "ap": _per_class(scores, labels, names, "ap", average_precision_score),
         "f1": _per_class(scores, labels, names, "f1", _f1_at(threshold)),
+        "precision": _per_class(scores, labels, names, "precision", _precision_at(threshold)),
+        "recall": _per_class(scores, labels, names, "recall", _recall_at(threshold)),
     }
     known = ~np.isnan(labels)
     n_known, n_pos = known.sum(axis=0), np.nansum(labels, axis=0)
@@ -290,9 +338,7 @@ def multilabel_metrics(
             }
             for c, name in enumerate(names)
         },
-        "mean_auroc": _nanmean(values["auroc"]),
-        "map": _nanmean(values["ap"]),
-        "macro_f1": _nanmean(values["f1"]),
+        **{_MEAN_KEYS[key]: _nanmean(v) for key, v in values.items()},
         "skipped": {key: [names[c] for c in np.flatnonzero(np.isnan(v))] for key, v in values.items()},
         "threshold": float(threshold),
     }
@@ -305,9 +351,7 @@ def multilabel_metrics(
             idx = [names.index(m) for m in members]
             result["groups"][group] = {
                 "classes": list(members),
-                "mean_auroc": _nanmean(values["auroc"][idx]),
-                "map": _nanmean(values["ap"][idx]),
-                "macro_f1": _nanmean(values["f1"][idx]),
+                **{_MEAN_KEYS[key]: _nanmean(v[idx]) for key, v in values.items()},
             }
     return result
 
@@ -315,14 +359,15 @@ def multilabel_metrics(
 def metrics_table(result: Mapping[str, Any]) -> pd.DataFrame:
     """The per-class table of a :func:`multilabel_metrics` result, one row per class then one per mean.
 
-    Columns ``class, n_known, n_positive, auroc, ap, f1``; the mean rows are ``mean`` and, with groups,
-    ``mean (<group>)``, with empty counts.
+    Columns ``class, n_known, n_positive, auroc, ap, f1, precision, recall``; the mean rows are ``mean`` and, with
+    groups, ``mean (<group>)``, with empty counts. A result without precision/recall (written before they were
+    added) leaves those cells empty.
     """
     rows = [{"class": name, **row} for name, row in result["per_class"].items()]
     means = [("mean", result)] + [(f"mean ({g})", v) for g, v in result.get("groups", {}).items()]
     for label, m in means:
-        rows.append({"class": label, "auroc": m["mean_auroc"], "ap": m["map"], "f1": m["macro_f1"]})
-    table = pd.DataFrame(rows, columns=["class", "n_known", "n_positive", "auroc", "ap", "f1"])
+        rows.append({"class": label, **{key: m.get(mean, math.nan) for key, mean in _MEAN_KEYS.items()}})
+    table = pd.DataFrame(rows, columns=["class", "n_known", "n_positive", *_MEAN_KEYS])
     return table.astype({"n_known": "Int64", "n_positive": "Int64"})
 
 

@@ -455,3 +455,60 @@ def test_round_trip_other_readers(demo, name, func, key, kwargs):
             assert np.mean(np.asarray(got) == clean.loc[it[key], classes].to_numpy()) >= 0.7
         else:  # clean test sets: exactly the truth
             assert got == clean.loc[it[key], classes].astype(float).tolist()
+
+
+# ---------------------------------------------------------------- options for the CXR-LT (FPSM + DADAM) demo
+def _digests(folder: Path) -> dict[str, str]:
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return {str(p.relative_to(folder)): hashlib.md5(p.read_bytes()).hexdigest() for p in files}
+
+
+def test_nih_box_options_change_only_the_box_file(tmp_path):
+    kw = {"size": 0.5, "seed": 2, "image_size": 32}
+    default = cxr.write_nih_demo(tmp_path / "a", **kw)
+    explicit = cxr.write_nih_demo(tmp_path / "b", bbox_fraction=0.5, bbox_splits=("test",), **kw)
+    library = cxr.write_nih_demo(tmp_path / "c", bbox_fraction=1.0, bbox_splits=("test", "train_val"), **kw)
+    a, b, c = (_digests(tmp_path / d) for d in "abc")
+    assert a == b and explicit["n_boxes"] == default["n_boxes"]
+    assert {k for k in a if a[k] != c[k]} == {"BBox_List_2017.csv"}
+    # every boxable lesion of both lists: one row per noisy-positive drawn lesion of the 8 boxed classes
+    boxes = pd.read_csv(tmp_path / "c" / "BBox_List_2017.csv")
+    tv = set((tmp_path / "c" / "train_val_list.txt").read_text().split())
+    assert boxes["Image Index"].isin(tv).any() and not boxes["Image Index"].isin(tv).all()
+    clean, noise = _truth(tmp_path / "c")
+    noisy = _expected_from_truth(clean, noise)
+    boxed = ["Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia", "Pneumothorax"]
+    # each image draws one lesion per clean positive; boxes need clean and noisy positive
+    both = (clean[boxed].to_numpy() == 1) & (noisy[boxed].to_numpy() == 1)
+    assert library["n_boxes"] == len(boxes) == int(both.sum())
+    only_tv = cxr.write_nih_demo(tmp_path / "d", bbox_splits=("train_val",), **kw)
+    assert pd.read_csv(tmp_path / "d" / "BBox_List_2017.csv")["Image Index"].isin(tv).all() and only_tv["n_boxes"]
+    assert {k for k, v in _digests(tmp_path / "d").items() if a[k] != v} == {"BBox_List_2017.csv"}
+    with pytest.raises(ValueError, match=r"bbox_splits must be among \['test', 'train_val'\], got \['val'\]"):
+        cxr.write_nih_demo(tmp_path / "e", bbox_splits=("val",), **kw)
+
+
+def test_mimic_eval_min_positives_enriches_only_development_and_test(tmp_path):
+    kw = {"size": 0.6, "seed": 3, "image_size": 32}
+    cxr.write_mimic_cxr_lt_demo(tmp_path / "a", **kw)
+    s = cxr.write_mimic_cxr_lt_demo(tmp_path / "b", eval_min_positives=4, **kw)
+    read = {d: {sp: pd.read_csv(tmp_path / d / "cxr-lt-2023" / f"{sp}.csv") for sp in ("train", "test")} for d in "ab"}
+    # training labels and ids are those of the default (the label stream draws train first)
+    pd.testing.assert_frame_equal(read["a"]["train"], read["b"]["train"])
+    clean, _ = _truth(tmp_path / "b")
+    findings = list(LABEL_MODELS["mimic_cxr_lt"].classes)
+    for split in ("development", "test"):
+        rows = clean[clean["split"] == split]
+        assert (rows[findings].sum(axis=0) >= min(4, len(rows))).all(), split
+    test = clean[clean["split"] == "test"]
+    assert test["No Finding"].sum() > 0  # enrichment went to abnormal images first
+    assert s["splits"]["test"] == len(read["b"]["test"])
+
+
+def test_enforce_min_positives_prefers_abnormal_rows():
+    y = np.array([[1, 0, 0], [0, 0, 0], [0, 0, 1], [0, 0, 0], [1, 0, 1]], dtype=np.uint8)
+    out = enforce_min_positives(y, 2, np.random.default_rng(0), columns=[1], prefer_abnormal=True)
+    assert out[:, 1].sum() == 2 and out[[1, 3], 1].sum() == 0  # rows 1 and 3 (no finding) untouched
+    np.testing.assert_array_equal(np.delete(out, 1, axis=1), np.delete(y, 1, axis=1))
+    out = enforce_min_positives(y, 4, np.random.default_rng(0), columns=[1], prefer_abnormal=True)
+    assert out[[0, 2, 4], 1].tolist() == [1, 1, 1] and out[[1, 3], 1].sum() == 1  # then one all-negative row

@@ -1,7 +1,8 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """``write_demo_datasets`` (``make demo``) gives the NVUM demo's datasets their DEMO_OPTIONS: more NIH patients,
-enriched classes and a stronger lesion contrast than the writers' own defaults, which direct writer calls keep."""
+enriched classes and a stronger lesion contrast than the writers' own defaults, which direct writer calls keep; the
+CXR-LT demo gets a long-tailed MIMIC-CXR-LT and NIH/VinDr lesion boxes for its tail classes."""
 
 from __future__ import annotations
 
@@ -52,3 +53,25 @@ def test_every_option_reaches_the_writer(tmp_path, monkeypatch):
         expected = {**opts, "size": 0.5 * opts.get("size", 1.0)}
         assert {k: calls[name][k] for k in expected} == expected, name
     assert DEMO_OPTIONS["nih"]["lesion_contrast"] > 0.2  # stronger than the writers' default
+
+
+def test_cxr_lt_demo_has_a_long_tail_and_boxes_for_its_tail_classes(tmp_path):
+    # make demo's options at half size: the NIH and VinDr demos give every DADAM-mapped lesion class boxes
+    summaries = write_demo_datasets(tmp_path, size=0.5, seed=0, names=["mimic_cxr_lt", "nih", "vindr"])
+    nih = pd.read_csv(tmp_path / "nih" / "BBox_List_2017.csv")["Finding Label"].value_counts()
+    for name in ("Mass", "Nodule", "Infiltrate", "Pneumothorax"):  # NIH -> Mass, Nodule, Infiltration, Pneumothorax
+        assert nih.get(name, 0) >= 5, name
+    tv = set((tmp_path / "nih" / "train_val_list.txt").read_text().split())
+    assert pd.read_csv(tmp_path / "nih" / "BBox_List_2017.csv")["Image Index"].isin(tv).any()
+    vindr = pd.read_csv(tmp_path / "vindr" / "train.csv")
+    agreed = vindr[vindr["class_id"] != 14].groupby(["class_name", "image_id"])["rad_id"].nunique() >= 2
+    per_class = agreed.groupby(level=0).sum()
+    for name in ("Nodule/Mass", "Pleural thickening", "Pulmonary fibrosis", "Infiltration"):
+        assert per_class.get(name, 0) >= 5, name  # images whose class >= 2 of 3 readers marked
+    # MIMIC-CXR-LT: long-tailed training counts, every class scorable in test
+    train = pd.read_csv(tmp_path / "mimic_cxr_lt" / "cxr-lt-2023" / "train.csv")
+    counts = train[summaries["mimic_cxr_lt"]["classes"]].sum(axis=0)
+    assert counts.max() >= 8 * max(1, counts.min())
+    test = _clean(tmp_path / "mimic_cxr_lt").query("split == 'test'")
+    need = min(DEMO_OPTIONS["mimic_cxr_lt"]["eval_min_positives"], len(test))
+    assert (test[summaries["mimic_cxr_lt"]["classes"]].sum(axis=0) >= need).all()

@@ -52,7 +52,7 @@ def test_report_of_supervised_evaluator_hand_worked(tmp_path):
         tmp_path / "report",
         NAMES,
         prefix="test",
-        metric_names={"mean_auroc": "val_auc", "map": "val_map", "macro_f1": "val_f1"},
+        metric_names={"mean_auroc": "val_auc", "map": "val_map", "macro_f1": "val_f1", "macro_recall": "val_recall"},
     )
     seen = {}
     evaluator = SupervisedEvaluator(
@@ -66,17 +66,20 @@ def test_report_of_supervised_evaluator_hand_worked(tmp_path):
     with pytest.warns(UserWarning, match="'Hernia'"):
         evaluator.run()
     mean_ap = (34 / 45 + 1) / 2
-    assert seen == pytest.approx({"val_auc": 0.75, "val_map": mean_ap, "val_f1": 0.875})
+    assert seen == pytest.approx({"val_auc": 0.75, "val_map": mean_ap, "val_f1": 0.875, "val_recall": 1.0})
 
     table = pd.read_csv(tmp_path / "report" / "test_per_class.csv")
     assert table["class"].tolist() == ["a", "b", "Hernia", "mean"]
     np.testing.assert_allclose(table["auroc"], [0.5, 1.0, NAN, 0.75])
     np.testing.assert_allclose(table["ap"], [34 / 45, 1.0, NAN, mean_ap])
     np.testing.assert_allclose(table["f1"], [0.75, 1.0, NAN, 0.875])
+    # a at 0.5: all five predicted positive, TP 3 -> precision 3/5, recall 1; b: predicted {0.6, 0.5}, both TP
+    np.testing.assert_allclose(table["precision"], [0.6, 1.0, NAN, 0.8])
+    np.testing.assert_allclose(table["recall"], [1.0, 1.0, NAN, 1.0])
     np.testing.assert_allclose(table["n_positive"], [3, 2, 0, NAN])
     md = (tmp_path / "report" / "test_per_class.md").read_text().splitlines()
-    assert md[2] == "| a | 5 | 3 | 0.5000 | 0.7556 | 0.7500 |"
-    assert md[4] == "| Hernia | 5 | 0 | n/a | n/a | n/a |"
+    assert md[2] == "| a | 5 | 3 | 0.5000 | 0.7556 | 0.7500 | 0.6000 | 1.0000 |"
+    assert md[4] == "| Hernia | 5 | 0 | n/a | n/a | n/a | n/a | n/a |"
     png = tmp_path / "report" / "test_roc.png"
     assert png.read_bytes()[:8] == PNG_MAGIC and png.stat().st_size > 1000
     assert report.result["skipped"]["ap"] == ["Hernia"]

@@ -1,7 +1,8 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
-"""Tests for monai_ext.metrics.multilabel: hand-worked AUROC / AP / F1, NaN masking, skipped classes, tables,
-frequency groups and cumulative metrics (the ignite handlers: tests/handlers/test_multilabel_metrics.py)."""
+"""Tests for monai_ext.metrics.multilabel: hand-worked AUROC / AP / F1 / precision / recall, NaN masking, skipped
+classes, tables, frequency groups and cumulative metrics (the ignite handlers:
+tests/handlers/test_multilabel_metrics.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 from monai.metrics import compute_roc_auc
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score, precision_score, recall_score, roc_auc_score
 
 from monai_ext.metrics.multilabel import (
     MultiLabelAPMetric,
@@ -25,6 +26,7 @@ from monai_ext.metrics.multilabel import (
     per_class_auroc,
     per_class_average_precision,
     per_class_f1,
+    per_class_precision_recall,
     write_metrics_table,
 )
 
@@ -126,13 +128,21 @@ def test_skipped_classes_warn_by_name_and_leave_the_mean():
     assert any("AUROC" in m and "'Hernia'" in m and "'Support Devices'" in m for m in messages)
     assert any(m.startswith("AP ") and "'Hernia'" in m and "Support Devices" not in m for m in messages)
     assert any(m.startswith("F1 ") and "'Hernia'" in m for m in messages)
-    assert r["skipped"] == {"auroc": ["Hernia", "Support Devices"], "ap": ["Hernia"], "f1": ["Hernia"]}
+    assert any(m.startswith("recall ") and "'Hernia'" in m for m in messages)
+    assert r["skipped"] == {
+        "auroc": ["Hernia", "Support Devices"],
+        "ap": ["Hernia"],
+        "f1": ["Hernia"],
+        "precision": ["Hernia"],
+        "recall": ["Hernia"],
+    }
     assert math.isnan(r["per_class"]["Hernia"]["ap"]) and math.isnan(r["per_class"]["Support Devices"]["auroc"])
     # Effusion separates perfectly: AUROC 1, AP 1; F1 at 0.5: TP 2, FP 0 -> 1. Support Devices: AP 1,
     # F1 at 0.5: all four predicted positive and positive -> 1.
     assert r["mean_auroc"] == pytest.approx(1.0)
     assert r["map"] == pytest.approx(1.0)
     assert r["macro_f1"] == pytest.approx(1.0)
+    assert (r["macro_precision"], r["macro_recall"]) == pytest.approx((1.0, 1.0))
 
 
 def test_all_classes_skipped_gives_nan_means():
@@ -213,13 +223,17 @@ def test_multilabel_metrics_result_and_groups():
     r = multilabel_metrics(y_pred, y, ["a", "b"], class_groups={"head": ["a"], "tail": ["b"]})
     # class a, F1 at 0.5: all five predicted positive, TP 3, FP 2 -> 6/8; class b: predicted {0.6, 0.5}, TP 2 -> 1
     assert r["per_class"]["a"] == pytest.approx(
-        {"n_known": 5, "n_positive": 3, "auroc": 3 / 6, "ap": 34 / 45, "f1": 6 / 8}
+        {"n_known": 5, "n_positive": 3, "auroc": 3 / 6, "ap": 34 / 45, "f1": 6 / 8, "precision": 3 / 5, "recall": 1.0}
     )
-    assert r["per_class"]["b"] == pytest.approx({"n_known": 5, "n_positive": 2, "auroc": 1.0, "ap": 1.0, "f1": 1.0})
+    assert r["per_class"]["b"] == pytest.approx(
+        {"n_known": 5, "n_positive": 2, "auroc": 1.0, "ap": 1.0, "f1": 1.0, "precision": 1.0, "recall": 1.0}
+    )
+    assert (r["macro_precision"], r["macro_recall"]) == pytest.approx(((3 / 5 + 1) / 2, 1.0))
     assert (r["mean_auroc"], r["map"], r["macro_f1"]) == pytest.approx((0.75, (34 / 45 + 1) / 2, (0.75 + 1) / 2))
     head = r["groups"]["head"]
     assert head["classes"] == ["a"]
     assert (head["mean_auroc"], head["map"], head["macro_f1"]) == pytest.approx((0.5, 34 / 45, 0.75))
+    assert (head["macro_precision"], head["macro_recall"]) == pytest.approx((3 / 5, 1.0))
     assert r["groups"]["tail"]["map"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match=r"class group 'x' names class\(es\) \['c'\]"):
         multilabel_metrics(y_pred, y, ["a", "b"], class_groups={"x": ["c"]})
@@ -238,11 +252,67 @@ def test_write_metrics_table_csv_and_markdown(tmp_path):
     np.testing.assert_allclose(table["ap"], [34 / 45, 1.0, NAN, (34 / 45 + 1) / 2, 1.0])
     np.testing.assert_allclose(table["n_positive"], [3, 2, 0, NAN, NAN])
     lines = md.splitlines()
-    assert lines[0] == "| class | n_known | n_positive | auroc | ap | f1 |"
-    assert lines[2] == "| a | 5 | 3 | 0.500 | 0.756 | 0.750 |"
-    assert lines[4] == "| Hernia | 5 | 0 | n/a | n/a | n/a |"
-    assert lines[5] == "| mean |  |  | 0.750 | 0.878 | 0.875 |"
-    assert metrics_table(r).shape == (5, 6)
+    np.testing.assert_allclose(table["precision"], [3 / 5, 1.0, NAN, 0.8, 1.0])
+    np.testing.assert_allclose(table["recall"], [1.0, 1.0, NAN, 1.0, 1.0])
+    lines = md.splitlines()
+    assert lines[0] == "| class | n_known | n_positive | auroc | ap | f1 | precision | recall |"
+    assert lines[2] == "| a | 5 | 3 | 0.500 | 0.756 | 0.750 | 0.600 | 1.000 |"
+    assert lines[4] == "| Hernia | 5 | 0 | n/a | n/a | n/a | n/a | n/a |"
+    assert lines[5] == "| mean |  |  | 0.750 | 0.878 | 0.875 | 0.800 | 1.000 |"
+    assert metrics_table(r).shape == (5, 8)
+
+
+def test_metrics_table_of_an_older_result_leaves_precision_recall_empty():
+    y_pred, y = _worked_two_class()
+    r = multilabel_metrics(y_pred, y, ["a", "b"])
+    for row in r["per_class"].values():
+        del row["precision"], row["recall"]
+    del r["macro_precision"], r["macro_recall"]
+    table = metrics_table(r)
+    assert table["precision"].isna().all() and table["recall"].isna().all()
+    assert table["f1"].tolist() == pytest.approx([0.75, 1.0, 0.875])
+
+
+# (scores, labels, threshold, precision, recall) from the confusion table of ``score >= threshold``
+PRECISION_RECALL_CASES = [
+    # predicted {0.9, 0.6, 0.5}: TP 2 (0.9, 0.5), FP 1 (0.6); FN 1 (0.2) -> P 2/3, R 2/3
+    ([0.9, 0.6, 0.5, 0.2, 0.1], [1, 0, 1, 1, 0], 0.5, 2 / 3, 2 / 3),
+    # threshold 0.55: predicted {0.9, 0.6}: TP 1, FP 1; FN 2 -> P 1/2, R 1/3
+    ([0.9, 0.6, 0.5, 0.2, 0.1], [1, 0, 1, 1, 0], 0.55, 1 / 2, 1 / 3),
+    # nothing predicted positive: precision 0 (zero_division=0), recall 0
+    ([0.4, 0.3, 0.2], [1, 0, 1], 0.5, 0.0, 0.0),
+    # everything predicted positive: P = prevalence 1/4, R 1
+    ([0.7, 0.8, 0.9, 0.6], [0, 0, 1, 0], 0.5, 1 / 4, 1.0),
+]
+
+
+@pytest.mark.parametrize("scores, labels, threshold, precision, recall", PRECISION_RECALL_CASES)
+def test_precision_recall_confusion_table(scores, labels, threshold, precision, recall):
+    p, r = per_class_precision_recall(_col(scores), _col(labels), threshold=threshold)
+    assert (p[0], r[0]) == pytest.approx((precision, recall))
+
+
+def test_precision_recall_agree_with_sklearn_with_unknown_labels_and_logits():
+    rng = np.random.default_rng(7)
+    b, c = 200, 5
+    y = (rng.random((b, c)) < np.linspace(0.1, 0.5, c)).astype(float)
+    logits = 2.0 * y + rng.normal(0, 1.5, (b, c)) - 1.0
+    y_nan = y.copy()
+    y_nan[rng.random((b, c)) < 0.25] = NAN
+    r = multilabel_metrics(logits, y_nan, [f"c{k}" for k in range(c)], threshold=0.4, activation="sigmoid")
+    pred = (1 / (1 + np.exp(-logits)) >= 0.4).astype(int)
+    want_p, want_r = [], []
+    for k in range(c):
+        known = ~np.isnan(y_nan[:, k])
+        want_p.append(precision_score(y_nan[known, k].astype(int), pred[known, k]))
+        want_r.append(recall_score(y_nan[known, k].astype(int), pred[known, k]))
+        assert r["per_class"][f"c{k}"]["precision"] == pytest.approx(want_p[-1], rel=1e-12)
+        assert r["per_class"][f"c{k}"]["recall"] == pytest.approx(want_r[-1], rel=1e-12)
+    # without unknown labels the macro means are sklearn's multi-label "macro" averages
+    assert r["macro_precision"] == pytest.approx(np.mean(want_p))
+    full = multilabel_metrics(logits, y, [f"c{k}" for k in range(c)], threshold=0.4, activation="sigmoid")
+    assert full["macro_precision"] == pytest.approx(precision_score(y.astype(int), pred, average="macro"))
+    assert full["macro_recall"] == pytest.approx(recall_score(y.astype(int), pred, average="macro"))
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ label alignment. This package's ``__init__`` is the public entry; the code lives
 - :mod:`monai_ext.data.cxr.labels`: class lists, torchxrayvision-style term rules, :func:`align_labels`;
 - :mod:`monai_ext.data.cxr.nih`, :mod:`~monai_ext.data.cxr.chexpert`, :mod:`~monai_ext.data.cxr.openi`,
   :mod:`~monai_ext.data.cxr.padchest`, :mod:`~monai_ext.data.cxr.mimic`, :mod:`~monai_ext.data.cxr.vindr`: readers;
+- :mod:`monai_ext.data.cxr.cxr_lt`: CXR-LT train/val/development/test with augmented training images;
 - :mod:`monai_ext.data.cxr.nvum`: NVUM's training and test sets (:func:`nvum_datalist`);
 - :mod:`monai_ext.data.cxr.common`: file lookup, image checks and the patient-level split;
 - :mod:`monai_ext.data.cxr.lesion_boxes`: NIH / VinDr-CXR expert boxes mapped to CXR-LT classes (DADAM);
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 from monai_ext.data.cxr.chexpert import BlankPolicy, CheXpertSplit, UncertainPolicy, chexpert_datalist
 from monai_ext.data.cxr.common import patient_val_split
+from monai_ext.data.cxr.cxr_lt import CxrLtSplit, cxr_lt_datalist, cxr_lt_val_patients
 from monai_ext.data.cxr.dadam_generate import DADAM_OUTPUTS, generate_dadam_dataset
 from monai_ext.data.cxr.labels import (
     CHEXPERT_CLASSES,
@@ -86,6 +88,7 @@ __all__ = [
     "MeshField",
     "OpenIProjection",
     "MimicCxrLtSplit",
+    "CxrLtSplit",
     "ReaderAggregation",
     "NVUMDataset",
     "NVUMSetting",
@@ -101,6 +104,8 @@ __all__ = [
     "openi_datalist",
     "padchest_datalist",
     "mimic_cxr_lt_datalist",
+    "cxr_lt_datalist",
+    "cxr_lt_val_patients",
     "vindr_datalist",
     "nvum_setting_classes",
     "nvum_datalist",

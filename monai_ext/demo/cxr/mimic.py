@@ -24,7 +24,7 @@ from monai_ext.demo.cxr.common import (
     write_truth,
     writer_summary,
 )
-from monai_ext.demo.label_noise import LABEL_MODELS, FprMode
+from monai_ext.demo.label_noise import LABEL_MODELS, FprMode, enforce_min_positives, sample_clean_labels
 
 __all__ = ["write_mimic_cxr_lt_demo"]
 
@@ -38,6 +38,7 @@ def write_mimic_cxr_lt_demo(
     noise: NoiseOption = 1.0,
     fpr_mode: FprMode | str = FprMode.MATCHED,
     min_positives: int = 3,
+    eval_min_positives: int | None = None,
 ) -> dict[str, Any]:
     """MIMIC-CXR-LT 2023 layout: ``cxr-lt-2023/{train,development,test}.csv`` with the 6 metadata columns
     ``subject_id,study_id,dicom_id,ViewPosition,split,path`` then the 26 classes (alphabetical, 0/1), and
@@ -47,6 +48,18 @@ def write_mimic_cxr_lt_demo(
     development and test. Prevalences are long-tailed (:data:`~monai_ext.demo.label_noise.LABEL_MODELS`
     ``"mimic_cxr_lt"``); ``No Finding`` is 1 exactly when no finding other than Support Devices is positive, so every
     image has at least one positive. Train and development labels are noisy, test labels clean.
+
+    The tail follows the prevalences once the splits are large: at ``size=50`` (about 7,800 images, 4,700 train /
+    1,150 development / 2,000 test) the training head classes have 1,000-1,700 (noisy) positives and the rarest 5-15,
+    the 0.1-30 % prevalence range of the label model. At small sizes ``min_positives`` (per split, clean labels;
+    demo-only enrichment) flattens the tail so that every class can be scored.
+
+    Args:
+        size: scale of the number of subjects (``round(100 * size)``). Defaults to 1.0.
+        min_positives: at least this many clean positives per class in each split. Defaults to 3.
+        eval_min_positives: the same minimum for the development and test splits only, e.g. 30 so that tail classes
+            can be measured in a study while training keeps its long tail; added positives go to images that already
+            have a finding first, so No Finding keeps its share. None uses ``min_positives``. Defaults to None.
 
     Returns:
         summary dict as :func:`~monai_ext.demo.cxr.nih.write_nih_demo` (classes without No Finding).
@@ -66,7 +79,11 @@ def write_mimic_cxr_lt_demo(
     clean = np.zeros((len(subj), len(classes)), dtype=np.uint8)
     for s in ("train", "development", "test"):
         idx = np.flatnonzero(splits == s)
-        clean[idx] = draw_clean_labels("mimic_cxr_lt", len(idx), r_lab, min_positives)
+        if s == "train" or eval_min_positives is None:
+            clean[idx] = draw_clean_labels("mimic_cxr_lt", len(idx), r_lab, min_positives)
+        else:  # enrichment on abnormal images first, so that No Finding keeps its share
+            y = sample_clean_labels(LABEL_MODELS["mimic_cxr_lt"], len(idx), r_lab)
+            clean[idx] = enforce_min_positives(y, eval_min_positives, r_lab, prefer_abnormal=True) if len(idx) else y
     noisy, rates = draw_noisy_labels(clean, "mimic_cxr_lt", noise, fpr_mode, r_noise)
     noisy[splits == "test"] = clean[splits == "test"]
     study_ids = 50000000 + r_meta.choice(9990000, size=len(subj), replace=False)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ def write_nih_demo(
     min_positives: int = 3,
     test_fraction: float = 0.25,
     bbox_fraction: float = 0.5,
+    bbox_splits: Sequence[str] = ("test",),
 ) -> dict[str, Any]:
     """NIH ChestX-ray14 layout: ``Data_Entry_2017_v2020.csv``, ``train_val_list.txt``, ``test_list.txt``,
     ``BBox_List_2017.csv`` and ``images/PPPPPPPP_FFF.png`` (8-bit grey, ``image_size`` square).
@@ -53,12 +55,29 @@ def write_nih_demo(
     (label ``Infiltrate`` for Infiltration) are written for ``bbox_fraction`` of the test images' drawn lesions of
     the 8 boxed classes that are also positive in the noisy labels, in PNG pixels ``x, y, w, h``.
 
+    Options for a lesion-box library (DADAM, :mod:`monai_ext.data.cxr.lesion_boxes`): ``bbox_fraction=1.0`` boxes
+    every such lesion, and ``bbox_splits=("test", "train_val")`` also boxes the training-list images (the real file
+    boxes test-list images only). The box draws of the added split come from their own random stream, so these
+    options change ``BBox_List_2017.csv`` only: images, labels and every other file stay as with the defaults.
+
+    Args:
+        bbox_fraction: probability that a boxable lesion gets its box row. Defaults to 0.5.
+        bbox_splits: official lists whose images get box rows, a subset of ``{"test", "train_val"}``. Defaults to
+            ``("test",)`` as the real file.
+
+    Raises:
+        ValueError: ``size`` is not positive or ``bbox_splits`` names another list.
+
     Returns:
         summary dict: ``files``, ``n_images``, ``n_patients``, ``splits``, clean/noisy positives, ``noise_rates``,
         ``n_flips``, ``n_boxes``.
     """
     root = Path(root)
-    r_meta, r_lab, r_img, r_noise = np.random.default_rng(seed).spawn(4)
+    unknown = sorted(set(bbox_splits) - {"test", "train_val"})
+    if unknown:
+        raise ValueError(f"bbox_splits must be among ['test', 'train_val'], got {unknown}.")
+    # the first four streams are the ones of spawn(4): the extra box stream leaves the default output unchanged
+    r_meta, r_lab, r_img, r_noise, r_box = np.random.default_rng(seed).spawn(5)
     classes = LABEL_MODELS["nih"].classes
     n_pat = scaled_count(90, size, 4)
     n_img = 1 + np.minimum(r_meta.geometric(0.4, size=n_pat) - 1, 7)
@@ -85,8 +104,15 @@ def write_nih_demo(
         view = "PA" if r_meta.random() < 0.6 else "AP"
         rows.append([name, found, k, pid[i] + 1, age0[pid[i]] + k // 3, sex[pid[i]], view, w, h, sp, sp])
         for cls, les in lesions:
-            keep = splits[i] == "test" and cls in _BOXED and noisy[i, classes.index(cls)]
-            if keep and r_meta.random() < bbox_fraction:
+            if cls not in _BOXED or not noisy[i, classes.index(cls)]:
+                continue
+            if splits[i] == "test":  # drawn even without test boxes, so the metadata stream stays as by default
+                u = r_meta.random()
+            elif "train_val" in bbox_splits:
+                u = r_box.random()
+            else:
+                continue
+            if splits[i] in bbox_splits and u < bbox_fraction:
                 x1, y1, x2, y2 = les.box
                 boxes.append([name, "Infiltrate" if cls == "Infiltration" else cls, x1, y1, x2 - x1, y2 - y1])
     write_csv(root / "Data_Entry_2017_v2020.csv", _NIH_HEADER, rows)

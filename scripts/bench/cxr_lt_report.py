@@ -67,12 +67,19 @@ def study_tables(result: Mapping[str, Any]) -> str:
                 lines.append(f"| {ARM_LABELS.get(arm, arm)} | {e['members']} | {e['map']:.4f} | "
                              f"{e['single_model_map']:.4f} | {e['tail_map']:.4f} |")  # fmt: skip
     if dadam:
+        ref = data.get("correlation_reference") or {}
+        before, after = dadam.get("counts_before", {}), dadam.get("counts_after", {})
         lines.append(
-            f"\nDADAM set: Frobenius distance between the label correlation matrices of the training labels and of "
-            f"training + DADAM labels {dadam.get('frobenius_distance', float('nan')):.3f} (paper Fig. 3 claims they "
-            "stay close); tail-class counts before -> after: "
-            + ", ".join(f"{c} {v[0]} -> {v[1]}" for c, v in (dadam.get("tail_counts") or {}).items())
-            + ".\n"
+            f"\nDADAM set ({dadam.get('n_cutmix')} CutMix + {dadam.get('n_mixup')} Mixup images): Frobenius distance "
+            f"between the label correlation matrices of the training labels and of training + DADAM labels "
+            f"{dadam.get('correlation_frobenius', float('nan')):.3f} (the paper's Fig. 3 claims they stay close; for "
+            "scale: the training correlation matrix's off-diagonal norm "
+            f"{ref.get('off_diagonal_norm', float('nan')):.3f}, two random halves of the training images differ by "
+            f"{ref.get('split_half_distance', float('nan')):.3f})."
+            " Tail-class counts before -> after (Fig. 4): "
+            + ", ".join(f"{c} {before.get(c)} -> {after.get(c)}" for c in data["tail_classes"])
+            + f"; tail classes without any box (Mixup backgrounds only): "
+            f"{', '.join(dadam.get('tail_classes_without_boxes', [])) or 'none'}.\n"
         )
     return "\n".join(lines) + "\n"
 

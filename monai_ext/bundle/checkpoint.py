@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -27,7 +28,10 @@ logger = logging.getLogger(__name__)
 
 
 def check_checkpoint_fits(
-    ckpt_path: str | os.PathLike, network: torch.nn.Module, key: str = "model", hint: str = ""
+    ckpt_path: str | os.PathLike,
+    network: torch.nn.Module,
+    key: str = "model",
+    hint: str | Callable[[Mapping[str, torch.Tensor], torch.nn.Module], str] = "",
 ) -> Path:
     """Raise a clear error when the ``key`` entry of ``ckpt_path`` does not fit ``network``.
 
@@ -36,7 +40,9 @@ def check_checkpoint_fits(
             ``weights_only=True`` on the CPU.
         network: the network the config builds (``network_def``), possibly wrapped in DDP.
         key: entry holding the weights to load. Defaults to ``"model"``.
-        hint: what to change, appended to the message (e.g. "set --setting to the one used for training").
+        hint: what to change, appended to the message (e.g. "set --setting to the one used for training"), or a
+            function ``(checkpoint state dict, network) -> str`` called only when the checkpoint does not fit (e.g.
+            :func:`monai_ext.networks.fpsm_checkpoint_hint`, which reads the options off the checkpoint).
 
     Returns:
         ``ckpt_path`` as a ``Path`` when everything fits.
@@ -69,7 +75,8 @@ def check_checkpoint_fits(
             lines.append(f"  missing in the checkpoint: {missing[:5]}{' ...' if len(missing) > 5 else ''}")
         if unexpected:
             lines.append(f"  not in the network: {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
-        lines.append(hint or "Use the config (and class setting) the checkpoint was trained with.")
+        text = hint(saved, model) if callable(hint) else hint
+        lines.append(text or "Use the config (and class setting) the checkpoint was trained with.")
         raise ValueError("\n".join(lines))
     return path
 

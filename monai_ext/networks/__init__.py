@@ -7,7 +7,12 @@ members from checkpoints (``ensemble``)."""
 from __future__ import annotations
 
 from monai_ext.networks.ensemble import ensemble_pred_keys, load_ensemble_members
-from monai_ext.networks.fpsm import FeaturePyramidSumNet, stage_reduction
+from monai_ext.networks.fpsm import (
+    FeaturePyramidSumNet,
+    checkpoint_head_options,
+    fpsm_checkpoint_hint,
+    stage_reduction,
+)
 from monai_ext.networks.label_network import LabelNetwork
 from monai_ext.networks.split import (
     FeatureTap,
@@ -36,6 +41,8 @@ __all__ = [
     "unwrap_network",
     "FeaturePyramidSumNet",
     "stage_reduction",
+    "checkpoint_head_options",
+    "fpsm_checkpoint_hint",
     "ensemble_pred_keys",
     "load_ensemble_members",
 ]

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from monai_ext.bundle.checkpoint import check_checkpoint_fits
+from monai_ext.networks.fpsm import FeaturePyramidSumNet, fpsm_checkpoint_hint
 
 __all__ = ["load_ensemble_members", "ensemble_pred_keys"]
 
@@ -62,9 +63,17 @@ def load_ensemble_members(
         seen.add(real)
     members = []
     for p in paths:
-        check_checkpoint_fits(p, network, key=key, hint="Every ensemble member must be trained with this config.")
+        check_checkpoint_fits(p, network, key=key, hint=_member_hint)
         member = copy.deepcopy(network).to(device)
         state = torch.load(p, map_location=device, weights_only=True)[key]
         member.load_state_dict(state)
         members.append(member.eval())
     return members
+
+
+def _member_hint(state_dict, network: nn.Module) -> str:
+    """The hint of a member that does not fit: for an FPSM, the head options its checkpoint was trained with."""
+    text = "Every ensemble member must be trained with this config."
+    if isinstance(getattr(network, "module", network), FeaturePyramidSumNet):
+        text += " " + fpsm_checkpoint_hint(state_dict, network)
+    return text

@@ -13,8 +13,9 @@ features of the selected stages into one head instead.
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import timm
@@ -22,7 +23,7 @@ import torch
 from monai.utils import ensure_tuple
 from torch import nn
 
-__all__ = ["FeaturePyramidSumNet", "stage_reduction"]
+__all__ = ["FeaturePyramidSumNet", "stage_reduction", "checkpoint_head_options", "fpsm_checkpoint_hint"]
 
 
 def stage_reduction(stage: int) -> int:
@@ -182,3 +183,67 @@ def _create_backbone(backbone: str, in_channels: int, pretrained: str | os.PathL
             f"pretrained backbone weights '{path}' do not fit timm '{backbone}' (stage widths {widths}): "
             f"{str(err).splitlines()[0]} ... Use the weights of the same timm model name."
         ) from err
+
+
+def _backbone_stage_widths(features: nn.Module) -> dict[int, int]:
+    """``{stage: channels}`` of every pyramid stage a timm ``features_only`` backbone has."""
+    info = features.feature_info
+    return {
+        s: int(c) for r, c in zip(info.reduction(), info.channels()) for s in range(1, 7) if stage_reduction(s) == r
+    }
+
+
+def checkpoint_head_options(
+    state_dict: Mapping[str, torch.Tensor], network: FeaturePyramidSumNet
+) -> list[dict[str, object]]:
+    """The head options of ``network``'s backbone that fit the head weights ``heads.<i>.weight`` of ``state_dict``.
+
+    A head of stage ``s`` takes ``width_s + num_datasets`` features (one head per stage, deepest first), a
+    concatenated head ``sum_s width_s + num_datasets``; the dataset embedding is taken to be narrower than every stage
+    (the paper's is 2 wide), so a stage set is found unambiguously unless two stages have equal widths.
+
+    Returns:
+        ``[{"fpsm_stages": [...], "num_datasets": d, "use_concatenate": bool}, ...]``, smallest ``num_datasets`` first;
+        empty when the heads fit no stage set of this backbone (another backbone) or there are no heads.
+    """
+    heads = []
+    while f"heads.{len(heads)}.weight" in state_dict:
+        heads.append(int(state_dict[f"heads.{len(heads)}.weight"].shape[-1]))
+    widths = _backbone_stage_widths(network.features)
+    if not heads or not widths:
+        return []
+    limit, order = min(widths.values()), sorted(widths, reverse=True)
+    found: list[dict[str, object]] = []
+    for combo in itertools.combinations(order, len(heads)):  # deepest first, as the heads are
+        d = heads[0] - widths[combo[0]]
+        if 0 <= d < limit and all(h - widths[s] == d for h, s in zip(heads, combo)):
+            found.append({"fpsm_stages": list(combo), "num_datasets": d, "use_concatenate": False})
+    if len(heads) == 1:
+        for k in range(2, len(order) + 1):
+            for combo in itertools.combinations(order, k):
+                d = heads[0] - sum(widths[s] for s in combo)
+                if 0 <= d < limit:
+                    found.append({"fpsm_stages": list(combo), "num_datasets": d, "use_concatenate": True})
+    return sorted(found, key=lambda o: o["num_datasets"])
+
+
+def fpsm_checkpoint_hint(state_dict: Mapping[str, torch.Tensor], network: nn.Module) -> str:
+    """What to pass for a checkpoint that does not fit ``network``: the ``fpsm_stages``, ``num_datasets`` and
+    ``use_concatenate`` its heads fit (:func:`checkpoint_head_options`), as the ``hint`` of
+    :func:`monai_ext.bundle.check_checkpoint_fits`."""
+    model = getattr(network, "module", network)
+    if not isinstance(model, FeaturePyramidSumNet):
+        return "Pass the backbone, fpsm_stages, num_datasets and use_concatenate the checkpoint was trained with."
+    options = checkpoint_head_options(state_dict, model)
+    if not options:
+        widths = _backbone_stage_widths(model.features)
+        return (
+            f"Its heads fit no stage set of backbone '{model.backbone_name}' (stage widths {widths}): pass the "
+            "--backbone it was trained with, and its fpsm_stages, num_datasets and use_concatenate."
+        )
+    shown = " or ".join(
+        f"--fpsm_stages \"{o['fpsm_stages']}\" --num_datasets {o['num_datasets']} "
+        f"--use_concatenate {str(o['use_concatenate']).lower()}"
+        for o in options[:3]
+    )
+    return f"Its heads fit backbone '{model.backbone_name}' with {shown}: pass these (as the checkpoint was trained)."

@@ -41,6 +41,23 @@ def rop_demo(demo_root) -> Path:
 
 
 @pytest.fixture(scope="session")
+def cxr_lt_demo(demo_root) -> Path:
+    """A tiny CXR-LT (FPSM + DADAM) demo: ``mimic_cxr_lt/`` (``size=1``: about 70 training, 17 validation, 25
+    development and 42 test images of 48 pixels, at least 3 clean positives per class in development/test), and the
+    lesion-box sources ``nih/`` (every boxable lesion of both official lists boxed) and ``vindr/`` (50 DICOMs), 64
+    pixels each."""
+    from monai_ext.demo import get_writer
+
+    root = demo_root / "cxr_lt"
+    get_writer("mimic_cxr_lt")(root / "mimic_cxr_lt", size=1.0, seed=0, image_size=48, eval_min_positives=3)
+    get_writer("nih")(
+        root / "nih", size=1.0, seed=1, image_size=64, bbox_fraction=1.0, bbox_splits=("test", "train_val")
+    )
+    get_writer("vindr")(root / "vindr", size=0.5, seed=2, image_size=64, min_positives=3)
+    return root
+
+
+@pytest.fixture(scope="session")
 def bundles_dir() -> Path:
     """The repository's ``bundles/`` folder."""
     return BUNDLES_DIR

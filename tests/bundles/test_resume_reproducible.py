@@ -1,7 +1,7 @@
 # Copyright (c) 2026 robust-medical-bundles contributors
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """A run killed after epoch ``k`` and resumed from its checkpoint ends exactly where an uninterrupted run ends, for
-both training bundles (``configs/demo.json`` overlay, small networks, ``num_workers=0``, CPU).
+the training bundles (``configs/demo.json`` overlay, small networks, ``num_workers=0``, CPU).
 
 The kill is simulated by terminating the ``N``-epoch run at the end of epoch ``k`` (after the bundle's own handlers,
 so the epoch's checkpoint is written as in a run that dies during epoch ``k + 1``); a *new* workflow then resumes from
@@ -25,6 +25,7 @@ from monai_ext.bundle.zoo import write_demo_data
 BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 NVUM, MOMBS = BUNDLES / "cxr_nvum_classification", BUNDLES / "covid_ct_mombs_segmentation"
 ROP = BUNDLES / "rop_meta_softlabel_classification"
+FPSM = BUNDLES / "cxr_lt_fpsm_classification"
 TRAIN = ["configs/train.json", "configs/demo.json"]
 SMALL = {"network_def": "%small_network_def", "num_workers": 0}
 
@@ -136,4 +137,15 @@ def test_rop_meta_soft_label_resumed_run_equals_the_uninterrupted_run(rop_demo, 
     _check_resume_reproduces(
         run_bundle, ROP, tmp_path, epochs=2, killed_after=1, dataset_dir=str(rop_demo), warmup_epochs=0,
         batch_size=20, meta_batch_size=2, resize_size=40, image_size=32,
+    )  # fmt: skip
+
+
+def test_fpsm_with_on_the_fly_dadam_resumed_run_equals_the_uninterrupted_run(cxr_lt_demo, run_bundle, tmp_path):
+    """FPSM {4, 3} with DADAM on every eligible item: the DADAM transform's draws (tail class, patches, placement),
+    crops, rotations and shuffles all continue exactly. About 70 training images in batches of 16 make 4 iterations
+    per epoch."""
+    _check_resume_reproduces(
+        run_bundle, FPSM, tmp_path, epochs=2, killed_after=1, dataset_dir=str(cxr_lt_demo / "mimic_cxr_lt"),
+        box_sources={"nih": str(cxr_lt_demo / "nih"), "vindr": str(cxr_lt_demo / "vindr")}, dadam_prob=1.0,
+        image_size=32, fpsm_stages=[4, 3],
     )  # fmt: skip

@@ -9,7 +9,8 @@ import pytest
 import timm
 import torch
 
-from monai_ext.networks import FeaturePyramidSumNet, stage_reduction
+from monai_ext.bundle import check_checkpoint_fits
+from monai_ext.networks import FeaturePyramidSumNet, checkpoint_head_options, fpsm_checkpoint_hint, stage_reduction
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +115,32 @@ def test_torchscript_export_matches_eager(images):
     with torch.no_grad():
         torch.testing.assert_close(scripted(images, ids), net(images, ids), rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(scripted(images), net(images), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "stages, num_datasets, concatenate",
+    [((4,), 0, False), ((4, 3, 2), 0, False), ((4, 3, 2, 1), 2, False), ((4, 3), 0, True), ((4, 3, 2), 2, True)],
+)
+def test_checkpoint_head_options_read_the_training_options_off_the_heads(stages, num_datasets, concatenate):
+    saved = FeaturePyramidSumNet("resnet10t", 4, stages, num_datasets, concatenate).state_dict()
+    other = FeaturePyramidSumNet("resnet10t", 4, (4,))  # the network of another config, same backbone
+    # resnet10t widths 64/128/256/512 and an embedding narrower than 64: one answer, the training options
+    expected = {"fpsm_stages": list(stages), "num_datasets": num_datasets, "use_concatenate": concatenate}
+    assert checkpoint_head_options(saved, other) == [expected]
+
+
+def test_hint_of_a_checkpoint_of_another_stage_set_or_backbone(tmp_path):
+    torch.save({"model": FeaturePyramidSumNet("resnet10t", 4, (4, 3)).state_dict()}, tmp_path / "m.pt")
+    with pytest.raises(
+        ValueError, match=r"(?s)m\.pt.*--fpsm_stages \"\[4, 3\]\" --num_datasets 0 --use_concatenate false"
+    ):
+        check_checkpoint_fits(
+            tmp_path / "m.pt", FeaturePyramidSumNet("resnet10t", 4, (4, 3, 2)), hint=fpsm_checkpoint_hint
+        )
+    resnet18 = FeaturePyramidSumNet("resnet18", 4, (4,)).state_dict()
+    assert checkpoint_head_options(resnet18, FeaturePyramidSumNet("resnet10t", 4, (4,))) == [
+        {"fpsm_stages": [4], "num_datasets": 0, "use_concatenate": False}
+    ]  # same stage widths: the heads cannot tell resnet18 from resnet10t (the backbone tensors can)
+    tresnet_widths = {"heads.0.weight": torch.zeros(4, 2432)}
+    hint = fpsm_checkpoint_hint(tresnet_widths, FeaturePyramidSumNet("resnet10t", 4, (4,)))
+    assert "fit no stage set of backbone 'resnet10t'" in hint and "--backbone" in hint

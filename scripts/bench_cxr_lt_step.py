@@ -4,7 +4,7 @@
 ``PyramidSumLoss``, backward, Adam) and inference steps of FPSM on stages {4,3}, {4,3,2}, {4,3,2,1} and the
 concatenate variant against the single-stage head {4}, all on the same backbone weights, batch and device, timed
 interleaved (logic in :mod:`scripts.bench.fpsm_step`). Networks: the demo overlay's small network at the demo sizes
-(``small``: ResNet-10t, 128 px, batch 16) and the bundle's shipped TResNet-L at 448 px (``shipped``; seconds per
+(``small``: ResNet-10t at the demo overlay's image size, batch 16) and the bundle's shipped TResNet-L at 448 px (``shipped``; seconds per
 step on a CPU: its batch defaults to 2 there and its repetitions are few). Writes ``fpsm_step.json`` and
 ``fpsm_step.md`` into ``--out`` and prints the tables and the ratios (target: FPSM {4,3,2} / single-stage <= 1.05).
 

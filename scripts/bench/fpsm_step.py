@@ -77,7 +77,7 @@ def fpsm_step_setting(network: str = "small", bundle_dir: str | os.PathLike = FP
     Args:
         network: ``"shipped"``: ``network_def`` and the sizes of ``configs/train.json`` (TResNet-L, 448 px, batch
             16); ``"small"``: ``small_network_def`` of ``configs/demo.json`` with the sizes of ``train.json`` +
-            ``demo.json`` (the demo run's: ResNet-10t, 128 px, batch 16).
+            ``demo.json`` (the demo run's: ResNet-10t at the demo image size, batch 16).
         bundle_dir: the ``cxr_lt_fpsm_classification`` folder.
 
     Returns:

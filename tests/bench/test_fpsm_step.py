@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,6 +29,12 @@ from scripts.bench.fpsm_step import (
 from scripts.bench.transform_throughput import throughput_table, transform_throughput
 
 TINY = 32  # resnet10t: stage 4 (stride 32) is 1 x 1 at 32 px
+DEMO_CONFIG = Path(__file__).resolve().parents[2] / "bundles/cxr_lt_fpsm_classification/configs/demo.json"
+
+
+def demo_config():
+    """The demo overlay as written on disk, read independently of the benchmark's own config loading."""
+    return json.loads(DEMO_CONFIG.read_text())
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +44,10 @@ def small_setting():
 
 def test_settings_follow_the_bundle_configs(small_setting):
     assert small_setting["backbone"] == "resnet10t"
-    assert (small_setting["image_size"], small_setting["batch_size"], small_setting["num_classes"]) == (128, 16, 26)
-    assert small_setting["learning_rate"] == pytest.approx(1e-3) and small_setting["num_datasets"] == 0
+    demo = demo_config()
+    expected = (demo["image_size"], demo["batch_size"], 26)
+    assert (small_setting["image_size"], small_setting["batch_size"], small_setting["num_classes"]) == expected
+    assert small_setting["learning_rate"] == pytest.approx(demo["learning_rate"]) and small_setting["num_datasets"] == 0
     assert small_setting["network_def"]["_target_"] == "monai_ext.networks.FeaturePyramidSumNet"
     shipped = fpsm_step_setting("shipped")
     assert shipped["backbone"] == "tresnet_l" and shipped["network_def"]["backbone"] == "@backbone"
@@ -211,7 +220,8 @@ def test_script_writes_json_and_table(tmp_path, capsys):
     assert bench_cxr_lt_step.main(argv) == 0
     data = json.loads((out / "fpsm_step.json").read_text())
     small = data["step_time"]["small"]
-    assert small["settings"]["input_shape"] == [2, 3, 128, 128] and small["settings"]["backbone"] == "resnet10t"
+    size = demo_config()["image_size"]
+    assert small["settings"]["input_shape"] == [2, 3, size, size] and small["settings"]["backbone"] == "resnet10t"
     assert list(small["train"]["ratio"]) == ["single_4", "fpsm_432"] and small["train"]["ratio"]["single_4"] == 1.0
     assert small["network_def"]["backbone"] == "resnet10t" and data["environment"]["device"] == "cpu"
     table = (out / "fpsm_step.md").read_text()

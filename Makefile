@@ -32,6 +32,8 @@ bench: $(STAMP)
 	$(PY) -m scripts.bench_mombs --out bench_results/mombs --num-threads 1
 	$(PY) -m scripts.bench_rop_step --out bench_results/rop --num-threads 1 --shipped-warmup 1 --shipped-repeats 3
 	$(PY) -m scripts.bench_rop --out bench_results/rop
+	$(PY) -m scripts.bench_cxr_lt_step --out bench_results/cxr_lt --num-threads 1 --shipped-warmup 1 --shipped-repeats 3
+	$(PY) -m scripts.bench_cxr_lt --out bench_results/cxr_lt
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

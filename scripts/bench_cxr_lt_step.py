@@ -4,9 +4,12 @@
 ``PyramidSumLoss``, backward, Adam) and inference steps of FPSM on stages {4,3}, {4,3,2}, {4,3,2,1} and the
 concatenate variant against the single-stage head {4}, all on the same backbone weights, batch and device, timed
 interleaved (logic in :mod:`scripts.bench.fpsm_step`). Networks: the demo overlay's small network at the demo sizes
-(``small``: ResNet-10t at the demo overlay's image size, batch 16) and the bundle's shipped TResNet-L at 448 px (``shipped``; seconds per
-step on a CPU: its batch defaults to 2 there and its repetitions are few). Writes ``fpsm_step.json`` and
-``fpsm_step.md`` into ``--out`` and prints the tables and the ratios (target: FPSM {4,3,2} / single-stage <= 1.05).
+(``small``: ResNet-10t at the demo overlay's image size, batch 16) and the bundle's shipped TResNet-L at 448 px
+(``shipped``; seconds per step on a CPU: its batch defaults to 2 there and its repetitions are few). Then DADAM on
+the fly: images per second of the bundle's training transform chain with DADAM (probability 0.5 and 1.0) against the
+same chain without it (:mod:`scripts.bench.dadam_throughput`; ``--throughput-items 0`` skips it). Writes
+``fpsm_step.json`` and ``fpsm_step.md`` into ``--out`` and prints the tables and the ratios (target: FPSM {4,3,2} /
+single-stage <= 1.05).
 
 Examples::
 
@@ -21,12 +24,14 @@ import logging
 import os
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import monai
 import torch
 
+from scripts.bench.dadam_throughput import dadam_throughput_benchmark, dadam_throughput_table
 from scripts.bench.fpsm_step import (
     DEFAULT_VARIANTS,
     FPSM_BUNDLE,
@@ -65,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--bundle-dir", default=str(FPSM_BUNDLE), help="the cxr_lt_fpsm_classification folder")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--throughput-items", type=int, default=64,
+                   help="training images per round of the DADAM throughput; 0 skips it")  # fmt: skip
+    p.add_argument("--throughput-image-size", type=int, default=512, help="pixels of the written demo images")
+    p.add_argument("--throughput-repeats", type=int, default=3)
+    p.add_argument("--work-dir", default=None, help="where the throughput data are written; default a temporary folder")
     return p
 
 
@@ -82,8 +92,12 @@ def _environment(args: argparse.Namespace, argv: list[str] | None, start: float)
 
 
 def results_table(results: dict) -> str:
-    """Markdown of all measured networks (one :func:`~scripts.bench.fpsm_step.fpsm_step_table` each)."""
-    return "\n".join(fpsm_step_table(res, _TITLES.get(name, name)) for name, res in results["step_time"].items())
+    """Markdown of all measured networks (one :func:`~scripts.bench.fpsm_step.fpsm_step_table` each) and of the DADAM
+    throughput when measured."""
+    tables = [fpsm_step_table(res, _TITLES.get(name, name)) for name, res in results["step_time"].items()]
+    if "dadam_throughput" in results:
+        tables.append(dadam_throughput_table(results["dadam_throughput"]))
+    return "\n".join(tables)
 
 
 def ratio_lines(results: dict) -> list[str]:
@@ -98,6 +112,10 @@ def ratio_lines(results: dict) -> list[str]:
                 verdict = "meets" if target <= res["target_ratio"] else "misses"
                 line += f" ({res['target_variant']} {verdict} the target <= {res['target_ratio']})"
             lines.append(line)
+    if "dadam_throughput" in results:
+        res = results["dadam_throughput"]
+        rates = ", ".join(f"{k} {v:.3f}" for k, v in res["ratio_to_reference"].items() if k != res["reference"])
+        lines.append(f"DADAM on the fly: images per second / {res['reference']}: {rates}")
     return lines
 
 
@@ -129,6 +147,13 @@ def main(argv: list[str] | None = None) -> int:
         write_json(results, out_dir / RESULT_FILES["json"])  # keep the first network if a later one fails
         sys.stdout.write("\n".join(ratio_lines({"step_time": {name: res}})) + "\n")
         sys.stdout.flush()
+    if args.throughput_items > 0:
+        with tempfile.TemporaryDirectory() as tmp:
+            results["dadam_throughput"] = dadam_throughput_benchmark(
+                args.work_dir or tmp, args.bundle_dir, num_items=args.throughput_items,
+                image_size=args.throughput_image_size, repeats=args.throughput_repeats, seed=args.seed,
+            )  # fmt: skip
+        sys.stdout.write("\n".join(ratio_lines({"step_time": {}, **results})[-1:]) + "\n")
     results["environment"] = _environment(args, argv, start)
     write_json(results, out_dir / RESULT_FILES["json"])
     table = results_table(results) + "\n" + "\n".join(f"- {line}" for line in ratio_lines(results)) + "\n"

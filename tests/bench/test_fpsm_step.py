@@ -216,7 +216,9 @@ def test_transform_throughput_real_clock_and_errors(tmp_path):
 def test_script_writes_json_and_table(tmp_path, capsys):
     out = tmp_path / "cxr_lt"
     argv = ["--out", str(out), "--networks", "small", "--variants", "single_4", "fpsm_432", "--small-warmup", "0",
-            "--small-repeats", "1", "--small-batch-size", "2", "--device", "cpu"]  # fmt: skip
+            "--small-repeats", "1", "--small-batch-size", "2", "--device", "cpu", "--throughput-items", "3",
+            "--throughput-image-size", "64", "--throughput-repeats", "1",
+            "--work-dir", str(tmp_path / "tp")]  # fmt: skip
     assert bench_cxr_lt_step.main(argv) == 0
     data = json.loads((out / "fpsm_step.json").read_text())
     small = data["step_time"]["small"]
@@ -228,3 +230,6 @@ def test_script_writes_json_and_table(tmp_path, capsys):
     assert "| fpsm_432 | {4,3,2} | 3 |" in table and "target <= 1.05" in table
     printed = capsys.readouterr().out
     assert "small train: step time / single_4: fpsm_432" in printed and "small inference:" in printed
+    throughput = data["dadam_throughput"]
+    assert throughput["num_items"] == 3 and list(throughput["images_per_s"]) == ["plain", "dadam_p0.5", "dadam_p1"]
+    assert "DADAM on the fly: images per second / plain: dadam_p0.5" in printed and "| dadam_p0.5 |" in table

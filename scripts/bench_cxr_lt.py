@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {}
     plan = cxr_lt_study.PLANS[args.plan]
     if args.seeds:
+        if len(set(args.seeds)) != len(args.seeds):
+            raise SystemExit(f"--seeds must be distinct (each seed is one paired run per arm), got {args.seeds}")
         plan = dataclasses.replace(plan, seeds=tuple(args.seeds))
     arms = args.arms or [a.value for a in cxr_lt_study.Arm]
     with tempfile.TemporaryDirectory(prefix="cxr_lt_study_") as tmp:

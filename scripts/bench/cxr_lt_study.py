@@ -221,6 +221,7 @@ def run_overrides(
         "learning_rate": float(learning_rate),
         "seed": int(seed),
         "fpsm_stages": stages,
+        "backbone": plan.backbone,  # what the bundle's parameter check records; network_def names it too
         "network_def": study_network_def(stages, plan.backbone),
         "overwrite": True,
         **cached_datasets(),
@@ -391,10 +392,11 @@ def aggregate_study(
             if baseline in by_arm and arm != baseline:
                 base = {s: r["test"][combination][metric] for s, r in by_arm[baseline].items()}
                 entry[f"delta_{metric}"] = study.paired_difference(values, base)
+        ordered = [seeds[s] for s in sorted(seeds)]
         for mode in StageCombination:
-            entry[f"map_{mode.value}"] = study.summarise([r["test"][mode.value]["map"] for r in seeds.values()])
-        entry["best_epoch"] = study.summarise([r["best_epoch"] for r in seeds.values()])
-        entry["train_s"] = study.summarise([r["train_s"] for r in seeds.values()])
+            entry[f"map_{mode.value}"] = study.summarise([r["test"][mode.value]["map"] for r in ordered])
+        entry["best_epoch"] = study.summarise([r["best_epoch"] for r in ordered])
+        entry["train_s"] = study.summarise([r["train_s"] for r in ordered])
         summary[arm] = entry
     return summary
 

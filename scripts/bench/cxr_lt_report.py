@@ -14,7 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from scripts.bench import study
-from scripts.bench.cxr_lt_study import Arm
+from scripts.bench.cxr_lt_study import Arm, study_class_groups
 from scripts.bench.results_io import save_figure, write_json
 
 __all__ = ["ARM_LABELS", "RESULT_FILES", "study_tables", "write_results"]
@@ -30,6 +30,7 @@ ARM_LABELS = {
     "fpsm_432_dadam": "FPSM {4,3,2} + DADAM",
     "fpsm_4321_dadam": "FPSM {4,3,2,1} + DADAM",
 }
+_GROUPS = ("head", "tail_boxed", "tail_unboxed")
 _METRICS = {"map": "test mAP", "tail_map": "tail-class mean AP", "mean_auroc": "mean AUROC", "macro_f1": "macro F1"}
 
 
@@ -66,6 +67,17 @@ def study_tables(result: Mapping[str, Any]) -> str:
                 e = ens[arm]
                 lines.append(f"| {ARM_LABELS.get(arm, arm)} | {e['members']} | {e['map']:.4f} | "
                              f"{e['single_model_map']:.4f} | {e['tail_map']:.4f} |")  # fmt: skip
+    groups = result.get("class_groups") or {}
+    if groups:
+        names = study_class_groups(data)
+        titles = {g: f"{g.replace('_', ' ')} AP ({len(names[g])} classes)" for g in _GROUPS if names.get(g)}
+        lines += [
+            "\nWhere the differences come from: mean test AP of the head classes, of the tail classes with lesion "
+            "boxes (DADAM pastes their patches) and of the tail classes without boxes (DADAM only reuses their "
+            "images as Mixup backgrounds):\n",
+            study.comparison_table({a: groups[a] for a in arms if a in groups}, titles, labels=ARM_LABELS,
+                                   baseline=Arm.SINGLE.value),  # fmt: skip
+        ]
     if dadam:
         ref = data.get("correlation_reference") or {}
         before, after = dadam.get("counts_before", {}), dadam.get("counts_after", {})

@@ -372,6 +372,46 @@ def run_study(
     }
     out["summary"] = aggregate_study(runs)
     out["ensembles"] = ensemble_scores(runs, data["tail_classes"])
+    out["class_groups"] = class_group_scores(runs, study_class_groups(data))
+    return out
+
+
+def study_class_groups(data: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The classes by where a DADAM gain can come from: ``head`` (at or above the median training count),
+    ``tail_boxed`` (tail classes with lesion boxes: CutMix patches and Mixup patches) and ``tail_unboxed`` (tail
+    classes without boxes: only Mixup backgrounds, i.e. more copies of their own images)."""
+    tail = list(data["tail_classes"])
+    unboxed = set((data.get("dadam_report") or {}).get("tail_classes_without_boxes", []))
+    return {
+        "head": [c for c in MIMIC_CXR_LT_CLASSES if c not in tail],
+        "tail_boxed": [c for c in tail if c not in unboxed],
+        "tail_unboxed": [c for c in tail if c in unboxed],
+    }
+
+
+def class_group_scores(
+    runs: Sequence[Mapping[str, Any]], groups: Mapping[str, Sequence[str]], baseline: str = Arm.SINGLE.value
+) -> dict[str, dict[str, Any]]:
+    """Per arm and class group: the group's mean test AP (``mean_prob``) from each run's saved logits, mean +- std
+    over seeds and the paired difference to ``baseline`` (``{arm: {group: summary, "delta_" + group: diff}}``)."""
+    per_seed: dict[str, dict[str, dict[int, float]]] = {}
+    for run in runs:
+        saved = np.load(run["logits_file"])
+        probs = combine_stage_logits(torch.as_tensor(saved["logits"])).numpy()
+        result = multilabel_metrics(probs, saved["labels"], class_names=list(MIMIC_CXR_LT_CLASSES),
+                                    class_groups={g: list(c) for g, c in groups.items() if c})  # fmt: skip
+        arm = per_seed.setdefault(run["arm"], {})
+        for group in result["groups"]:
+            arm.setdefault(group, {})[int(run["seed"])] = float(result["groups"][group]["map"])
+    out: dict[str, dict[str, Any]] = {}
+    for arm, by_group in per_seed.items():
+        entry: dict[str, Any] = {}
+        for group, values in by_group.items():
+            entry[group] = study.summarise([values[s] for s in sorted(values)])
+            entry[group]["per_seed"] = values
+            if baseline in per_seed and arm != baseline and group in per_seed[baseline]:
+                entry[f"delta_{group}"] = study.paired_difference(values, per_seed[baseline][group])
+        out[arm] = entry
     return out
 
 

@@ -31,12 +31,14 @@ from scripts.bench.cxr_lt_study import (
     aggregate_study,
     arm_stages,
     arm_uses_dadam,
+    class_group_scores,
     correlation_reference,
     ensemble_scores,
     probability_scores,
     run_overrides,
     run_study,
     score_logits,
+    study_class_groups,
 )
 
 CLASSES = list(MIMIC_CXR_LT_CLASSES)
@@ -234,6 +236,47 @@ def _run(arm: str, seed: int, value: float, logits_file: str = "") -> dict:
     }  # fmt: skip
     return {"arm": arm, "seed": seed, "learning_rate": 3e-3, "val_map": value, "best_epoch": seed + 1, "test": test,
             "logits_file": logits_file, "train_s": 10.0 + seed, "eval_s": 1.0}  # fmt: skip
+
+
+def test_study_class_groups_split_the_classes():
+    tail = ["Hernia", "Fibrosis", "Mass"]
+    data = {"tail_classes": tail, "dadam_report": {"tail_classes_without_boxes": ["Hernia"]}}
+    groups = study_class_groups(data)
+    assert groups["tail_boxed"] == ["Fibrosis", "Mass"] and groups["tail_unboxed"] == ["Hernia"]
+    assert len(groups["head"]) == len(CLASSES) - 3 and not set(groups["head"]) & set(tail)
+    assert study_class_groups({"tail_classes": tail})["tail_unboxed"] == []  # no DADAM report: every tail is boxed
+
+
+def test_class_group_scores_against_sklearn(tmp_path):
+    rng = np.random.default_rng(5)
+    labels = (rng.random((60, len(CLASSES))) < 0.3).astype(np.float32)
+    labels[:3] = 1.0  # every class has a positive
+    groups = {"head": CLASSES[:20], "tail_boxed": CLASSES[20:23], "tail_unboxed": CLASSES[23:]}
+    runs, expected = [], {}
+    for arm in ("single", "fpsm_432"):
+        for seed in (0, 1, 2):
+            logits = rng.normal(size=(60, len(CLASSES), 1 if arm == "single" else 2)) + labels[..., None]
+            path = tmp_path / f"{arm}_{seed}.npz"
+            np.savez(path, logits=logits, labels=labels)
+            runs.append(_run(arm, seed, 0.3, str(path)))
+            probs = expit(logits).mean(-1)  # mean_prob
+            for group, names in groups.items():
+                idx = [CLASSES.index(c) for c in names]
+                expected[arm, group, seed] = np.mean([average_precision_score(labels[:, i], probs[:, i]) for i in idx])
+    out = class_group_scores(runs, groups)
+    for arm in ("single", "fpsm_432"):
+        for group in groups:
+            assert out[arm][group]["values"] == pytest.approx([expected[arm, group, s] for s in (0, 1, 2)])
+    diff = out["fpsm_432"]["delta_tail_boxed"]
+    assert diff["differences"] == pytest.approx([expected["fpsm_432", "tail_boxed", s]
+                                                 - expected["single", "tail_boxed", s] for s in (0, 1, 2)])  # fmt: skip
+    assert not [k for k in out["single"] if k.startswith("delta_")]
+    table = cxr_lt_report.study_tables({**_study_result(), "class_groups": out})
+    assert "Where the differences come from" in table
+    assert (
+        f"| FPSM {{4,3,2}} | 3 | {out['fpsm_432']['head']['mean']:.3f} +- {out['fpsm_432']['head']['std']:.3f} |"
+        in table
+    )
 
 
 def test_aggregate_study_pairs_by_seed():

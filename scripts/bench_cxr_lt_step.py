@@ -3,7 +3,8 @@
 """Step time of the Feature Pyramid Sum Model (``make bench``, issue 13): training steps (forward,
 ``PyramidSumLoss``, backward, Adam) and inference steps of FPSM on stages {4,3}, {4,3,2}, {4,3,2,1} and the
 concatenate variant against the single-stage head {4}, all on the same backbone weights, batch and device, timed
-interleaved (logic in :mod:`scripts.bench.fpsm_step`). Networks: the demo overlay's small network at the demo sizes
+interleaved (logic in :mod:`scripts.bench.fpsm_step`), and the FLOPs of one training step counted by
+``FlopCounterMode`` (independent of the machine's load). Networks: the demo overlay's small network at the demo sizes
 (``small``: ResNet-10t at the demo overlay's image size, batch 16) and the bundle's shipped TResNet-L at 448 px
 (``shipped``; seconds per step on a CPU: its batch defaults to 2 there and its repetitions are few). Then DADAM on
 the fly: images per second of the bundle's training transform chain with DADAM (probability 0.5 and 1.0) against the
@@ -35,7 +36,9 @@ from scripts.bench.dadam_throughput import dadam_throughput_benchmark, dadam_thr
 from scripts.bench.fpsm_step import (
     DEFAULT_VARIANTS,
     FPSM_BUNDLE,
+    fpsm_flops_table,
     fpsm_step_benchmark,
+    fpsm_step_flops,
     fpsm_step_setting,
     fpsm_step_table,
 )
@@ -94,7 +97,11 @@ def _environment(args: argparse.Namespace, argv: list[str] | None, start: float)
 def results_table(results: dict) -> str:
     """Markdown of all measured networks (one :func:`~scripts.bench.fpsm_step.fpsm_step_table` each) and of the DADAM
     throughput when measured."""
-    tables = [fpsm_step_table(res, _TITLES.get(name, name)) for name, res in results["step_time"].items()]
+    tables = []
+    for name, res in results["step_time"].items():
+        tables.append(fpsm_step_table(res, _TITLES.get(name, name)))
+        if "flops" in res:
+            tables.append(fpsm_flops_table(res["flops"], _TITLES.get(name, name)))
     if "dadam_throughput" in results:
         tables.append(dadam_throughput_table(results["dadam_throughput"]))
     return "\n".join(tables)
@@ -112,6 +119,9 @@ def ratio_lines(results: dict) -> list[str]:
                 verdict = "meets" if target <= res["target_ratio"] else "misses"
                 line += f" ({res['target_variant']} {verdict} the target <= {res['target_ratio']})"
             lines.append(line)
+        if "flops" in res:
+            ratios = ", ".join(f"{k} {v:.4f}" for k, v in res["flops"]["ratio"].items() if k != res["baseline"])
+            lines.append(f"{name} training-step FLOPs / {res['baseline']}: {ratios}")
     if "dadam_throughput" in results:
         res = results["dadam_throughput"]
         rates = ", ".join(f"{k} {v:.3f}" for k, v in res["ratio_to_reference"].items() if k != res["reference"])
@@ -142,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
                                   args.seed, args.device)  # fmt: skip
         res["network"] = name
         res["network_def"] = setting["network_def"]
+        if "train" in args.modes:
+            res["flops"] = fpsm_step_flops(setting, variants, batch_size=1, seed=args.seed, device=args.device)
         results["step_time"][name] = res
         results["environment"] = _environment(args, argv, start)
         write_json(results, out_dir / RESULT_FILES["json"])  # keep the first network if a later one fails

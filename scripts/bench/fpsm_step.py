@@ -51,6 +51,8 @@ __all__ = [
     "summarize_times",
     "fpsm_step_benchmark",
     "fpsm_step_table",
+    "fpsm_step_flops",
+    "fpsm_flops_table",
 ]
 
 logger = logging.getLogger(__name__)
@@ -363,3 +365,64 @@ def fpsm_step_table(result: Mapping[str, Any], title: str = "") -> str:
             )
         lines.append("")
     return "\n".join(lines)
+
+
+def fpsm_step_flops(
+    setting: Mapping[str, Any],
+    variants: Mapping[str, Mapping[str, Any]] = DEFAULT_VARIANTS,
+    batch_size: int = 1,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> dict[str, Any]:
+    """Floating-point operations of one training step (forward, :class:`~monai_ext.losses.PyramidSumLoss`, backward)
+    of every variant, counted by ``torch.utils.flop_counter.FlopCounterMode``: a count, not a timing, so it does not
+    depend on what else the machine runs. Work done twice (e.g. a second backbone pass per stage) would show as a
+    ratio near the number of stages; the heads alone add a fraction of a percent.
+
+    Returns:
+        ``{"batch_size", "input_shape", "flops": {variant: int}, "ratio": {variant: flops / baseline's},
+        "backbone_calls": {variant: forward calls of the backbone per step}, "baseline"}``.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from monai_ext.losses import PyramidSumLoss
+
+    nets = build_variants(setting, variants, seed)
+    size = int(setting["image_size"])
+    generator = torch.Generator().manual_seed(int(seed))
+    x = torch.rand(int(batch_size), 3, size, size, generator=generator).to(device)
+    y = (torch.rand(int(batch_size), int(setting["num_classes"]), generator=generator) < 0.3).float().to(device)
+    loss_fn = PyramidSumLoss()
+    flops, calls = {}, {}
+    for name, net in nets.items():
+        net = net.to(device).train()
+        count = [0]
+        handle = net.features.register_forward_hook(lambda *_: count.__setitem__(0, count[0] + 1))
+        with FlopCounterMode(display=False) as counter:
+            loss_fn(net(x), y).backward()
+        handle.remove()
+        flops[name], calls[name] = int(counter.get_total_flops()), count[0]
+    baseline = next(iter(nets))
+    return {
+        "batch_size": int(batch_size),
+        "input_shape": [int(batch_size), 3, size, size],
+        "flops": flops,
+        "ratio": {name: f / flops[baseline] for name, f in flops.items()},
+        "backbone_calls": calls,
+        "baseline": baseline,
+    }
+
+
+def fpsm_flops_table(result: Mapping[str, Any], title: str = "") -> str:
+    """Markdown of :func:`fpsm_step_flops`."""
+    head = f"{title}: " if title else ""
+    lines = [
+        f"**{head}training-step FLOPs** (FlopCounterMode, input {' x '.join(map(str, result['input_shape']))}; "
+        f"ratio to {result['baseline']}):",
+        "",
+        "| variant | GFLOP per step | ratio | backbone passes |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, f in result["flops"].items():
+        lines.append(f"| {name} | {f / 1e9:.3f} | {result['ratio'][name]:.5f} | {result['backbone_calls'][name]} |")
+    return "\n".join(lines) + "\n"

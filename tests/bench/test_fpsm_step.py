@@ -21,7 +21,9 @@ from scripts.bench.fpsm_step import (
     BASELINE,
     DEFAULT_VARIANTS,
     build_variants,
+    fpsm_flops_table,
     fpsm_step_benchmark,
+    fpsm_step_flops,
     fpsm_step_setting,
     fpsm_step_table,
     summarize_times,
@@ -230,6 +232,24 @@ def test_script_writes_json_and_table(tmp_path, capsys):
     assert "| fpsm_432 | {4,3,2} | 3 |" in table and "target <= 1.05" in table
     printed = capsys.readouterr().out
     assert "small train: step time / single_4: fpsm_432" in printed and "small inference:" in printed
+    flops = small["flops"]
+    assert set(flops["ratio"]) == {"single_4", "fpsm_432"} and flops["backbone_calls"] == {"single_4": 1, "fpsm_432": 1}
+    assert "small training-step FLOPs / single_4: fpsm_432" in printed and "GFLOP per step" in table
     throughput = data["dadam_throughput"]
     assert throughput["num_items"] == 3 and list(throughput["images_per_s"]) == ["plain", "dadam_p0.5", "dadam_p1"]
     assert "DADAM on the fly: images per second / plain: dadam_p0.5" in printed and "| dadam_p0.5 |" in table
+
+
+def test_step_flops_count_one_backbone_pass(small_setting):
+    setting = {**small_setting, "image_size": TINY}
+    res = fpsm_step_flops(setting, {k: DEFAULT_VARIANTS[k] for k in ("single_4", "fpsm_432")}, batch_size=2)
+    assert res["backbone_calls"] == {"single_4": 1, "fpsm_432": 1} and res["input_shape"] == [2, 3, TINY, TINY]
+    assert res["ratio"]["single_4"] == 1.0
+    # the extra heads' work, worked by hand: a Linear(w, 26) costs 2 * B * w * 26 FLOPs forward and twice that
+    # backward (input and weight gradients); fpsm_432 adds heads on stages 3 and 2 (resnet10t widths 256, 128)
+    nets = build_variants(setting, {k: DEFAULT_VARIANTS[k] for k in ("single_4", "fpsm_432")})
+    extra_widths = nets["fpsm_432"].stage_widths[1:]
+    extra_heads = sum(3 * 2 * 2 * w * 26 for w in extra_widths)
+    assert res["flops"]["fpsm_432"] - res["flops"]["single_4"] == pytest.approx(extra_heads, rel=0.05)
+    table = fpsm_flops_table(res, "t")
+    assert "| fpsm_432 |" in table and "backbone passes" in table

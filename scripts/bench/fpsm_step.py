@@ -228,6 +228,7 @@ def fpsm_step_benchmark(
     seed: int = 0,
     device: str | torch.device = "cpu",
     networks: Mapping[str, nn.Module] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, Any]:
     """Seconds per training and inference step of each FPSM variant and the ratios to the single-stage head.
 
@@ -245,6 +246,8 @@ def fpsm_step_benchmark(
             (images uniform in [0, 1], as timm's TResNet expects; labels Bernoulli(0.1)).
         device: where to run.
         networks: prebuilt ``{name: network}`` for ``variants`` (default: :func:`build_variants`).
+        clock: seconds as a float; default ``time.perf_counter`` (wall). On a CPU shared with other jobs,
+            ``time.process_time`` (this process's CPU seconds) keeps their load out of the ratios.
 
     Returns:
         ``{"settings", "variants": {name: {"stages", "concatenate", "heads", "num_parameters"}}, "baseline",
@@ -281,6 +284,7 @@ def fpsm_step_benchmark(
             "repeats": int(repeats), "seed": int(seed), "device": str(device),
             "optimizer": f"Adam lr {setting['learning_rate']:g}, weight decay {setting['weight_decay']:g}",
             "loss": "PyramidSumLoss", "stage_combination": combination, "torch_threads": torch.get_num_threads(),
+            "clock": getattr(clock, "__name__", str(clock)),
         },  # fmt: skip
         "variants": {
             name: {"stages": [int(s) for s in net.stages], "concatenate": bool(net.concatenate),
@@ -304,7 +308,7 @@ def fpsm_step_benchmark(
         else:
             steps = {name: make_inference_step(net, images, combination) for name, net in networks.items()}
         times = time_interleaved({n: _logged(f"{mode} {n}", s) for n, s in steps.items()}, warmup=warmup,
-                                 repeats=repeats, sync=sync)  # fmt: skip
+                                 repeats=repeats, sync=sync, clock=clock)  # fmt: skip
         result[mode] = {"times_s": times, **summarize_times(times, baseline)}
         if mode == "train":
             result[mode]["final_loss"] = {name: values[-1] for name, values in losses.items()}
@@ -346,7 +350,8 @@ def fpsm_step_table(result: Mapping[str, Any], title: str = "") -> str:
     lines = [
         f"**{head}FPSM vs single-stage head, seconds per step** (backbone {s['backbone']}, batch {shape}, "
         f"{s['num_classes']} classes, {s['loss']}, {s['optimizer']}; {s['warmup']} warm-up rounds, {s['repeats']} "
-        f"interleaved timed rounds; {s['device']}, {s['torch_threads']} torch thread(s); target "
+        f"interleaved timed rounds; {s['device']}, {s['torch_threads']} torch thread(s), clock "
+        f"{s.get('clock', 'perf_counter')}; target "
         f"{result['target_variant']} / {result['baseline']} <= {result['target_ratio']}):",
         "",
     ]

@@ -232,6 +232,8 @@ def test_script_writes_json_and_table(tmp_path, capsys):
     assert "| fpsm_432 | {4,3,2} | 3 |" in table and "target <= 1.05" in table
     printed = capsys.readouterr().out
     assert "small train: step time / single_4: fpsm_432" in printed and "small inference:" in printed
+    assert small["settings"]["clock"] == "process_time"  # --clock auto on a CPU: this process's CPU seconds
+    assert data["dadam_throughput"]["clock"] == "process_time" and "clock process_time" in table
     flops = small["flops"]
     assert set(flops["ratio"]) == {"single_4", "fpsm_432"} and flops["backbone_calls"] == {"single_4": 1, "fpsm_432": 1}
     assert "small training-step FLOPs / single_4: fpsm_432" in printed and "GFLOP per step" in table

@@ -402,6 +402,16 @@ class DiseasedAreaAugmenter:
         if not self.cutmix_tails:
             warnings.warn(f"{self.missing_tail_patch_message()}; CutMix on normal images is off, only Mixup can run")
 
+    def mode_for(self, label: Any) -> DadamMode | None:
+        """The strategy an item with ``label`` (``C`` 0/1 values over :attr:`classes`) gets when drawn: CutMix for a
+        "No Finding" image (when a tail class has a patch), Mixup for an image with a tail class, else None."""
+        lab = _label_vector(label)
+        if self.no_finding is not None and lab[self.no_finding] >= 0.5 and self.cutmix_tails:
+            return DadamMode.CUTMIX_NORMAL
+        if any(lab[t] >= 0.5 for t in self.tail_classes):
+            return DadamMode.MIXUP_DISEASED
+        return None
+
     def missing_tail_patch_message(self) -> str:
         """What to do when no tail class has a patch (names the tail classes and the classes with patches)."""
         return (
@@ -654,10 +664,10 @@ class RandDiseasedAreaAugmentd(RandomizableTransform, MapTransform):
             lab = _label_vector(label)
             if lab.shape[0] != len(aug.classes):
                 raise ValueError(f"'{label_key}' has {lab.shape[0]} values, expected {len(aug.classes)} classes")
-            out = None
-            if aug.no_finding is not None and lab[aug.no_finding] >= 0.5 and aug.cutmix_tails:
+            out, mode = None, aug.mode_for(lab)
+            if mode == DadamMode.CUTMIX_NORMAL:
                 out = aug.cutmix_on_normal(d[image_key], self.R)
-            elif any(lab[t] >= 0.5 for t in aug.tail_classes):
+            elif mode == DadamMode.MIXUP_DISEASED:
                 out = aug.mixup_on_diseased(d[image_key], lab, self.R)
             if out is not None:
                 d[image_key] = out[0]

@@ -59,17 +59,6 @@ def dadam_pipeline(bundle_dir: str | os.PathLike, data: dict, dadam_prob: float)
     return preprocessing, dadam_step, list(parser.get_parsed_content("train#datalist"))
 
 
-def _eligible(dadam_step: Any, items: Sequence[dict]) -> int:
-    """Items the DADAM step would augment when drawn: "No Finding" (CutMix) or positive for a tail class (Mixup)."""
-    aug = dadam_step.augmenter
-    count = 0
-    for item in items:
-        label = item["label"]
-        normal = aug.no_finding is not None and label[aug.no_finding] >= 0.5 and bool(aug.cutmix_tails)
-        count += int(normal or any(label[t] >= 0.5 for t in aug.tail_classes))
-    return count
-
-
 def dadam_throughput_benchmark(
     work_dir: str | os.PathLike,
     bundle_dir: str | os.PathLike,
@@ -113,7 +102,7 @@ def dadam_throughput_benchmark(
     aug = step.augmenter
     result.update({
         "image_size": int(image_size),
-        "eligible_items": _eligible(step, items),
+        "eligible_items": sum(aug.mode_for(item["label"]) is not None for item in items),
         "bank_build_s": build_s,
         "num_patches": len(aug.bank),
         "tail_classes": [aug.classes[t] for t in aug.tail_classes],

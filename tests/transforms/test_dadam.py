@@ -15,6 +15,7 @@ from PIL import Image
 
 from monai_ext.data.cxr.lesion_boxes import LesionBox
 from monai_ext.transforms.dadam import (
+    DadamMode,
     DiseasedAreaAugmenter,
     PatchBank,
     RandDiseasedAreaAugmentd,
@@ -231,3 +232,14 @@ def test_patch_bank_from_library_crops_x_along_width(tmp_path: Path):
     np.testing.assert_allclose(
         small.patches[0], bank.patches[0].astype(np.float32).reshape(2, 2, 2).mean(axis=(1, 2))[:, None], atol=1e-3
     )
+
+
+def test_mode_for_names_the_strategy_the_transform_applies():
+    aug = _transform().augmenter  # tail class A with a patch, B not tail, NF = "No Finding"
+    assert aug.mode_for([0.0, 0.0, 0.0, 1.0]) == DadamMode.CUTMIX_NORMAL
+    assert aug.mode_for(torch.tensor([1.0, 1.0, 0.0, 0.0])) == DadamMode.MIXUP_DISEASED
+    assert aug.mode_for(np.array([0.0, 1.0, 0.0, 0.0])) is None
+    with pytest.warns(UserWarning, match="no tail class has a lesion patch"):
+        no_tail_patch = DiseasedAreaAugmenter(_bank([(PATCH_B, (0.5, 0.6, 0.6, 0.8), B)]), _corr(ab=0.5), [A])
+    assert no_tail_patch.mode_for([0.0, 0.0, 0.0, 1.0]) is None  # CutMix off: no tail class has a patch
+    assert no_tail_patch.mode_for([1.0, 0.0, 0.0, 0.0]) == DadamMode.MIXUP_DISEASED

@@ -2,7 +2,8 @@
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Networks: MONAI networks split at a key feature map (``split``) for MoMBS's feature disturbances, and the label
 network of meta soft-label learning (``label_network``), the Feature Pyramid Sum Model (``fpsm``) and ensemble
-members from checkpoints (``ensemble``)."""
+members from checkpoints (``ensemble``), and MONAI's RetinaNet split at its FPN levels with per-image losses
+(``retinanet``, ``retinanet_detector``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,14 @@ from monai_ext.networks.fpsm import (
     stage_reduction,
 )
 from monai_ext.networks.label_network import LabelNetwork
+from monai_ext.networks.retinanet import DisturbancePoint, SplitRetinaNet, anchor_logits, resnet_fpn_features
+from monai_ext.networks.retinanet_detector import (
+    PerImageLossKeys,
+    PerImageRetinaNetDetector,
+    RankingLoss,
+    ranking_key,
+    unreduced_loss,
+)
 from monai_ext.networks.split import (
     FeatureTap,
     SplitBasicUNet,
@@ -45,4 +54,13 @@ __all__ = [
     "fpsm_checkpoint_hint",
     "ensemble_pred_keys",
     "load_ensemble_members",
+    "DisturbancePoint",
+    "SplitRetinaNet",
+    "anchor_logits",
+    "resnet_fpn_features",
+    "PerImageLossKeys",
+    "PerImageRetinaNetDetector",
+    "RankingLoss",
+    "ranking_key",
+    "unreduced_loss",
 ]

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 from monai_ext.metrics.classification import ClassificationAccuracyMetric, class_indices
 from monai_ext.metrics.froc import (
+    DEEPLESION_AVERAGE_FP_RATES,
     DEEPLESION_FP_RATES,
+    FROCDuplicate,
     FROCInterpolation,
+    FROCIoUConvention,
     FROCMatch,
     FROCSensitivity,
     compute_detection_froc,
+    deeplesion_froc_summary,
+    detection_outcomes,
     froc_curve,
     match_detections,
+    summarize_froc,
 )
 from monai_ext.metrics.multilabel import (
     ClassAverage,
@@ -38,10 +44,16 @@ __all__ = [
     "ClassificationAccuracyMetric",
     "class_indices",
     "DEEPLESION_FP_RATES",
+    "DEEPLESION_AVERAGE_FP_RATES",
     "FROCInterpolation",
     "FROCMatch",
+    "FROCDuplicate",
+    "FROCIoUConvention",
     "FROCSensitivity",
     "compute_detection_froc",
+    "detection_outcomes",
+    "summarize_froc",
+    "deeplesion_froc_summary",
     "froc_curve",
     "match_detections",
     "ClassAverage",

@@ -22,6 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
 
+from monai_ext.metrics.froc import DEEPLESION_AVERAGE_FP_RATES, summarize_froc
 from monai_ext.metrics.multilabel import check_multilabel_inputs
 
 __all__ = ["save_roc_curves_png", "save_pr_curves_png", "save_froc_png"]
@@ -148,51 +149,63 @@ def save_froc_png(
     path: str | os.PathLike,
     title: str | None = None,
     dpi: int = 120,
+    average_over: Sequence[float] = DEEPLESION_AVERAGE_FP_RATES,
+    overwrite: bool = False,
 ) -> Path:
-    """Draw FROC curves (sensitivity against average false positives per image) and save the figure as PNG.
+    """Draw FROC curves (sensitivity against average false positives per image, log x axis) and save them as PNG.
+
+    Each curve is the step function of its best operating points per FP count (:func:`froc_curve`), dotted beyond
+    its last false positive; its sensitivities at the result's ``fp_rates`` are marked, and the legend gives their
+    mean over ``average_over`` (the mean over all its ``fp_rates`` if some are missing).
 
     Args:
         results: ``{curve label: result of monai_ext.metrics.froc.compute_detection_froc}``, e.g.
-            ``{"baseline": r0, "MoMBS": r1}``; each curve is drawn with markers at its ``fp_rates`` readings and the
-            legend gives its average sensitivity.
+            ``{"random": r0, "MoMBS": r1}`` to compare arms.
         path: output ``.png`` file; its folder is created.
         title: figure title. Defaults to None ("FROC").
         dpi: resolution. Defaults to 120.
+        average_over: FP rates averaged in the legend. Defaults to ``(0.5, 1, 2)``.
+        overwrite: replace an existing ``path``. Defaults to False (results are never overwritten silently).
 
     Returns:
         The path written.
 
     Raises:
+        FileExistsError: ``path`` exists and ``overwrite`` is False.
         ValueError: ``results`` is empty or a result misses a key of :func:`compute_detection_froc`'s output.
     """
+    if Path(path).exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; choose another path or pass overwrite=True to replace it.")
     if not results:
         raise ValueError("results is empty: give at least one {label: compute_detection_froc(...) result}.")
     keys = ("fps_per_image", "curve_sensitivity", "fp_rates", "sensitivity", "average_sensitivity")
-    fig = Figure(figsize=(7.0, 5.0))
-    ax = fig.add_subplot(1, 1, 1)
-    x_max, tails = 0.0, []
-    for k, (label, r) in enumerate(results.items()):
+    for label, r in results.items():
         missing = [key for key in keys if key not in r]
         if missing:
             raise ValueError(f"FROC result '{label}' misses key(s) {missing}; pass compute_detection_froc's output.")
-        rates = np.asarray(r["fp_rates"], dtype=float)
-        x_max = max(x_max, float(rates.max()) * 1.1)
+    all_rates = sorted({float(v) for r in results.values() for v in r["fp_rates"]})
+    x_min, x_max = all_rates[0] / 4.0, all_rates[-1] * 2.0
+    fig = Figure(figsize=(7.0, 5.0))
+    ax = fig.add_subplot(1, 1, 1)
+    for k, (label, r) in enumerate(results.items()):
         style = _style(k, len(results))
-        ax.plot(
-            r["fps_per_image"],
-            r["curve_sensitivity"],
-            linewidth=1.4,
-            label=f"{label} (avg. sens. {r['average_sensitivity']:.3f})",
-            **style,
-        )
-        ax.plot(rates, r["sensitivity"], marker="o", linestyle="none", markersize=4, color=style["color"])
-        tails.append((r["fps_per_image"][-1], r["curve_sensitivity"][-1], style["color"]))
-    for x_end, s_end, color in tails:  # beyond its last point a curve keeps its final sensitivity
-        ax.plot([x_end, x_max], [s_end, s_end], color=color, linewidth=1.0, linestyle=":")
-    ax.set_xlim(0.0, x_max)
+        fps, sens = np.asarray(r["fps_per_image"], dtype=float), np.asarray(r["curve_sensitivity"], dtype=float)
+        try:
+            avg_key, avg = list(summarize_froc(r, average_over).items())[-1]
+        except ValueError:
+            avg_key, avg = f"avg[{','.join(f'{v:g}' for v in r['fp_rates'])}]", float(r["average_sensitivity"])
+        # the curve holds each best point until the next FP count; on a log axis FP count 0 sits at x_min
+        x = np.r_[np.maximum(fps, x_min), max(x_max, float(fps[-1]))]
+        ax.plot(x[:-1], sens, drawstyle="steps-post", linewidth=1.4, label=f"{label} ({avg_key} {avg:.3f})", **style)
+        ax.plot(x[-2:], [sens[-1], sens[-1]], linewidth=1.0, linestyle=":", color=style["color"])
+        ax.plot(r["fp_rates"], r["sensitivity"], marker="o", linestyle="none", markersize=5, color=style["color"])
+    ax.set_xscale("log")
+    ax.set_xlim(x_min, x_max)
     ax.set_ylim(0.0, 1.02)
-    ax.set_xticks(sorted({float(v) for r in results.values() for v in r["fp_rates"]} | {0.0}))
-    ax.set_xlabel("Average false positives per image")
+    ax.set_xticks(all_rates)
+    ax.set_xticklabels([f"{v:g}" for v in all_rates])
+    ax.minorticks_off()
+    ax.set_xlabel("Average false positives per image (log scale)")
     ax.set_ylabel("Sensitivity")
     ax.set_title(title or "FROC")
     ax.grid(True, linewidth=0.3)

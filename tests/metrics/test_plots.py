@@ -74,8 +74,27 @@ def test_froc_png(tmp_path):
     scores = [[0.9, 0.4], [0.6], [0.5]]
     gt = [[[0, 0, 10, 10]], [[0, 0, 20, 20]], []]
     r1 = compute_detection_froc(pred, scores, gt)
-    r2 = compute_detection_froc(pred, [[0.9, 0.7], [0.3], [0.8]], gt)
-    out = save_froc_png({"baseline": r2, "MoMBS": r1}, tmp_path / "froc.png")
+    r2 = compute_detection_froc(pred, [[0.9, 0.7], [0.3], [0.8]], gt, duplicate="false_positive")
+    out = save_froc_png({"baseline": r2, "MoMBS": r1}, tmp_path / "nested" / "froc.png")
+    _check_png(out)
+    with Image.open(out) as im:
+        rgb = np.asarray(im.convert("RGB")).astype(int)
+    # both curves are drawn in their own colours (C0 blue #1f77b4, C1 orange #ff7f0e)
+    for colour in ((0x1F, 0x77, 0xB4), (0xFF, 0x7F, 0x0E)):
+        assert (np.abs(rgb - colour).sum(axis=-1) < 30).sum() > 50
+    # one curve alone, a result without 0.5-2 rates (legend falls back to its own mean)
+    r3 = compute_detection_froc(pred, scores, gt, fp_rates=(1.0, 8.0))
+    _check_png(save_froc_png({"one": r3}, tmp_path / "one.png", title="one arm"))
+
+
+def test_froc_png_never_overwrites_unless_asked(tmp_path):
+    r = compute_detection_froc([[[0, 0, 9, 9]]], [[0.9]], [[[0, 0, 9, 9]]])
+    out = tmp_path / "froc.png"
+    out.write_bytes(b"earlier result")
+    with pytest.raises(FileExistsError, match="froc.png exists; choose another path or pass overwrite=True"):
+        save_froc_png({"a": r}, out)
+    assert out.read_bytes() == b"earlier result"
+    save_froc_png({"a": r}, out, overwrite=True)
     _check_png(out)
 
 

@@ -202,22 +202,43 @@ def _sample_mean(values: torch.Tensor) -> torch.Tensor:
     return values.reshape(values.shape[0], -1).mean(dim=1)
 
 
+def _check_top_k(top_k: Any, activation: EntropyActivation) -> int | None:
+    if top_k is None:
+        return None
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ValueError(f"top_k must be an integer >= 1 or None (all elements), got {top_k!r}.")
+    if activation != EntropyActivation.SIGMOID:
+        raise ValueError(
+            f"top_k ranks the elements of a sigmoid output (e.g. a detector's anchor x class logits); got activation "
+            f"{activation.value!r}. Use activation='sigmoid' or top_k=None."
+        )
+    return int(top_k)
+
+
 def predictive_entropy(
-    probabilities: torch.Tensor, activation: EntropyActivation | str = EntropyActivation.SOFTMAX
+    probabilities: torch.Tensor,
+    activation: EntropyActivation | str = EntropyActivation.SOFTMAX,
+    top_k: int | None = None,
 ) -> torch.Tensor:
-    """Entropy in nats of every sample's prediction, averaged over its elements.
+    """Entropy in nats of every sample's prediction, averaged over its elements (or its ``top_k`` most probable).
 
     Args:
-        probabilities: ``B C [H W [D]]`` probabilities (softmax: summing to 1 over ``C``; sigmoid: each in [0, 1]).
+        probabilities: ``B C [H W [D]]`` probabilities (softmax: summing to 1 over ``C``; sigmoid: each in [0, 1]);
+            with ``top_k``, any ``B ...`` shape of sigmoid probabilities (a detector's ``B x anchors x classes``).
         activation: ``{"softmax", "sigmoid"}``, which produced them (see :class:`EntropyActivation`); default
             ``"softmax"``.
+        top_k: sigmoid only: average the binary entropy over each sample's ``top_k`` elements of highest
+            probability (all of them when it has fewer); ``None`` (default) averages over every element. A detector
+            scores tens of thousands of anchors, nearly all confident background; the mean over all of them says
+            little about the image, the mean over its top-100 anchors (the candidates it would report) does.
 
     Returns:
-        ``B`` float32: softmax, ``mean over H W D of -sum_c p_c ln p_c``; sigmoid, ``mean over C H W D of
-        -p ln p - (1 - p) ln(1 - p)`` (``0 ln 0 = 0``).
+        ``B`` float32: softmax, ``mean over H W D of -sum_c p_c ln p_c``; sigmoid, ``mean over C H W D (or the top_k
+        elements) of -p ln p - (1 - p) ln(1 - p)`` (``0 ln 0 = 0``).
 
     Raises:
-        ValueError: unknown ``activation``, or fewer than 2 dimensions.
+        ValueError: unknown ``activation``, fewer than 2 dimensions, or a ``top_k`` that is not a positive integer
+            or comes with softmax.
 
     Example::
 
@@ -225,9 +246,14 @@ def predictive_entropy(
         0.6109
     """
     activation = look_up_option(activation, EntropyActivation)
+    top_k = _check_top_k(top_k, activation)
     if probabilities.ndim < 2:
         raise ValueError(f"probabilities must have shape B C [spatial], got {tuple(probabilities.shape)}.")
-    return _sample_mean(_pointwise_entropy(probabilities.float(), activation))
+    if top_k is None:
+        return _sample_mean(_pointwise_entropy(probabilities.float(), activation))
+    flat = probabilities.float().reshape(probabilities.shape[0], -1)
+    top = flat.topk(min(top_k, flat.shape[1]), dim=1).values
+    return _pointwise_entropy(top, activation).mean(dim=1)
 
 
 def _tracks_running_stats(module: torch.nn.Module) -> bool:
@@ -316,6 +342,7 @@ def disturbed_uncertainty(
     measure: UncertaintyMeasure | str = UncertaintyMeasure.ENTROPY,
     norm_statistics: NormStatistics | str = NormStatistics.RUNNING,
     channels_last: bool = True,
+    top_k: int | None = None,
 ) -> torch.Tensor:
     """Uncertainty of every sample from ``K`` disturbed re-runs of ``network.decode`` (see the module docstring).
 
@@ -335,16 +362,22 @@ def disturbed_uncertainty(
         measure: ``{"entropy", "mutual_information"}``, see :class:`UncertaintyMeasure`; default ``"entropy"``.
         norm_statistics: ``{"running", "batch"}``, see :class:`NormStatistics`; default ``"running"``.
         channels_last: see :func:`decoder_inputs`; default ``True`` (a layout, not a value, changes).
+        top_k: sigmoid only, see :func:`predictive_entropy`: the entropy of the mean prediction averaged over each
+            sample's ``top_k`` most probable elements (by the mean probability); default ``None`` (all elements).
 
     Returns:
         ``B`` float32 uncertainties in nats, detached, on the device of the output.
 
     Raises:
-        ValueError: ``K`` < 1 or not an integer, ``r`` outside [0, 1], or an unknown option.
+        ValueError: ``K`` < 1 or not an integer, ``r`` outside [0, 1], an unknown option, or ``top_k`` with softmax
+            or with ``"mutual_information"``.
     """
     num_disturbances, ratio = _check_options(num_disturbances, ratio)
     activation = look_up_option(activation, EntropyActivation)
     measure = look_up_option(measure, UncertaintyMeasure)
+    top_k = _check_top_k(top_k, activation)
+    if top_k is not None and measure == UncertaintyMeasure.MUTUAL_INFORMATION:
+        raise ValueError("top_k is implemented for measure='entropy' only (the paper's Eq. 1).")
     prob_sum: torch.Tensor | None = None
     entropy_sum: torch.Tensor | None = None
     with torch.inference_mode(), frozen_statistics(network, norm_statistics):
@@ -356,7 +389,7 @@ def disturbed_uncertainty(
             if measure == UncertaintyMeasure.MUTUAL_INFORMATION:
                 entropy = _sample_mean(_pointwise_entropy(probs, activation))
                 entropy_sum = entropy if entropy_sum is None else entropy_sum.add_(entropy)
-        uncertainty = predictive_entropy(prob_sum.div_(num_disturbances), activation)
+        uncertainty = predictive_entropy(prob_sum.div_(num_disturbances), activation, top_k)
         if entropy_sum is not None:
             uncertainty = (uncertainty - entropy_sum / num_disturbances).clamp_(min=0.0)
     return uncertainty.clone()  # a normal tensor (not an inference tensor) for the handlers downstream
@@ -440,6 +473,11 @@ class MoMBSAssessor:
             between, each sample gets the uncertainty of its last assessment (kept per dataset index, from
             ``engine.state.output["index"]``; ``NaN`` if never assessed), so the planner ranks by an uncertainty up
             to ``n - 1`` epochs old. The ``K`` re-runs then cost ``1 / n`` of their per-epoch time on average.
+        top_k: with ``activation="sigmoid"``, the mean entropy of each sample's ``top_k`` most probable output
+            elements instead of all of them (see :func:`predictive_entropy`); a detector
+            (:class:`monai_ext.networks.SplitRetinaNet`, whose ``decode`` gives ``B x anchors x classes``) uses 100.
+            Default ``None`` (all elements). The undisturbed entropy of the step's own prediction is
+            ``num_disturbances=1, ratio=0`` (one ``decode`` pass, multipliers exactly 1).
 
     Raises:
         ValueError: ``K`` < 1 or not an integer, ``r`` outside [0, 1], ``start_epoch`` < 1, ``assess_every`` < 1,
@@ -463,6 +501,7 @@ class MoMBSAssessor:
         sampler: MoMBSSampler | None = None,
         channels_last: bool = True,
         assess_every: int = 1,
+        top_k: int | None = None,
     ) -> None:
         self.num_disturbances, self.ratio = _check_options(num_disturbances, ratio)
         if isinstance(start_epoch, bool) or not isinstance(start_epoch, int) or start_epoch < 1:
@@ -476,6 +515,7 @@ class MoMBSAssessor:
         self.channels_last = bool(channels_last)
         self.activation = look_up_option(activation, EntropyActivation)
         self.measure = look_up_option(measure, UncertaintyMeasure)
+        self.top_k = _check_top_k(top_k, self.activation)
         self.norm_statistics = look_up_option(norm_statistics, NormStatistics)
         self.network = None if network is None else self._check_network(network)
         self.output_key = str(output_key)
@@ -623,7 +663,9 @@ class MoMBSAssessor:
         """
         network = self._check_network(network if network is not None else self.network)
         options = (self.num_disturbances, self.ratio, self.activation, self.measure, self.norm_statistics)
-        return disturbed_uncertainty(network, features, self.generator, *options, channels_last=self.channels_last)
+        return disturbed_uncertainty(
+            network, features, self.generator, *options, channels_last=self.channels_last, top_k=self.top_k
+        )
 
     # ---- checkpoints -----------------------------------------------------------------------------------------------
 

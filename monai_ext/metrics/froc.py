@@ -498,7 +498,7 @@ class FROCSensitivity(Metric):
         self._is_fp: list[np.ndarray] = []
         self._num_targets = 0
         self._num_images = 0
-        super().__init__(output_transform=output_transform)
+        super().__init__(output_transform=output_transform, skip_unrolling=True)  # lists of per-image boxes
 
     @reinit__is_reduced
     def reset(self) -> None:

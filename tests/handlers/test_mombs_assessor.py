@@ -604,3 +604,34 @@ def test_assess_every_2_carries_each_samples_last_uncertainty_over():
     fresh.load_state_dict(assessor.state_dict())
     assert torch.equal(fresh.last_uncertainty, assessor.last_uncertainty)
     assert "last_uncertainty" not in MoMBSAssessor().state_dict()  # default: checkpoints as before
+
+
+def test_top_k_entropy_by_hand():
+    from monai_ext.handlers.mombs_assessor import predictive_entropy
+
+    # B=1, 4 anchors x 1 class; top 2 by probability: 0.9 and 0.5
+    # H(0.9) = -(0.9 ln 0.9 + 0.1 ln 0.1) = 0.325083, H(0.5) = ln 2 = 0.693147 -> mean 0.509115
+    probs = torch.tensor([[[0.1], [0.9], [0.01], [0.5]]])
+    assert float(predictive_entropy(probs, "sigmoid", top_k=2)[0]) == pytest.approx(0.509115, abs=1e-6)
+    # top_k larger than the number of elements: all of them (H(0.1) = 0.325083, H(0.01) = 0.056002)
+    expected = (0.325083 * 2 + 0.693147 + 0.056002) / 4
+    assert float(predictive_entropy(probs, "sigmoid", top_k=10)[0]) == pytest.approx(expected, abs=1e-6)
+    with pytest.raises(ValueError, match="sigmoid"):
+        predictive_entropy(probs, "softmax", top_k=2)
+    with pytest.raises(ValueError, match="top_k"):
+        predictive_entropy(probs, "sigmoid", top_k=0)
+
+
+def test_top_k_ranks_by_the_mean_disturbed_probability():
+    from monai_ext.handlers.mombs_assessor import disturbed_uncertainty
+    from monai_ext.networks import SplitFeatures, SplitModel
+
+    # decode = identity on logits: with r = 0 every pass gives the undisturbed sigmoid
+    net = SplitModel(torch.nn.Identity(), torch.nn.Identity())
+    logits = torch.logit(torch.tensor([[[0.1], [0.9], [0.01], [0.5]]]))
+    u = disturbed_uncertainty(net, SplitFeatures(logits), torch.Generator().manual_seed(0), 3, 0.0, "sigmoid", top_k=2)
+    assert float(u[0]) == pytest.approx(0.509115, abs=1e-5)
+    with pytest.raises(ValueError, match="entropy"):
+        disturbed_uncertainty(
+            net, SplitFeatures(logits), torch.Generator(), 3, 0.0, "sigmoid", "mutual_information", top_k=2
+        )

@@ -9,7 +9,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
 from monai_ext.demo.ct import TISSUES
 from monai_ext.demo.deeplesion import write_deeplesion_demo
@@ -111,12 +110,7 @@ def test_subtle_lesions_are_small_or_faint(demo):
         spec = LESION_SPECS[int(les["coarse_type"])]["hu"]
         full = max(abs(v - host) for rng in spec for v in rng)  # the largest contrast a typical lesion could have
         assert abs(les["hu"] - host) <= 0.3 * full + 1e-6
-    # a low-contrast lesion is visibly fainter on its PNG than a typical one of the same host
     assert (truth["appearance"] == "low_contrast").sum() >= 2
-    faint = truth[truth["appearance"] == "low_contrast"].iloc[0]
-    folder, _, k = faint["File_name"][:-4].rpartition("_")
-    hu = np.array(Image.open(root / "Images_png" / folder / f"{k}.png")).astype(np.int32) - 32768
-    assert hu.shape == (SIZE, SIZE)
 
 
 def test_rate_options_checked(tmp_path):

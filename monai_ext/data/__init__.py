@@ -29,7 +29,7 @@ from monai_ext.data import (
 from monai_ext.data.covid_ct import covid_ct_datalist
 from monai_ext.data.cxr import nvum_datalist
 from monai_ext.data.datalist import DatasetLayoutError, assign_indices
-from monai_ext.data.deeplesion import deeplesion_datalist
+from monai_ext.data.deeplesion import deeplesion_datalist, deeplesion_subset
 from monai_ext.data.eyepacs import eyepacs_datalist
 from monai_ext.data.inference import InputKind, prepare_inference_datalist
 from monai_ext.data.rop import check_meta_splits, rop_datalist
@@ -37,4 +37,5 @@ from monai_ext.data.rop import check_meta_splits, rop_datalist
 __all__ = ["datalist", "cxr", "deeplesion", "covid_ct", "covid_ct_layouts", "covid_ct_slices", "rop", "eyepacs"]
 __all__ += ["inference"]
 __all__ += ["DatasetLayoutError", "assign_indices", "nvum_datalist", "covid_ct_datalist", "deeplesion_datalist"]
+__all__ += ["deeplesion_subset"]
 __all__ += ["rop_datalist", "check_meta_splits", "eyepacs_datalist", "InputKind", "prepare_inference_datalist"]

@@ -8,10 +8,25 @@ release does. Lesions are 3D ellipsoids with the HU and host organ of their coar
 hypodense liver lesion, enlarged mediastinal / abdominal / pelvic node in fat, renal cyst, lytic or sclerotic bone
 lesion, subcutaneous soft-tissue mass) and span the adjacent slices their size and the slice interval imply.
 
-Label noise as in the real data (Yan et al., J. Med. Imaging 2018; Cai et al., "Lesion Harvester", TMI 2021):
-DeepLesion is incompletely annotated, so some lesions drawn on training key slices have no ``DL_info.csv`` row;
-``Possibly_noisy`` = 1 marks rows whose measurement is off (scaled and shifted). Every drawn lesion, annotated or
-not, is listed in ``demo_lesions.csv`` (not part of the real layout) with its true geometry and HU.
+Diverse quality as in the real data, each kind recorded per lesion in ``demo_lesions.csv`` (not part of the real
+layout; column ``annotation``: ``box`` / ``unannotated`` / ``loose_box`` / ``noisy``, column ``appearance``:
+``typical`` / ``tiny`` / ``low_contrast``):
+
+- incomplete annotation: DeepLesion marks only the lesions radiologists bookmarked; about 50 % of its lesions are
+  reported to be unannotated (Bai & Xia, "An end-to-end framework for universal lesion detection with missing
+  annotations", arXiv 2303.15024, 2023, quoting the rate from Yan et al.'s LENS / MULAN work; Cai et al., "Lesion
+  Harvester", TMI 2021). ``unannotated_rate`` (default 0.5) is the target fraction of training-split lesions drawn on
+  a key slice without a ``DL_info.csv`` row; the val and test splits stay complete, so sensitivity is measured
+  against every drawn lesion;
+- loose boxes: ``Bounding_boxes`` are derived from the RECIST diameters, not from the lesion outline, and are loose
+  for many lesions; ``loose_box_rate`` (default 0.3, our choice; no published rate) of the reliable training rows
+  get a box enlarged 1.3-1.8 times and shifted, still containing the whole drawn lesion;
+- tiny and low-contrast lesions are under-represented: ``subtle_rate`` (default 0.1, our choice) of all lesions are
+  drawn either tiny (0.4-0.7 times the type's smallest diameter, at least 2.5 px) or at 30 % of their contrast
+  to the host tissue;
+- ``Possibly_noisy`` = 1 marks rows whose measurement is off (scaled and shifted), rate ``noisy_rate``.
+
+Every drawn lesion, annotated or not, is listed in ``demo_lesions.csv`` with its true geometry and HU.
 """
 
 from __future__ import annotations
@@ -27,7 +42,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from monai_ext.demo.ct import BodyPhantom, hu_to_uint16, tissue_code
+from monai_ext.demo.ct import TISSUES, BodyPhantom, hu_to_uint16, tissue_code
 
 __all__ = ["DL_INFO_HEADER", "DEMO_LESIONS_HEADER", "LESION_SPECS", "write_deeplesion_demo"]
 
@@ -54,6 +69,8 @@ DEMO_LESIONS_HEADER = [
     "angle_deg",
     "hu",
     "host",
+    "annotation",
+    "appearance",
 ]
 
 #: coarse type -> (host tissues, body position range t, HU range(s), long diameter range mm, DICOM window,
@@ -119,8 +136,9 @@ def _join(values) -> str:
     return ", ".join(_FIG.format(float(v)) for v in values)
 
 
-def _place(rng, phantom, t, ctype, px_mm, z_mm, taken) -> dict | None:
-    """Draw a lesion of ``ctype`` centred in its host tissue on the slice at ``t``; ``None`` if it does not fit."""
+def _place(rng, phantom, t, ctype, px_mm, z_mm, taken, appearance: str = "typical") -> dict | None:
+    """Draw a lesion of ``ctype`` centred in its host tissue on the slice at ``t``; ``None`` if it does not fit.
+    ``appearance`` ``"tiny"`` shrinks it, ``"low_contrast"`` keeps 30 % of its contrast to the host tissue."""
     spec = LESION_SPECS[ctype]
     organs = phantom.organ_map(t)
     host = np.isin(organs, [tissue_code(h) for h in spec["host"]])
@@ -128,6 +146,8 @@ def _place(rng, phantom, t, ctype, px_mm, z_mm, taken) -> dict | None:
         return None
     depth = ndimage.distance_transform_edt(host)
     long_mm = math.exp(rng.uniform(math.log(spec["mm"][0]), math.log(spec["mm"][1])))
+    if appearance == "tiny":
+        long_mm = max(rng.uniform(0.4, 0.7) * spec["mm"][0], 2.5 * px_mm)
     r_long = long_mm / 2 / px_mm
     r_short = r_long * rng.uniform(0.6, 0.95)
     need = {7: 0.5, 1: 1.0}.get(ctype, 0.8 * r_short)  # subcutaneous / bone lesions may bulge out of thin hosts
@@ -142,6 +162,10 @@ def _place(rng, phantom, t, ctype, px_mm, z_mm, taken) -> dict | None:
     else:
         return None
     hu_range = spec["hu"][rng.integers(len(spec["hu"]))]
+    hu = float(rng.uniform(*hu_range))
+    if appearance == "low_contrast":
+        host_hu = float(np.mean([TISSUES[h][1] for h in spec["host"]]))
+        hu = host_hu + 0.3 * (hu - host_hu)
     return {
         "type": ctype,
         "cx": cx,
@@ -150,8 +174,9 @@ def _place(rng, phantom, t, ctype, px_mm, z_mm, taken) -> dict | None:
         "r_short": r_short,
         "r_z": long_mm / 2 * rng.uniform(0.7, 1.1) / z_mm,
         "angle": rng.uniform(0, np.pi),
-        "hu": float(rng.uniform(*hu_range)),
+        "hu": hu,
         "host": "/".join(spec["host"]),
+        "appearance": appearance,
     }
 
 
@@ -201,6 +226,8 @@ class _Options:
     noisy_rate: float
     multi_lesion_rate: float
     noise_hu: float
+    loose_box_rate: float
+    subtle_rate: float
     types: np.ndarray  # coarse lesion types, sorted
     weights: np.ndarray  # their probabilities (LESION_SPECS weights, normalised)
 
@@ -243,15 +270,22 @@ def _check_options(
     multi_lesion_rate: float,
     image_size: int,
     split_fractions: tuple[float, float, float],
+    loose_box_rate: float = 0.0,
+    subtle_rate: float = 0.0,
 ) -> None:
     """Raise ``ValueError`` naming the first option of :func:`write_deeplesion_demo` that is out of range."""
     for name, rate in (
-        ("unannotated_rate", unannotated_rate),
         ("noisy_rate", noisy_rate),
         ("multi_lesion_rate", multi_lesion_rate),
+        ("loose_box_rate", loose_box_rate),
+        ("subtle_rate", subtle_rate),
     ):
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"{name} must lie in [0, 1], got {rate}.")
+    if not 0.0 <= unannotated_rate <= 0.9:
+        raise ValueError(
+            f"unannotated_rate must lie in [0, 0.9] (every key image keeps at least one row), got {unannotated_rate}."
+        )
     if image_size < 64:
         raise ValueError(f"image_size must be >= 64, got {image_size}.")
     if len(split_fractions) != 3 or abs(sum(split_fractions) - 1.0) > 1e-6 or min(split_fractions) < 0:
@@ -264,6 +298,13 @@ def _split_codes(rng: np.random.Generator, n_patients: int, split_fractions: tup
     n_test = max(1, int(round(split_fractions[2] * n_patients)))
     codes = np.array([2] * n_val + [3] * n_test + [1] * (n_patients - n_val - n_test))
     return codes[rng.permutation(n_patients)]
+
+
+def _appearance(rng: np.random.Generator, opt: _Options) -> str:
+    """``"typical"``, or with probability ``subtle_rate`` ``"tiny"`` or ``"low_contrast"`` (equally likely)."""
+    if rng.random() >= opt.subtle_rate:
+        return "typical"
+    return "tiny" if rng.random() < 0.5 else "low_contrast"
 
 
 def _place_key_lesions(
@@ -286,19 +327,19 @@ def _place_key_lesions(
             continue
         t = ser.t_of(k)
         on_slice = [les for les in lesions if abs(les["zc"] - k) < les["r_z"]]
-        first = _place(rng, phantom, t, ctype, ser.px_mm, ser.z_mm, on_slice)
+        first = _place(rng, phantom, t, ctype, ser.px_mm, ser.z_mm, on_slice, _appearance(rng, opt))
         if first is None:
             continue
         first["annotated"] = True
         found = [first]
-        wanted = (
-            (True, rng.random() < opt.multi_lesion_rate),
-            (False, ser.split == 1 and rng.random() < opt.unannotated_rate),
-        )
-        for annotated, draw in wanted:
-            for _ in range(6 if draw else 0):
+        wanted = [True] * int(rng.random() < opt.multi_lesion_rate)
+        if ser.split == 1:  # u unannotated per a annotated lesions: u / (a + u) = unannotated_rate on average
+            mean = (len(wanted) + 1) * opt.unannotated_rate / (1.0 - opt.unannotated_rate)
+            wanted += [False] * (int(mean) + int(rng.random() < mean - int(mean)))
+        for annotated in wanted:
+            for _ in range(6):
                 ctype = int(rng.choice(opt.types, p=opt.weights))
-                other = _place(rng, phantom, t, ctype, ser.px_mm, ser.z_mm, on_slice + found)
+                other = _place(rng, phantom, t, ctype, ser.px_mm, ser.z_mm, on_slice + found, _appearance(rng, opt))
                 if other is not None:
                     other["annotated"] = annotated
                     found.append(other)
@@ -327,15 +368,41 @@ def _write_slices(
     return len(range(lo, hi + 1))
 
 
-def _truth_row(file_name: str, j: int, les: dict, noisy: bool) -> list:
+def _truth_row(file_name: str, j: int, les: dict, noisy: bool, annotation: str) -> list:
     """``demo_lesions.csv`` row of lesion ``j`` of a key image (unformatted numbers)."""
     return [file_name, j, les["type"], int(les["annotated"]), int(noisy), les["cx"], les["cy"], les["zc"],
-            les["r_long"], les["r_short"], les["r_z"], math.degrees(les["angle"]), les["hu"], les["host"]]  # fmt: skip
+            les["r_long"], les["r_short"], les["r_z"], math.degrees(les["angle"]), les["hu"], les["host"],
+            annotation, les["appearance"]]  # fmt: skip
+
+
+def _extent(les: dict, k: int) -> tuple[float, float]:
+    """Half-extents (x, y) in pixels of the cross-section of ``les`` on slice ``k``, its 1-pixel soft edge included."""
+    dz = (k - les["zc"]) / les["r_z"]
+    s = math.sqrt(max(1 - dz * dz, 0.0))
+    a, b = les["r_long"] * s, les["r_short"] * s
+    c, sn = math.cos(les["angle"]), math.sin(les["angle"])
+    return math.hypot(a * c, b * sn) + 0.5, math.hypot(a * sn, b * c) + 0.5
+
+
+def _loosen(rng: np.random.Generator, box: list[float], les: dict, k: int, size: int) -> list[float]:
+    """A loose box: the union of ``box`` and the drawn lesion, enlarged 1.3-1.8 times and shifted so that it still
+    contains that union (0-based pixels, clipped to the image)."""
+    ex, ey = _extent(les, k)
+    x0, y0 = min(box[0], les["cx"] - ex), min(box[1], les["cy"] - ey)
+    x1, y1 = max(box[2], les["cx"] + ex), max(box[3], les["cy"] + ey)
+    out = []
+    for lo, hi in ((x0, x1), (y0, y1)):
+        half, mid = (hi - lo) / 2, (hi + lo) / 2
+        grown = half * rng.uniform(1.3, 1.8)
+        mid += rng.uniform(-1.0, 1.0) * (grown - half)
+        out.append((mid - grown, mid + grown))
+    (ax, bx), (ay, by) = out
+    return [max(ax, 0.0), max(ay, 0.0), min(bx, size - 1.0), min(by, size - 1.0)]
 
 
 def _dl_info_row(
     rng: np.random.Generator, ser: _Series, opt: _Options, k: int, les: dict, noisy: bool, body_box: tuple,
-    slice_range: tuple[int, int], window: list,
+    slice_range: tuple[int, int], window: list, loose: bool = False,
 ) -> list:  # fmt: skip
     """``DL_info.csv`` row of an annotated lesion on key slice ``k``: RECIST axes, padded box, diameters, location."""
     bx0, bx1, by0, by1 = body_box
@@ -347,6 +414,8 @@ def _dl_info_row(
         min(xs.max() + opt.pad, opt.image_size - 1.0),
         min(ys.max() + opt.pad, opt.image_size - 1.0),
     ]
+    if loose:
+        box = _loosen(rng, box, les, k, opt.image_size)
     diam = sorted(
         [math.hypot(pts[2] - pts[0], pts[3] - pts[1]), math.hypot(pts[6] - pts[4], pts[7] - pts[5])], reverse=True
     )
@@ -369,9 +438,11 @@ def _annotate_keys(
         window = LESION_SPECS[found[0]["type"]]["window"]
         for j, les in enumerate(found):
             noisy = bool(les["annotated"] and rng.random() < opt.noisy_rate)
-            truth.append(_truth_row(file_name, j, les, noisy))
+            loose = bool(les["annotated"] and not noisy and ser.split == 1 and rng.random() < opt.loose_box_rate)
+            kind = "unannotated" if not les["annotated"] else "noisy" if noisy else "loose_box" if loose else "box"
+            truth.append(_truth_row(file_name, j, les, noisy, kind))
             if les["annotated"]:
-                rows.append(_dl_info_row(rng, ser, opt, k, les, noisy, body_box, (lo, hi), window))
+                rows.append(_dl_info_row(rng, ser, opt, k, les, noisy, body_box, (lo, hi), window, loose))
 
 
 def _write_tables(root: Path, rows: list, truth: list) -> None:
@@ -385,7 +456,7 @@ def _write_tables(root: Path, rows: list, truth: list) -> None:
     with open(root / "demo_lesions.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(DEMO_LESIONS_HEADER)
-        writer.writerows([r[:5] + [_FIG.format(v) for v in r[5:13]] + [r[13]] for r in truth])
+        writer.writerows([r[:5] + [_FIG.format(v) for v in r[5:13]] + r[13:] for r in truth])
 
 
 def _summary(root: Path, rows: list, truth: list, n_patients: int, n_series: int, n_slices: int) -> dict[str, Any]:
@@ -401,6 +472,11 @@ def _summary(root: Path, rows: list, truth: list, n_patients: int, n_series: int
         "key_images": len(images),
         "lesions": len(rows),
         "unannotated_lesions": sum(1 for r in truth if not r[3]),
+        "unannotated_fraction_train": (
+            sum(1 for r in truth if not r[3]) / max(1, sum(1 for r in truth if images.get(r[0], 0) == 1))
+        ),
+        "loose_boxes": sum(1 for r in truth if r[14] == "loose_box"),
+        "subtle_lesions": sum(1 for r in truth if r[15] != "typical"),
         "possibly_noisy": sum(int(r[10]) for r in rows),
         "slices": n_slices,
         "images_per_split": {names[c]: sum(1 for v in images.values() if v == c) for c in names},
@@ -412,11 +488,13 @@ def write_deeplesion_demo(
     size: float = 1.0,
     seed: int = 0,
     image_size: int = 160,
-    unannotated_rate: float = 0.3,
+    unannotated_rate: float = 0.5,
     noisy_rate: float = 0.04,
     multi_lesion_rate: float = 0.15,
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
     noise_hu: float = 12.0,
+    loose_box_rate: float = 0.3,
+    subtle_rate: float = 0.1,
 ) -> dict[str, Any]:
     """Write a demo DeepLesion dataset under ``root``.
 
@@ -440,20 +518,29 @@ def write_deeplesion_demo(
         size: scale of the number of patients (1.0 = 24 patients, about 65 key images). Default 1.0.
         seed: seed of ``numpy.random.default_rng``. Default 0.
         image_size: slice side in pixels. Default 160.
-        unannotated_rate: probability that a training key image holds one more, unannotated lesion. Default 0.3.
+        unannotated_rate: target fraction of the training-split lesions that are drawn without a ``DL_info.csv``
+            row, in [0, 0.9]; per training key image with ``a`` annotated lesions, on average
+            ``a * rate / (1 - rate)`` more lesions are drawn unannotated (fewer where they do not fit; the realised
+            fraction is in the summary). Default 0.5 (see the module docstring). Val and test stay complete.
         noisy_rate: probability that a row is ``Possibly_noisy`` with a perturbed measurement. Default 0.04.
         multi_lesion_rate: probability that a key image has a second annotated lesion. Default 0.15.
         split_fractions: patient fractions of train / val / test. Default (0.7, 0.15, 0.15).
         noise_hu: CT noise standard deviation in HU. Default 12.
+        loose_box_rate: probability that a reliable training row gets a loose box. Default 0.3.
+        subtle_rate: probability that a lesion (any split) is drawn tiny or low-contrast. Default 0.1.
 
     Returns:
         summary dict: ``root``, ``patients``, ``series``, ``key_images``, ``lesions`` (rows of ``DL_info.csv``),
-        ``unannotated_lesions``, ``possibly_noisy``, ``slices`` (PNG files) and ``images_per_split``.
+        ``unannotated_lesions``, ``unannotated_fraction_train`` (of the training lesions), ``loose_boxes``,
+        ``subtle_lesions``, ``possibly_noisy``, ``slices`` (PNG files) and ``images_per_split``.
 
     Raises:
-        ValueError: a rate outside [0, 1], ``image_size`` < 64, or split fractions that do not sum to 1.
+        ValueError: a rate outside [0, 1] (``unannotated_rate`` outside [0, 0.9]), ``image_size`` < 64, or split
+            fractions that do not sum to 1.
     """
-    _check_options(unannotated_rate, noisy_rate, multi_lesion_rate, image_size, split_fractions)
+    _check_options(
+        unannotated_rate, noisy_rate, multi_lesion_rate, image_size, split_fractions, loose_box_rate, subtle_rate
+    )
     rng = np.random.default_rng(seed)
     root = Path(root)
     (root / "Images_png").mkdir(parents=True, exist_ok=True)
@@ -463,7 +550,17 @@ def write_deeplesion_demo(
     types = np.array(sorted(LESION_SPECS))
     weights = np.array([LESION_SPECS[c]["weight"] for c in types], dtype=float)
     weights /= weights.sum()
-    opt = _Options(image_size, unannotated_rate, noisy_rate, multi_lesion_rate, noise_hu, types, weights)
+    opt = _Options(
+        image_size,
+        unannotated_rate,
+        noisy_rate,
+        multi_lesion_rate,
+        noise_hu,
+        loose_box_rate,
+        subtle_rate,
+        types,
+        weights,
+    )
 
     rows, truth, n_series, n_slices = [], [], 0, 0
     for pid in range(1, n_patients + 1):

@@ -3,7 +3,8 @@
 """MONAI transforms shared by the bundles: radiograph normalisation from DICOM (:mod:`.dicom`) and CT multi-window
 stacking (:mod:`.windowing`), grey/RGB(A) radiographs to one channel (:mod:`.channels`), the NaN/infinite image
 check (:mod:`.finite`), colour photographs from PNG/JPEG/DICOM (:mod:`.photograph`), FPSM stage-head combination
-(:mod:`.stages`), DADAM lesion-patch augmentation (:mod:`.dadam`)."""
+(:mod:`.stages`), DADAM lesion-patch augmentation (:mod:`.dadam`), DeepLesion 2.5D slices and the in-plane resample
+with boxes (:mod:`.deeplesion`)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from .dadam import (
     radiograph_loader,
     tail_class_indices,
 )
+from .deeplesion import LoadDeepLesionSlicesd, ZoomToSpacingd, read_deeplesion_png
 from .dicom import (
     DEEPLESION_HU_OFFSET,
     DicomHeaderSource,
@@ -63,4 +65,7 @@ __all__ = [
     "radiograph_loader",
     "tail_class_indices",
     "dadam_transform",
+    "LoadDeepLesionSlicesd",
+    "ZoomToSpacingd",
+    "read_deeplesion_png",
 ]

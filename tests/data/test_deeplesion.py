@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from monai_ext.data.datalist import DatasetLayoutError
-from monai_ext.data.deeplesion import DL_INFO_COLUMNS, HU_OFFSET, deeplesion_datalist
+from monai_ext.data.deeplesion import DL_INFO_COLUMNS, HU_OFFSET, deeplesion_datalist, deeplesion_subset
 
 
 def _row(name, key, box, noisy=0, ltype=-1, srange="108, 110", spacing="0.8, 0.8, 5", split=1):
@@ -32,7 +32,7 @@ def _row(name, key, box, noisy=0, ltype=-1, srange="108, 110", spacing="0.8, 0.8
         "Possibly_noisy": noisy,
         "Slice_range": srange,
         "Spacing_mm_px_": spacing,
-        "Image_size": "8, 8",
+        "Image_size": "512, 512",
         "DICOM_windows": "-175, 275",
         "Patient_gender": "M",
         "Patient_age": "51",
@@ -94,7 +94,7 @@ def test_full_train_item(root):
         "slice_range": [108, 110],
         "spacing": [0.8, 0.8, 5.0],
         "dicom_window": [-175.0, 275.0],
-        "image_size": [8, 8],
+        "image_size": [512, 512],
         "gender": "M",
         "age": 51.0,
         "split": "train",
@@ -104,7 +104,7 @@ def test_full_train_item(root):
         "location": [[0.5, 0.25, 0.75]],
         "lesion_type": [-1],
         "possibly_noisy": [0],
-        "label": [1],
+        "label": [0],  # 0-based: MONAI detectors take classes 0..num_classes-1
         "image": [str(folder / "108.png"), str(folder / "109.png"), str(folder / "110.png")],
         "index": 0,
     }
@@ -121,7 +121,7 @@ def test_hu_offset_in_fixture_png(root):
 def test_noisy_lesions_grouped_by_file_name(root):
     item = deeplesion_datalist(root, split="train", include_noisy=True)[0]
     assert item["box"] == [[9.0, 19.0, 29.0, 39.0], [99.0, 109.0, 119.0, 129.0]]
-    assert item["label"] == [1, 1]
+    assert item["label"] == [0, 0]
     assert item["lesion_type"] == [-1, 4]
     assert item["possibly_noisy"] == [0, 1]
 
@@ -200,7 +200,13 @@ def test_no_interval_keys_without_slice_interval(root):
     [
         ("Bounding_boxes", "10, 20, 30", r"line 2, column 'Bounding_boxes'.*expected 4 comma-separated numbers"),
         ("Bounding_boxes", "10, x, 30, 40", r"line 2, column 'Bounding_boxes'.*not a number"),
+        ("Bounding_boxes", "10, 20, 30, 40, 50", r"line 2, column 'Bounding_boxes'.*expected 4 comma-separated"),
         ("Bounding_boxes", "30, 20, 10, 40", r"line 2, column 'Bounding_boxes'.*x1 <= x2"),
+        ("Bounding_boxes", "10, 40, 30, 20", r"line 2, column 'Bounding_boxes'.*y1 <= y2"),
+        ("Bounding_boxes", "10, 20, 514, 40", r"line 2, column 'Bounding_boxes'.*outside the image.*'512, 512'"),
+        ("Bounding_boxes", "10, 20, 30, 600", r"line 2, column 'Bounding_boxes'.*outside the image"),
+        ("Bounding_boxes", "-1, 20, 30, 40", r"line 2, column 'Bounding_boxes'.*outside the image"),
+        ("Image_size", "512", r"line 2, column 'Image_size'.*expected 2"),
         ("Spacing_mm_px_", "0.8; 0.8; 5", r"line 2, column 'Spacing_mm_px_'.*expected 3"),
         ("Key_slice_index", "110", r"line 2, column 'Key_slice_index'.*110 differs from the slice 109"),
         ("Train_Val_Test", "4", r"line 2, column 'Train_Val_Test'.*expected 1, 2 or 3"),
@@ -256,3 +262,89 @@ def test_missing_csv(tmp_path):
 def test_bad_options(root, kwargs, match):
     with pytest.raises(ValueError, match=match):
         deeplesion_datalist(root, **kwargs)
+
+
+def test_box_on_the_image_border_is_accepted(tmp_path):
+    # 1-based box touching both borders of a 512 x 512 image -> 0-based [0, 0, 511, 511]
+    rows = [dict(r) for r in ROWS]
+    rows[0]["Bounding_boxes"] = "1, 1, 512, 512"
+    items = deeplesion_datalist(_write(tmp_path / "dl", rows=rows), split="train")
+    assert items[0]["box"] == [[0.0, 0.0, 511.0, 511.0]]
+
+
+def test_noisy_lesions_dropped_in_every_split(tmp_path):
+    # the official MULAN and 3DCE loaders drop Possibly_noisy lesions from train, val and test alike
+    rows = [dict(r) for r in ROWS]
+    rows[2]["Possibly_noisy"] = 1  # the only (val) lesion of 000002_01_02_005.png
+    rows[3]["Possibly_noisy"] = 1  # the only (test) lesion of 000003_02_01_020.png
+    root = _write(tmp_path / "dl", rows=rows)
+    assert deeplesion_datalist(root, split="val") == [] and deeplesion_datalist(root, split="test") == []
+    assert [len(it["box"]) for it in deeplesion_datalist(root, split="test", include_noisy=True)] == [1]
+
+
+@pytest.mark.parametrize("slice_interval_mm", [None, 0.7])
+def test_missing_neighbour_error_names_files_and_line(tmp_path, slice_interval_mm):
+    # 000003_02_01/019.png lies inside Slice_range [18, 22] but is missing; the image is on line 5 (4th data row)
+    rows = [dict(r) for r in ROWS]
+    rows[3]["Spacing_mm_px_"] = "0.7, 0.7, 1"  # 0.7 mm = 0.7 slice: the nearest (and the pair's far) slice is 19
+    root = _write(tmp_path / "dl", rows=rows)
+    with pytest.raises(DatasetLayoutError, match=r"line 5, column 'Slice_range'.*000003_02_01/019\.png"):
+        deeplesion_datalist(root, split="all", missing_neighbours="error", slice_interval_mm=slice_interval_mm)
+
+
+def test_missing_neighbour_error_ignores_ends_of_slice_range(root):
+    # key slice 5 is the first of Slice_range [5, 9]: slice 4 is outside the release, not missing -> no error
+    items = deeplesion_datalist(root, split="val", num_slices=5, missing_neighbours="error")
+    assert _names(items[0]) == [f"000002_01_02/{s}.png" for s in ("005", "005", "005", "006", "007")]
+    # the default falls back to the key slice for the missing 019.png (as the official get_slice_name)
+    item = deeplesion_datalist(root, split="test", missing_neighbours="nearest")[0]
+    assert _names(item) == ["000003_02_01/020.png", "000003_02_01/020.png", "000003_02_01/021.png"]
+    with pytest.raises(ValueError, match="skip"):
+        deeplesion_datalist(root, missing_neighbours="skip")
+
+
+# ----------------------------------------------------------------------------------------------------- subsets
+def _items(n_patients, images_per_patient=(1, 2, 3)):
+    items = []
+    for p in range(n_patients):
+        for k in range(images_per_patient[p % len(images_per_patient)]):
+            items.append({"patient_id": f"{p:06d}", "file_name": f"{p:06d}_01_01_{k:03d}.png", "index": len(items)})
+    return items
+
+
+def test_subset_keeps_whole_patients_nested_and_reindexed():
+    items = _items(40)
+    quarter, half, full = (deeplesion_subset(items, f, seed=7) for f in (0.25, 0.5, 1.0))
+    patients = [{it["patient_id"] for it in s} for s in (quarter, half, full)]
+    assert [len(p) for p in patients] == [10, 20, 40]
+    assert patients[0] < patients[1] < patients[2]  # nested
+    for subset, kept in zip((quarter, half, full), patients):
+        # all images of a kept patient, in the input order, indices 0..n-1
+        expected = [it["file_name"] for it in items if it["patient_id"] in kept]
+        assert [it["file_name"] for it in subset] == expected
+        assert [it["index"] for it in subset] == list(range(len(subset)))
+    assert [it["index"] for it in items] == list(range(len(items)))  # input untouched
+    assert [it["file_name"] for it in deeplesion_subset(items, 0.25, seed=7)] == [it["file_name"] for it in quarter]
+    other = {it["patient_id"] for it in deeplesion_subset(items, 0.25, seed=8)}
+    assert other != patients[0]
+
+
+def test_subset_by_image_and_rounding():
+    items = _items(10)  # 1, 2, 3, 1, 2, 3, ... images: 19 images
+    assert len(items) == 19
+    assert len(deeplesion_subset(items, 0.5, seed=0, by="image")) == 10  # round(9.5) half up
+    assert len({it["patient_id"] for it in deeplesion_subset(items, 0.25, seed=0)}) == 3  # round(2.5) half up
+
+
+@pytest.mark.parametrize(
+    "fraction, by, match",
+    [
+        (0.1, "patient", r"fraction 0.1 of 3 patient\(s\) \(6 key images\) keeps no patient"),
+        (0.0, "patient", r"fraction must lie in \(0, 1\]"),
+        (1.5, "patient", r"fraction must lie in \(0, 1\]"),
+        (0.5, "study", "by must be"),
+    ],
+)
+def test_subset_errors(fraction, by, match):
+    with pytest.raises(ValueError, match=match):
+        deeplesion_subset(_items(3), fraction, seed=0, by=by)

@@ -66,14 +66,21 @@ def test_dl_header_and_quoting(dl):
 
 
 def test_dl_fields_consistent(dl):
-    _, _, info, _ = dl
+    _, _, info, truth = dl
     pad = 5 * SIZE / 512
+    # images with a loose box (the demo's deliberately enlarged/shifted boxes) only need to contain the RECIST extent
+    loose = set(truth.loc[truth["annotation"] == "loose_box", "File_name"])
     for _, r in info.iterrows():
         m = _floats(r["Measurement_coordinates"])
         box = _floats(r["Bounding_boxes"])
         xs, ys = m[0::2], m[1::2]
         expect = [max(min(xs) - pad, 1), max(min(ys) - pad, 1), min(max(xs) + pad, SIZE), min(max(ys) + pad, SIZE)]
-        np.testing.assert_allclose(box, expect, atol=2e-3 * max(expect))
+        if r["File_name"] in loose:
+            tight = [min(xs), min(ys), max(xs), max(ys)]
+            assert box[0] <= tight[0] + 1e-3 and box[1] <= tight[1] + 1e-3
+            assert box[2] >= tight[2] - 1e-3 and box[3] >= tight[3] - 1e-3
+        else:
+            np.testing.assert_allclose(box, expect, atol=2e-3 * max(expect))
         long_d, short_d = _floats(r["Lesion_diameters_Pixel_"])
         axes = sorted([math.dist(m[0:2], m[2:4]), math.dist(m[4:6], m[6:8])], reverse=True)
         np.testing.assert_allclose([long_d, short_d], axes, rtol=1e-4)

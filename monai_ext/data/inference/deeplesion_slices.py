@@ -116,7 +116,10 @@ def slice_folder_error(folder: Path, slices: dict[int, list[Path]]) -> str | Non
         if size is None:
             size = this_size
         elif this_size != size:
-            return f"'{path}' is {this_size[0]} x {this_size[1]} pixels but the folder's first slice is {size[0]} x {size[1]}."
+            return (
+                f"'{path}' is {this_size[0]} x {this_size[1]} pixels but the folder's first slice is "
+                f"{size[0]} x {size[1]}."
+            )
     return None
 
 
@@ -235,8 +238,8 @@ class DeepLesionSliceReader(ImageReader):
             return self.spacing, "argument"  # type: ignore[return-value]
         listed = f"'{self.dl_info}' does not list series '{folder.name}'" if self.dl_info else "no DL_info.csv given"
         raise ValueError(
-            f"no voxel spacing for the slice folder '{folder}' ({listed}); give DeepLesionSliceReader(spacing=[x, y, z]) "
-            "in mm or a DL_info.csv listing the series."
+            f"no voxel spacing for the slice folder '{folder}' ({listed}); give "
+            "DeepLesionSliceReader(spacing=[x, y, z]) in mm or a DL_info.csv listing the series."
         )
 
     def get_data(self, img: Path | list[Path]) -> tuple[np.ndarray, dict]:

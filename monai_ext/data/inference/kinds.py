@@ -54,7 +54,8 @@ def case_kind(kind: InputKind | str) -> CaseKind:
     """The :class:`CaseKind` of ``kind``.
 
     Args:
-        kind: {``"radiograph"``, ``"volume"``, ``"photograph"``, ``"deeplesion_slices"``, ``"ct_detection"``}, see :class:`InputKind`.
+        kind: {``"radiograph"``, ``"volume"``, ``"photograph"``, ``"deeplesion_slices"``, ``"ct_detection"``}, see
+            :class:`InputKind`.
 
     Raises:
         ValueError: ``kind`` is not an :class:`InputKind` value (the message suggests the nearest).

@@ -14,7 +14,7 @@ through the detector in mini-batches, and the 2D boxes come back with the slice 
 Conventions: the volume is ``C x A0 x A1 x D`` (the first channel is used), already windowed to the detector's input
 range and resampled in-plane as in training; axis 2 (``D``) is the axial slice axis. Boxes are MONAI StandardMode
 ``xyxy`` in the slice's axis order (axis 0 first), in voxel units of that volume, exactly as the detector returns them
-(:func:`monai_ext.inferers.slice_boxes_to_world` maps them to world and original voxel coordinates).
+(:func:`slice_boxes_to_world` maps them to world and original voxel coordinates).
 """
 
 from __future__ import annotations
@@ -23,13 +23,20 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
+from monai.apps.detection.transforms.box_ops import apply_affine_to_boxes
+from monai.data.utils import orientation_ras_lps
 from monai.inferers import Inferer
-from monai.utils import optional_import
+from monai.transforms.utils import apply_affine_to_points
+from monai.utils import look_up_option, optional_import
+from monai.utils.enums import SpaceKeys
 
 tqdm, has_tqdm = optional_import("tqdm", name="tqdm")
 
-__all__ = ["SliceDetectionInferer", "context_slice_indices"]
+__all__ = ["SliceDetectionInferer", "context_slice_indices", "slice_boxes_to_world"]
+
+_AXIS_TOLERANCE = 1e-6
 
 
 def context_slice_indices(
@@ -225,3 +232,86 @@ class SliceDetectionInferer(Inferer):
         found = found or [empty]
         boxes, labels, scores, slices = (torch.cat(parts) for parts in zip(*found))
         return {self.box_key: boxes, self.label_key: labels, self.score_key: scores, self.slice_key: slices}
+
+
+def _matrix(affine: Any, name: str) -> np.ndarray:
+    matrix = np.asarray(affine.detach().cpu() if isinstance(affine, torch.Tensor) else affine, dtype=np.float64)
+    if matrix.shape != (4, 4) or not np.isfinite(matrix).all():
+        raise ValueError(f"{name} must be a finite 4 x 4 matrix (voxel -> world of a 3D volume), got {matrix.shape}.")
+    return matrix
+
+
+def slice_boxes_to_world(
+    boxes: torch.Tensor | np.ndarray,
+    slices: torch.Tensor | np.ndarray | Sequence[int],
+    affine: torch.Tensor | np.ndarray,
+    original_affine: torch.Tensor | np.ndarray | None = None,
+    affine_space: SpaceKeys | str = SpaceKeys.RAS,
+    output_space: SpaceKeys | str = SpaceKeys.RAS,
+) -> dict[str, np.ndarray]:
+    """World and original-voxel coordinates of 2D slice boxes (:class:`SliceDetectionInferer`'s output).
+
+    Each box ``(x1, y1, x2, y2)`` on slice ``z`` is the 3D StandardMode box ``(x1, y1, z, x2, y2, z)`` in the voxel
+    grid of the volume the detector saw (a flat box at the slice centre). Its coordinates are mapped as points by the
+    affine, as MONAI's ``AffineBoxToWorldCoordinate`` does (so a box edge at ``0`` is the centre of voxel 0, MONAI's
+    voxel convention; no half-voxel shift is added).
+
+    World space: MONAI's readers give RAS affines (``NibabelReader``; ``ITKReader`` and ``PydicomReader`` with their
+    default ``affine_lps_to_ras=True``; the ``space`` of a ``MetaTensor``'s metadata says which). DICOM and ITK-SNAP
+    coordinates are LPS: ``output_space="LPS"`` negates x and y (``monai.data.utils.orientation_ras_lps``). For
+    DeepLesion PNG slices the "world" is the array-aligned millimetre frame of
+    :class:`monai_ext.data.inference.DeepLesionSliceReader`, not patient coordinates.
+
+    Args:
+        boxes: ``N x 4`` ``xyxy`` in voxel units of the (resampled) volume.
+        slices: ``N`` slice indices (axis 2) of that volume.
+        affine: ``4 x 4`` voxel -> world of that volume (the ``MetaTensor``'s ``affine`` after resampling).
+        original_affine: ``4 x 4`` voxel -> world of the volume as loaded, before the in-plane resampling (its
+            metadata's ``original_affine``). Defaults to None (no original voxel boxes).
+        affine_space: {``"RAS"``, ``"LPS"``}, the world space of ``affine`` and ``original_affine``. Defaults to RAS.
+        output_space: {``"RAS"``, ``"LPS"``}, the world space of the results. Defaults to RAS.
+
+    Returns:
+        ``"world_corners"``: ``N x 2 x 3`` world ``(x, y, z)`` mm of ``(x1, y1, z)`` and ``(x2, y2, z)``;
+        ``"box_world"``: ``N x 6`` the axis-aligned world box of the two corners (StandardMode ``xyzxyz``, MONAI's
+        ``apply_affine_to_boxes``, which is what ``AffineBoxToWorldCoordinate`` gives);
+        with ``original_affine`` also ``"box_original"``: ``N x 4`` ``xyxy`` and ``"slice_original"``: ``N`` slice
+        coordinates in the original voxel grid (``inv(original_affine) @ affine`` applied to the 3D box; float: a slice
+        index when only the in-plane spacing changed). All float64.
+
+    Raises:
+        ValueError: shapes do not match, an affine is not a finite 4 x 4 matrix, a space is unknown, or the original
+            grid's slice axis is not the resampled grid's axis 2 (the pipeline reoriented or resampled across
+            slices, so an axial box is no box of the original grid).
+
+    Example:
+        >>> out = slice_boxes_to_world([[1.0, 2.0, 3.0, 4.0]], [5], np.diag([2.0, 2.0, 3.0, 1.0]))
+        >>> out["world_corners"].tolist()
+        [[[2.0, 4.0, 15.0], [6.0, 8.0, 15.0]]]
+    """
+    box = np.asarray(boxes.detach().cpu() if isinstance(boxes, torch.Tensor) else boxes, dtype=np.float64)
+    box = box.reshape(-1, 4) if box.size == 0 else box
+    z = np.asarray(slices.detach().cpu() if isinstance(slices, torch.Tensor) else slices, dtype=np.float64).reshape(-1)
+    if box.ndim != 2 or box.shape[1] != 4 or len(box) != len(z):
+        raise ValueError(f"boxes must be N x 4 with one slice each, got boxes {box.shape} and {len(z)} slices.")
+    matrix = _matrix(affine, "affine")
+    if look_up_option(affine_space, SpaceKeys) != look_up_option(output_space, SpaceKeys):
+        matrix = orientation_ras_lps(matrix)
+    flat = np.stack([box[:, 0], box[:, 1], z, box[:, 2], box[:, 3], z], axis=1)
+    corners = apply_affine_to_points(torch.as_tensor(flat.reshape(1, -1, 3)), torch.as_tensor(matrix))
+    out = {
+        "world_corners": np.asarray(corners, dtype=np.float64).reshape(-1, 2, 3),
+        "box_world": np.asarray(apply_affine_to_boxes(torch.as_tensor(flat), torch.as_tensor(matrix)), np.float64),
+    }
+    if original_affine is not None:
+        to_original = np.linalg.inv(_matrix(original_affine, "original_affine")) @ _matrix(affine, "affine")
+        if np.abs(to_original[2, :2]).max() > _AXIS_TOLERANCE or np.abs(to_original[:2, 2]).max() > _AXIS_TOLERANCE:
+            raise ValueError(
+                "the original volume's slice axis is not axis 2 of the resampled one (voxel mapping "
+                f"{np.round(to_original[:3, :3], 6).tolist()}); resample in-plane only, keeping the loaded orientation, "
+                "to get original voxel boxes."
+            )
+        original = np.asarray(apply_affine_to_boxes(torch.as_tensor(flat), torch.as_tensor(to_original)), np.float64)
+        out["box_original"] = original[:, [0, 1, 3, 4]]
+        out["slice_original"] = original[:, 2]
+    return out

@@ -308,8 +308,8 @@ def slice_boxes_to_world(
         if np.abs(to_original[2, :2]).max() > _AXIS_TOLERANCE or np.abs(to_original[:2, 2]).max() > _AXIS_TOLERANCE:
             raise ValueError(
                 "the original volume's slice axis is not axis 2 of the resampled one (voxel mapping "
-                f"{np.round(to_original[:3, :3], 6).tolist()}); resample in-plane only, keeping the loaded orientation, "
-                "to get original voxel boxes."
+                f"{np.round(to_original[:3, :3], 6).tolist()}); resample in-plane only, keeping the loaded "
+                "orientation, to get original voxel boxes."
             )
         original = np.asarray(apply_affine_to_boxes(torch.as_tensor(flat), torch.as_tensor(to_original)), np.float64)
         out["box_original"] = original[:, [0, 1, 3, 4]]

@@ -236,13 +236,19 @@ class DetectionWriter(PredictionWriter):
                 no ``case_key`` / ``image_key``.
             TypeError: the output or batch is neither a dict nor a list of dicts, or a batch image is not a
                 ``MetaTensor`` (its affine is needed).
-            ValueError: as :meth:`write`, or the numbers of predictions and cases differ.
+            ValueError: as :meth:`write`, or the predictions are not one dict per case (e.g. an evaluator with
+                ``decollate=True``).
         """
         preds = _per_sample(engine.state.output, self.pred_key, "output")
         batch = engine.state.batch
         items = decollate_batch(batch, detach=True) if isinstance(batch, Mapping) else list(batch)
-        if len(preds) != len(items):
-            raise ValueError(f"{len(preds)} predictions but {len(items)} cases in this iteration.")
+        hint = "run the evaluator with decollate=False (decollate_batch splits each volume's detections)"
+        if len(preds) != len(items) or not all(isinstance(p, Mapping) for p in preds):
+            kinds = sorted({type(p).__name__ for p in preds})
+            raise ValueError(
+                f"{len(preds)} predictions ({', '.join(kinds)}) for {len(items)} cases in this iteration, expected one "
+                f"dict per case from SliceDetectionInferer; {hint}."
+            )
         for k, (pred, item) in enumerate(zip(preds, items)):
             for key in (self.case_key, self.image_key):
                 if key not in item:

@@ -176,3 +176,16 @@ def test_bad_predictions_are_named():
         writer.record("a", "x", short, np.eye(4))
     with pytest.raises(ValueError, match="input_kind must be"):
         DetectionWriter("unused", input_kind="volume")
+
+
+def test_a_decollating_evaluator_is_told_to_stop(inputs, tmp_path):
+    datalist = prepare_inference_datalist(inputs / "ct.nii.gz", tmp_path / "out", "ct_detection", distributed=False)
+    evaluator = SupervisedEvaluator(
+        device=torch.device("cpu"),
+        val_data_loader=DataLoader(Dataset(datalist, LoadImaged("image", ensure_channel_first=True)), batch_size=1),
+        network=BoxEverywhere().eval(),
+        inferer=SliceDetectionInferer(),
+        val_handlers=[DetectionWriter(tmp_path / "out")],
+    )  # decollate=True by default
+    with pytest.raises(ValueError, match="3 predictions \\(list\\) for 1 cases.*decollate=False"):
+        evaluator.run()

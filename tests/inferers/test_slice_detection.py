@@ -133,3 +133,10 @@ def test_real_retinanet_detector_slice_by_slice():
         mine = result["slice"] == z
         torch.testing.assert_close(result["box"][mine], direct[detector.target_box_key][order], atol=1e-4, rtol=1e-4)
         torch.testing.assert_close(result["label_scores"][mine], direct[detector.pred_score_key][order])
+
+
+def test_progress_bar_on_request_and_off_when_not_a_terminal(capsys):
+    SliceDetectionInferer(batch_size=2, progress=True)(_volume(4), RecordingDetector())
+    assert "slices" in capsys.readouterr().err  # tqdm's description
+    SliceDetectionInferer(batch_size=2, progress_min_slices=1)(_volume(4), RecordingDetector())
+    assert "slices" not in capsys.readouterr().err  # pytest's stderr is no terminal

@@ -176,3 +176,12 @@ def test_ct_detection_kind_takes_nifti_dicom_and_png_folders(tmp_path, nifti, se
     assert [i["case_id"] for i in listed] == ["p2__png", "a"]
     with pytest.raises(ValueError, match="is not a folder holding NNN.png"):
         inference_datalist([root / "p1"], "deeplesion_slices")
+
+
+def test_a_single_slice_folder_is_a_one_slice_volume(tmp_path):
+    hu = _write_series(tmp_path / "one", [12])
+    loaded = LoadImage(reader=DeepLesionSliceReader(spacing=(1, 1, 1)), image_only=True, ensure_channel_first=True)(
+        tmp_path / "one"
+    )
+    assert tuple(loaded.shape) == (1, SIZE[0], SIZE[1], 1) and loaded[0, 3, 2, 0].item() == hu[0, 2, 3]
+    assert loaded.meta["first_slice_number"] == 12

@@ -18,6 +18,7 @@ __all__ = [
     "demo",
     "engines",
     "handlers",
+    "inferers",
     "losses",
     "metrics",
     "networks",

@@ -5,7 +5,8 @@ gradient monitor (``nvum_monitor``),
 multi-label metrics and reports, MoMBS re-planning, assessor and self-paced loss weights (``mombs``,
 ``mombs_assessor``, ``self_paced``), per-case Dice
 (``segmentation_report``), single-label classification and soft-label reports (``classification_report``,
-``soft_label_report``) and inference writers (``prediction_writer``, ``mask_writer``).
+``soft_label_report``) and inference writers (``prediction_writer``, ``mask_writer``,
+``detection_writer``).
 
 Every handler a bundle config names is exported here: ``monai_ext.handlers.EMATeacher``.
 """
@@ -13,6 +14,7 @@ Every handler a bundle config names is exported here: ``monai_ext.handlers.EMATe
 from __future__ import annotations
 
 from monai_ext.handlers.classification_report import ClassificationReport
+from monai_ext.handlers.detection_writer import DetectionWriter, write_detections_csv
 from monai_ext.handlers.ema import EMABufferMode, EMATeacher, TeacherMode
 from monai_ext.handlers.label_audit import LabelAuditWriter, MemoryScore
 from monai_ext.handlers.mask_writer import SegmentationMaskWriter, write_volume_predictions_csv
@@ -58,4 +60,6 @@ __all__ = [
     "write_predictions_csv",
     "SegmentationMaskWriter",
     "write_volume_predictions_csv",
+    "DetectionWriter",
+    "write_detections_csv",
 ]

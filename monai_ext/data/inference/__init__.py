@@ -4,11 +4,13 @@
 folders), give each a stable case id, leave out the cases that already have a result, and set aside unreadable ones
 (listed in ``skipped.csv``) before a batch inference run.
 
-One mechanism with a kind parameter (:class:`InputKind` ``{"radiograph", "volume", "photograph"}``, resolved by
-:func:`case_kind` to a :class:`CaseKind`). The kind owns only what really differs: which files or folders are cases
-and what a listed path must be (:mod:`~monai_ext.data.inference.radiograph`, :mod:`~monai_ext.data.inference.volume`,
-:mod:`~monai_ext.data.inference.photograph`), the result file of a case (``<case_id>.json`` or
-``<case_id>_seg.nii.gz``), and how a case is read. Everything else is shared:
+One mechanism with a kind parameter (:class:`InputKind` ``{"radiograph", "volume", "photograph",
+"deeplesion_slices", "ct_detection"}``, resolved by :func:`case_kind` to a :class:`CaseKind`). The kind owns only what
+really differs: which files or folders are cases and what a listed path must be
+(:mod:`~monai_ext.data.inference.radiograph`, :mod:`~monai_ext.data.inference.volume`,
+:mod:`~monai_ext.data.inference.photograph`, :mod:`~monai_ext.data.inference.deeplesion_slices`), the result file of a
+case (``<case_id>.json``, ``<case_id>_seg.nii.gz`` or ``<case_id>/<case_id>_boxes.json``), and how a case is
+read. Everything else is shared:
 
 - :func:`inference_datalist` (:mod:`~monai_ext.data.inference.discovery`): a folder (recursive), a ``.txt`` list or
   listed paths, with unique filesystem-safe ids (:mod:`~monai_ext.data.inference.case_ids`);
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 from monai_ext.data.inference.base import Case, CaseKind
 from monai_ext.data.inference.case_ids import case_id_from_path
+from monai_ext.data.inference.deeplesion_slices import CTDetectionKind, DeepLesionSliceReader, DeepLesionSlicesKind
 from monai_ext.data.inference.discovery import inference_datalist
 from monai_ext.data.inference.filetypes import NIFTI_SUFFIXES, RADIOGRAPH_SUFFIXES
 from monai_ext.data.inference.kinds import InputKind, case_kind
@@ -50,6 +53,9 @@ __all__ = [
     "RadiographKind",
     "VolumeKind",
     "PhotographKind",
+    "DeepLesionSlicesKind",
+    "CTDetectionKind",
+    "DeepLesionSliceReader",
     "RADIOGRAPH_SUFFIXES",
     "NIFTI_SUFFIXES",
     "SKIPPED_CSV",

@@ -9,6 +9,7 @@ from monai.utils import look_up_option
 from monai.utils.enums import StrEnum
 
 from monai_ext.data.inference.base import CaseKind
+from monai_ext.data.inference.deeplesion_slices import CTDetectionKind, DeepLesionSlicesKind
 from monai_ext.data.inference.photograph import PhotographKind
 from monai_ext.data.inference.radiograph import RadiographKind
 from monai_ext.data.inference.volume import VolumeKind
@@ -26,17 +27,26 @@ class InputKind(StrEnum):
     - ``"photograph"``: colour (or grey) DICOM/PNG/JPEG photographs such as fundus images, one case each, checked for
       a layout :class:`monai_ext.transforms.LoadPhotographd` reads; result ``<case_id>.json``
       (:class:`~monai_ext.data.inference.photograph.PhotographKind`).
+    - ``"deeplesion_slices"``: DeepLesion-style folders of 16-bit ``NNN.png`` CT slices, one series (case) each;
+      result ``<case_id>/<case_id>_boxes.json``
+      (:class:`~monai_ext.data.inference.deeplesion_slices.DeepLesionSlicesKind`).
+    - ``"ct_detection"``: NIfTI files, DICOM series folders and PNG slice folders, one case each; result
+      ``<case_id>/<case_id>_boxes.json`` (:class:`~monai_ext.data.inference.deeplesion_slices.CTDetectionKind`).
     """
 
     RADIOGRAPH = "radiograph"
     VOLUME = "volume"
     PHOTOGRAPH = "photograph"
+    DEEPLESION_SLICES = "deeplesion_slices"
+    CT_DETECTION = "ct_detection"
 
 
 _KINDS: dict[InputKind, CaseKind] = {
     InputKind.RADIOGRAPH: RadiographKind(),
     InputKind.VOLUME: VolumeKind(),
     InputKind.PHOTOGRAPH: PhotographKind(),
+    InputKind.DEEPLESION_SLICES: DeepLesionSlicesKind(),
+    InputKind.CT_DETECTION: CTDetectionKind(),
 }
 
 
@@ -44,7 +54,8 @@ def case_kind(kind: InputKind | str) -> CaseKind:
     """The :class:`CaseKind` of ``kind``.
 
     Args:
-        kind: {``"radiograph"``, ``"volume"``, ``"photograph"``}, see :class:`InputKind`.
+        kind: {``"radiograph"``, ``"volume"``, ``"photograph"``, ``"deeplesion_slices"``, ``"ct_detection"``}, see
+            :class:`InputKind`.
 
     Raises:
         ValueError: ``kind`` is not an :class:`InputKind` value (the message suggests the nearest).

@@ -102,6 +102,15 @@ def _flag(name: str) -> Callable[[Any], bool]:
 
 
 _POSITIVE_INT = ("a whole number >= 1", _integer(1))
+
+
+def _odd_integer(value: Any) -> int:
+    number = _integer(1)(value)
+    if number % 2 == 0:
+        raise ValueError(f"{value!r} is even")
+    return number
+
+
 _NON_NEGATIVE_INT = ("a whole number >= 0", _integer(0))
 _FRACTION = ("a number strictly between 0 and 1", _number(0.0, 1.0, True, True))
 _PORTION = ("a number in (0, 1]", _number(0.0, 1.0, True, False))
@@ -119,13 +128,14 @@ def _rules() -> dict[str, ParameterRule]:
         # flags
         **{
             name: ("true or false (also 1/0, yes/no)", _flag(name))
-            for name in ("amp", "overwrite", "evaluate_with_ema", "use_concatenate")
+            for name in ("amp", "overwrite", "evaluate_with_ema", "use_concatenate", "include_noisy")
         },
         # sizes and counts
         **{name: _POSITIVE_INT for name in ("image_size", "batch_size", "val_batch_size", "epochs", "val_interval",
                                             "sw_batch_size", "num_folds", "num_disturbances", "assess_every",
                                             "nvum_monitor_interval", "resize_size", "meta_batch_size",
-                                            "dr_resize_size")},  # fmt: skip
+                                            "dr_resize_size", "fpn_channels", "uncertainty_top_k",
+                                            "detections_per_image")},  # fmt: skip
         **{name: _NON_NEGATIVE_INT for name in ("num_workers", "seed", "split_seed", "fold", "pivot_epoch",
                                                 "warmup_epochs", "num_datasets", "dadam_cutmix",
                                                 "dadam_mixup")},  # fmt: skip
@@ -140,6 +150,11 @@ def _rules() -> dict[str, ParameterRule]:
         **{name: _NON_NEGATIVE for name in ("weight_decay", "entropy_weight", "label_network_weight_decay",
                                             "compatibility_weight")},  # fmt: skip
         "momentum": ("a number in [0, 1)", _number(0.0, 1.0, False, True)),
+        "num_slices": ("an odd whole number >= 1", _odd_integer),
+        "pixel_spacing": _POSITIVE,
+        "box_loss_weight": _NON_NEGATIVE,
+        **{name: ("a number in [0, 1]", _number(0.0, 1.0, False, False)) for name in ("score_threshold",
+                                                                                    "nms_threshold")},  # fmt: skip
         **{
             name: ("a number in [0, 1]", _number(0.0, 1.0, False, False))
             for name in ("dadam_prob", "dadam_min_correlation")
@@ -164,7 +179,8 @@ def _rules() -> dict[str, ParameterRule]:
                                     "nvum_mode", "read_check", "test_set", "image_key", "label_key",
                                     "noisy_label_source", "validation_split", "soft_label_method",
                                     "soft_label_source", "soft_label_reduction", "test_split",
-                                    "label_gradient", "backbone", "stage_combination")},  # fmt: skip
+                                    "label_gradient", "backbone", "stage_combination", "missing_neighbours",
+                                    "disturb_at", "ranking_loss")},  # fmt: skip
         "key_metric": ("null or a MONAI metric dict (checked by the engine)", lambda value: value),
     }
     return {name: ParameterRule(allowed, check) for name, (allowed, check) in table.items()}

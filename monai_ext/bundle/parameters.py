@@ -104,6 +104,12 @@ def _flag(name: str) -> Callable[[Any], bool]:
 _POSITIVE_INT = ("a whole number >= 1", _integer(1))
 
 
+def _spacing3(value: Any) -> list[float]:
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 3:
+        raise ValueError
+    return [_number(0.0, math.inf, True, True)(v) for v in value]
+
+
 def _odd_integer(value: Any) -> int:
     number = _integer(1)(value)
     if number % 2 == 0:
@@ -132,7 +138,8 @@ def _rules() -> dict[str, ParameterRule]:
         },
         # sizes and counts
         **{name: _POSITIVE_INT for name in ("image_size", "batch_size", "val_batch_size", "epochs", "val_interval",
-                                            "sw_batch_size", "num_folds", "num_disturbances", "assess_every",
+                                            "sw_batch_size", "slice_batch_size", "num_folds", "num_disturbances",
+                                            "assess_every",
                                             "nvum_monitor_interval", "resize_size", "meta_batch_size",
                                             "dr_resize_size", "fpn_channels", "uncertainty_top_k",
                                             "detections_per_image")},  # fmt: skip
@@ -152,9 +159,10 @@ def _rules() -> dict[str, ParameterRule]:
         "momentum": ("a number in [0, 1)", _number(0.0, 1.0, False, True)),
         "num_slices": ("an odd whole number >= 1", _odd_integer),
         "pixel_spacing": _POSITIVE,
+        "png_spacing": ("null or three numbers > 0 (x, y, z mm)", _optional(_spacing3)),
         "box_loss_weight": _NON_NEGATIVE,
-        **{name: ("a number in [0, 1]", _number(0.0, 1.0, False, False)) for name in ("score_threshold",
-                                                                                    "nms_threshold")},  # fmt: skip
+        "score_threshold": ("a number in [0, 1]", _number(0.0, 1.0, False, False)),
+        "nms_threshold": ("a number in [0, 1]", _number(0.0, 1.0, False, False)),
         **{
             name: ("a number in [0, 1]", _number(0.0, 1.0, False, False))
             for name in ("dadam_prob", "dadam_min_correlation")
@@ -171,7 +179,7 @@ def _rules() -> dict[str, ParameterRule]:
         "ckpt_path": _FILE,
         **{
             name: _OPTIONAL_FILE
-            for name in ("resume_ckpt", "pretrained_ckpt", "pretrained_backbone", "dadam_bank_file")
+            for name in ("resume_ckpt", "pretrained_ckpt", "pretrained_backbone", "dadam_bank_file", "dl_info_csv")
         },
         **{name: _OPTIONAL_FOLDER for name in ("slice_dir", "eval_mask_dir", "dadam_dir")},
         # named choices and keys, checked by the component that takes them

@@ -14,6 +14,7 @@ Every handler a bundle config names is exported here: ``monai_ext.handlers.EMATe
 from __future__ import annotations
 
 from monai_ext.handlers.classification_report import ClassificationReport
+from monai_ext.handlers.detection_report import DetectionFROCReport, original_pixel_boxes
 from monai_ext.handlers.detection_writer import DetectionWriter, write_detections_csv
 from monai_ext.handlers.ema import EMABufferMode, EMATeacher, TeacherMode
 from monai_ext.handlers.label_audit import LabelAuditWriter, MemoryScore
@@ -62,4 +63,6 @@ __all__ = [
     "write_volume_predictions_csv",
     "DetectionWriter",
     "write_detections_csv",
+    "DetectionFROCReport",
+    "original_pixel_boxes",
 ]

@@ -374,7 +374,8 @@ def check_ckpt_export(
         expected_all, actual_all = _tensors(net(x)), _tensors(ts_net.eval()(x))
     if len(expected_all) != len(actual_all):
         raise BundleCheckError(
-            f"TorchScript export of '{net_id}' returns {len(actual_all)} tensors, the eager network {len(expected_all)}."
+            f"TorchScript export of '{net_id}' returns {len(actual_all)} tensors, the eager network "
+            f"{len(expected_all)}."
         )
     for expected, actual in zip(expected_all, actual_all):
         if expected.shape != actual.shape or not torch.allclose(actual, expected, atol=atol, rtol=rtol):

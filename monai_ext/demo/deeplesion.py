@@ -136,9 +136,12 @@ def _join(values) -> str:
     return ", ".join(_FIG.format(float(v)) for v in values)
 
 
-def _place(rng, phantom, t, ctype, px_mm, z_mm, taken, appearance: str = "typical") -> dict | None:
+def _place(
+    rng, phantom, t, ctype, px_mm, z_mm, taken, appearance: str = "typical", contrast: float = 1.0
+) -> dict | None:
     """Draw a lesion of ``ctype`` centred in its host tissue on the slice at ``t``; ``None`` if it does not fit.
-    ``appearance`` ``"tiny"`` shrinks it, ``"low_contrast"`` keeps 30 % of its contrast to the host tissue."""
+    ``appearance`` ``"tiny"`` shrinks it, ``"low_contrast"`` keeps 30 % of its contrast to the host tissue;
+    ``contrast`` scales every lesion's HU difference to its host first (1 = the type's HU range)."""
     spec = LESION_SPECS[ctype]
     organs = phantom.organ_map(t)
     host = np.isin(organs, [tissue_code(h) for h in spec["host"]])
@@ -163,8 +166,9 @@ def _place(rng, phantom, t, ctype, px_mm, z_mm, taken, appearance: str = "typica
         return None
     hu_range = spec["hu"][rng.integers(len(spec["hu"]))]
     hu = float(rng.uniform(*hu_range))
+    host_hu = float(np.mean([TISSUES[h][1] for h in spec["host"]]))
+    hu = host_hu + contrast * (hu - host_hu)
     if appearance == "low_contrast":
-        host_hu = float(np.mean([TISSUES[h][1] for h in spec["host"]]))
         hu = host_hu + 0.3 * (hu - host_hu)
     return {
         "type": ctype,
@@ -228,6 +232,7 @@ class _Options:
     noise_hu: float
     loose_box_rate: float
     subtle_rate: float
+    lesion_contrast: float
     types: np.ndarray  # coarse lesion types, sorted
     weights: np.ndarray  # their probabilities (LESION_SPECS weights, normalised)
 
@@ -327,7 +332,9 @@ def _place_key_lesions(
             continue
         t = ser.t_of(k)
         on_slice = [les for les in lesions if abs(les["zc"] - k) < les["r_z"]]
-        first = _place(rng, phantom, t, ctype, ser.px_mm, ser.z_mm, on_slice, _appearance(rng, opt))
+        first = _place(
+            rng, phantom, t, ctype, ser.px_mm, ser.z_mm, on_slice, _appearance(rng, opt), opt.lesion_contrast
+        )
         if first is None:
             continue
         first["annotated"] = True
@@ -339,7 +346,10 @@ def _place_key_lesions(
         for annotated in wanted:
             for _ in range(6):
                 ctype = int(rng.choice(opt.types, p=opt.weights))
-                other = _place(rng, phantom, t, ctype, ser.px_mm, ser.z_mm, on_slice + found, _appearance(rng, opt))
+                other = _place(
+                    rng, phantom, t, ctype, ser.px_mm, ser.z_mm, on_slice + found, _appearance(rng, opt),
+                    opt.lesion_contrast,
+                )
                 if other is not None:
                     other["annotated"] = annotated
                     found.append(other)
@@ -495,6 +505,7 @@ def write_deeplesion_demo(
     noise_hu: float = 12.0,
     loose_box_rate: float = 0.3,
     subtle_rate: float = 0.1,
+    lesion_contrast: float = 1.0,
 ) -> dict[str, Any]:
     """Write a demo DeepLesion dataset under ``root``.
 
@@ -528,6 +539,11 @@ def write_deeplesion_demo(
         noise_hu: CT noise standard deviation in HU. Default 12.
         loose_box_rate: probability that a reliable training row gets a loose box. Default 0.3.
         subtle_rate: probability that a lesion (any split) is drawn tiny or low-contrast. Default 0.1.
+        lesion_contrast: factor on every lesion's HU difference to its host tissue (> 0). Default 1 (the types' HU
+            ranges). With 1 many lesions look like the phantom's normal round structures (a lymph node like a bowel
+            loop, a liver lesion 25-55 HU below the liver), which a small detector trained from scratch on a few
+            hundred slices does not learn on a CPU; the detection study (``scripts.bench.deeplesion_study``) uses a
+            larger factor so that a CPU-sized study has a detector to compare sampling strategies on.
 
     Returns:
         summary dict: ``root``, ``patients``, ``series``, ``key_images``, ``lesions`` (rows of ``DL_info.csv``),
@@ -535,12 +551,14 @@ def write_deeplesion_demo(
         ``subtle_lesions``, ``possibly_noisy``, ``slices`` (PNG files) and ``images_per_split``.
 
     Raises:
-        ValueError: a rate outside [0, 1] (``unannotated_rate`` outside [0, 0.9]), ``image_size`` < 64, or split
-            fractions that do not sum to 1.
+        ValueError: a rate outside [0, 1] (``unannotated_rate`` outside [0, 0.9]), ``image_size`` < 64, split
+            fractions that do not sum to 1, or ``lesion_contrast`` <= 0.
     """
     _check_options(
         unannotated_rate, noisy_rate, multi_lesion_rate, image_size, split_fractions, loose_box_rate, subtle_rate
     )
+    if not lesion_contrast > 0:
+        raise ValueError(f"lesion_contrast must be > 0, got {lesion_contrast}.")
     rng = np.random.default_rng(seed)
     root = Path(root)
     (root / "Images_png").mkdir(parents=True, exist_ok=True)
@@ -558,6 +576,7 @@ def write_deeplesion_demo(
         noise_hu,
         loose_box_rate,
         subtle_rate,
+        float(lesion_contrast),
         types,
         weights,
     )

@@ -347,7 +347,14 @@ def _place_key_lesions(
             for _ in range(6):
                 ctype = int(rng.choice(opt.types, p=opt.weights))
                 other = _place(
-                    rng, phantom, t, ctype, ser.px_mm, ser.z_mm, on_slice + found, _appearance(rng, opt),
+                    rng,
+                    phantom,
+                    t,
+                    ctype,
+                    ser.px_mm,
+                    ser.z_mm,
+                    on_slice + found,
+                    _appearance(rng, opt),
                     opt.lesion_contrast,
                 )
                 if other is not None:

@@ -1,0 +1,63 @@
+# Copyright (c) 2026 robust-medical-bundles contributors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""The DeepLesion study's pieces: the bundle overrides of a run, reading the FROC report, the paired aggregation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from scripts.bench import deeplesion_report, deeplesion_study
+from scripts.bench.deeplesion_study import PLANS, aggregate_study, read_froc, run_overrides, study_jobs
+
+
+def _run(arm, seed, fraction, avg):
+    return {"arm": arm, "seed": seed, "fraction": fraction, "avg": avg, "sens@0.5": avg / 2, "sens@1": avg,
+            "sens@2": avg, "sens@4": avg + 0.1, "best_val": 0.5, "train_s": 10.0, "n_train": 12}  # fmt: skip
+
+
+def test_paired_differences_by_hand():
+    runs = [_run("random", s, 0.25, v) for s, v in zip(range(3), (0.40, 0.50, 0.45))]
+    runs += [_run("mombs", s, 0.25, v) for s, v in zip(range(3), (0.42, 0.53, 0.49))]
+    agg = aggregate_study(runs)["0.25"]
+    # differences 0.02, 0.03, 0.04: mean 0.03, std 0.01, CI 0.03 +- 4.303 * 0.01 / sqrt(3) = [0.00516, 0.05484]
+    delta = agg["mombs"]["delta_avg"]
+    assert delta["mean"] == pytest.approx(0.03)
+    assert delta["ci_low"] == pytest.approx(0.03 - 4.302653 * 0.01 / 3**0.5, abs=1e-6)
+    assert delta["excludes_zero"]
+    assert agg["random"]["avg"]["mean"] == pytest.approx(0.45)
+    assert "delta_avg" not in agg["random"]
+    table = deeplesion_report.results_table({"plan": {"name": "t", "epochs": 2, "pivot_epoch": 1, "seeds": [0, 1, 2]},
+                                             "runs": runs, "aggregate": {"0.25": agg}})  # fmt: skip
+    assert "+0.030 [+0.005, +0.055]" in table
+
+
+def test_run_overrides_select_the_arm_fraction_and_small_network(tmp_path):
+    plan = PLANS["default"]
+    out = run_overrides("scl_hard", 3, 0.25, {"dataset_dir": "/data/dl"}, tmp_path / "run", plan)
+    assert out["sampling_strategy"] == "scl_hard" and out["seed"] == 3 and out["train_fraction"] == 0.25
+    assert out["split_seed"] == plan.split_seed and out["network_def"] == "%small_network_def"
+    assert out["ckpt_dir"] == str(tmp_path / "run" / "models") and out["train#dataset#_target_"] == "CacheDataset"
+    jobs = study_jobs(plan, {"dataset_dir": "/d"}, tmp_path)
+    assert len(jobs) == len(plan.arms) * len(plan.seeds) * len(plan.fractions)
+    assert jobs[0]["fraction"] == min(plan.fractions)  # the smaller fraction's seeds complete first
+
+
+def test_read_froc_takes_the_official_convention(tmp_path):
+    report = {"official": {"sens@0.5": 0.1, "sens@1": 0.2, "sens@2": 0.3, "sens@4": 0.4, "avg[0.5,1,2]": 0.2},
+              "strict": {"sens@0.5": 0.0, "sens@1": 0.0, "sens@2": 0.0, "sens@4": 0.0, "avg[0.5,1,2]": 0.0},
+              "num_images": 5, "num_lesions": 7}  # fmt: skip
+    (tmp_path / "test_froc.json").write_text(json.dumps(report))
+    got = read_froc(tmp_path)
+    assert got == {"avg": 0.2, "sens@0.5": 0.1, "sens@1": 0.2, "sens@2": 0.3, "sens@4": 0.4, "num_images": 5,
+                   "num_lesions": 7}  # fmt: skip
+    with pytest.raises(FileNotFoundError):
+        read_froc(tmp_path / "missing")
+
+
+def test_plans_hold_the_issues_grid():
+    default = deeplesion_study.PLANS["default"]
+    assert set(default.fractions) == {0.25, 0.5}
+    assert set(default.arms) == {"random", "scl_hard", "ohem", "mombs_loss", "mombs_uncertainty", "mombs"}
+    assert len(default.seeds) >= 5

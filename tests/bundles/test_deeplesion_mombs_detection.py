@@ -117,7 +117,7 @@ def test_every_image_of_the_epoch_before_the_pivot_has_a_loss_and_an_uncertainty
 
 
 def test_epoch_after_the_pivot_is_the_mirror_plan_of_the_first_epochs_scores(trained):
-    """Independent re-planning: a fresh sampler given epoch 1's recorded scores yields the epoch-2 order the run used."""
+    """Independent re-planning: a fresh sampler given epoch 1's recorded scores yields the epoch-2 order used."""
     assert sorted(trained.plans) == [1, 2]
     n = len(trained.datalist)
     assert len(trained.plans[2]) == n // BATCH * BATCH

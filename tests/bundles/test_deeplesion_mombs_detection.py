@@ -25,7 +25,7 @@ from ignite.engine import Events
 from monai.engines.utils import IterationEvents
 from PIL import Image
 
-from monai_ext.bundle.workflow import bundle_parser
+from monai_ext.bundle.workflow import bundle_parser, bundle_workflow
 from monai_ext.data.datalist import DatasetLayoutError
 from monai_ext.data.deeplesion import HU_OFFSET
 from monai_ext.handlers.mombs import DIFFICULTY_COLUMNS
@@ -469,3 +469,35 @@ def test_8_bit_key_slice_stops_training_naming_the_file(deeplesion_demo, run_bun
     with pytest.raises(Exception) as info:  # one minibatch of every training image: the bad one is read
         _train(run_bundle, data, tmp_path / "run", epochs=1, batch_size=n)
     caused_by(info.value, ValueError, rf"{png}.*16-bit|16-bit.*{png}")
+
+
+def test_a_new_training_run_refuses_the_checkpoints_of_an_earlier_one(deeplesion_demo, tmp_path, caused_by):
+    ckpt = tmp_path / "models"
+    ckpt.mkdir()
+    (ckpt / "last.pt").write_bytes(b"an earlier run")
+    workflow = bundle_workflow(BUNDLE, TRAIN, "train", dataset_dir=str(deeplesion_demo), ckpt_dir=str(ckpt),
+                               output_dir=str(tmp_path / "eval"), **SMALL)  # fmt: skip
+    with pytest.raises(Exception) as info:
+        workflow.initialize()
+    caused_by(info.value, FileExistsError, r"\['last.pt'\].*--resume_ckpt.*--overwrite true")
+    assert (ckpt / "last.pt").read_bytes() == b"an earlier run"
+
+
+@pytest.mark.parametrize(
+    "configs, override, pattern",
+    [
+        (TRAIN, {"train_fraction": 1.5}, r"'train_fraction' = 1.5"),
+        (TRAIN, {"num_disturbances": 0, "epochs": "3"}, r"'epochs' = '3'.*'num_disturbances' = 0"),
+        (INFER, {"slice_batch_size": 0}, r"'slice_batch_size' = 0"),
+        (INFER, {"amp": "ja"}, r"'amp' = 'ja': must be true or false"),
+    ],
+    ids=["train_fraction", "disturbances_and_epochs", "slice_batch_size", "amp"],
+)
+def test_bad_settings_stop_the_run_at_the_start(configs, override, pattern, deeplesion_demo, tmp_path, caused_by):
+    workflow = bundle_workflow(BUNDLE, configs, "train" if configs == TRAIN else "infer",
+                               dataset_dir=str(deeplesion_demo), ckpt_dir=str(tmp_path / "models"),
+                               output_dir=str(tmp_path / "eval"), **{**SMALL, **override})  # fmt: skip
+    with pytest.raises(Exception) as info:
+        workflow.initialize()
+    caused_by(info.value, ValueError, pattern)
+    assert not (tmp_path / "models").exists() and not (tmp_path / "eval").exists()  # nothing ran

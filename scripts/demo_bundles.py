@@ -109,7 +109,7 @@ def _covid_dicom_series(demo_dir: Path, input_dir: Path) -> None:
 
 def _deeplesion_series(demo_dir: Path, input_dir: Path) -> None:
     """The first test-split series of the DeepLesion demo as a PNG slice folder (``Images_png`` layout), and the same
-    series as a NIfTI volume in HU (axis 0 = image column, axis 1 = row, affine = the series' spacing), to show both
+    series as ``<series>_volume.nii.gz`` in HU (axis 0 = column, axis 1 = row, affine = the spacing), to show both
     inputs."""
     import nibabel as nib
     import numpy as np
@@ -123,7 +123,9 @@ def _deeplesion_series(demo_dir: Path, input_dir: Path) -> None:
     files = sorted(folder.glob("*.png"), key=lambda p: int(p.stem))
     hu = np.stack([np.asarray(Image.open(f), dtype=np.int32) - HU_OFFSET for f in files], axis=-1)  # row, column, z
     affine = np.diag([*item["spacing"], 1.0])
-    nib.save(nib.Nifti1Image(hu.transpose(1, 0, 2).astype(np.int16), affine), input_dir / f"{item['series']}.nii.gz")
+    nib.save(
+        nib.Nifti1Image(hu.transpose(1, 0, 2).astype(np.int16), affine), input_dir / f"{item['series']}_volume.nii.gz"
+    )
 
 
 BUNDLE_DEMOS: dict[str, BundleDemo] = {

@@ -3,12 +3,18 @@
 """End-to-end runs of ``bundles/deeplesion_mombs_detection`` with its ``configs/demo.json`` small-run overlay on a
 64-pixel DeepLesion demo (1-3 epochs, CPU): MoMBS state in checkpoints, resume, difficulty maps, baselines, training
 fractions, the FROC evaluation, inference on PNG series folders and NIfTI volumes, the exported network, two-process
-training, and bad inputs."""
+training, and bad inputs.
+
+Every run uses one intra-op thread (:func:`_one_thread`; ``OMP_NUM_THREADS=1`` for the two-process run): on 64-pixel
+slices OpenMP's threads cost more than they give, and on a shared 2-core machine they spin while waiting for each
+other (one training epoch measured at 1.3 s with one thread, 47 s with two, under a load average of 7)."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
 import math
 import shutil
 import subprocess
@@ -48,9 +54,26 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 pytestmark = pytest.mark.slow
 
 
+@contextlib.contextmanager
+def _one_thread():
+    """Torch's intra-op threads set to 1 inside, restored after (module docstring)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(run_bundle, *args, **kwargs):
+    with _one_thread():
+        return run_bundle(*args, **kwargs)
+
+
 def _train(run_bundle, dataset_dir: Path, out: Path, hooks=(), **override):
     settings = {"epochs": PIVOT, "pivot_epoch": PIVOT, **SMALL, **override}
-    return run_bundle(
+    return _run(
+        run_bundle,
         BUNDLE, TRAIN, hooks=hooks, dataset_dir=str(dataset_dir), ckpt_dir=str(out / "models"),
         output_dir=str(out / "eval"), **settings,
     )  # fmt: skip
@@ -279,7 +302,7 @@ def test_train_fraction_keeps_about_half_the_patients(trained, caused_by):
 def test_evaluate_writes_the_froc_report_and_never_overwrites_it(trained, run_bundle, tmp_path, caused_by):
     out = tmp_path / "test"
     common = dict(ckpt_dir=str(trained.ckpt_dir), output_dir=str(out), dataset_dir=str(trained.demo), **SMALL)
-    run_bundle(BUNDLE, EVALUATE, "eval", **common)
+    _run(run_bundle, BUNDLE, EVALUATE, "eval", **common)
     report = json.loads((out / "test_froc.json").read_text())
     # the test lesions, counted from DL_info.csv (Train_Val_Test 3, not Possibly_noisy)
     rows = [r for r in _dl_info(trained.demo) if r["Train_Val_Test"] == "3" and r["Possibly_noisy"] == "0"]
@@ -301,7 +324,7 @@ def test_evaluate_writes_the_froc_report_and_never_overwrites_it(trained, run_bu
     assert int(detections["outcome"].isin(["tp", "missed"]).sum()) == len(rows)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     with pytest.raises(Exception) as info:
-        run_bundle(BUNDLE, EVALUATE, "eval", **common)
+        _run(run_bundle, BUNDLE, EVALUATE, "eval", **common)
     caused_by(info.value, FileExistsError, r"test_froc\.json exists")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
@@ -336,7 +359,7 @@ def test_inference_on_png_series_and_nifti_volumes(trained, run_bundle, tmp_path
     out = tmp_path / "predictions"
     common = dict(ckpt_dir=str(trained.ckpt_dir), dataset_dir=str(inputs), output_dir=str(out),
                   dl_info_csv=str(trained.demo / "DL_info.csv"), **SMALL)  # fmt: skip
-    run_bundle(BUNDLE, INFER, "infer", **common)
+    _run(run_bundle, BUNDLE, INFER, "infer", **common)
     cases = {series[0]: inputs / series[0], "volume": inputs / "volume.nii.gz"}
     records = {}
     for case, source in cases.items():
@@ -363,7 +386,7 @@ def test_inference_on_png_series_and_nifti_volumes(trained, run_bundle, tmp_path
     assert "001.png" in skipped["error"].iloc[0]
     # a second run leaves the finished cases alone
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/*_boxes.json")}
-    run_bundle(BUNDLE, INFER, "infer", **common)
+    _run(run_bundle, BUNDLE, INFER, "infer", **common)
     assert {p: p.stat().st_mtime_ns for p in out.glob("*/*_boxes.json")} == stamps
     assert pd.read_csv(out / "detections.csv").equals(table)
 
@@ -378,7 +401,7 @@ def test_exported_retinanet_is_the_trained_splitretinanet(tmp_path):
     assert list(split.state_dict()) == list(export.state_dict())
     export.load_state_dict(split.state_dict())
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
+    with torch.no_grad(), _one_thread():
         a, b = split(x), export(x)
     assert set(a) == set(b) == {split.cls_key, split.box_reg_key}
     for key in a:
@@ -409,7 +432,8 @@ def test_two_process_gloo_training_keeps_the_mombs_state(deeplesion_demo, tmp_pa
         "--pixel_spacing", str(SMALL["pixel_spacing"]), "--image_size", str(SMALL["image_size"]),
         "--ckpt_dir", str(tmp_path / "models"), "--output_dir", str(tmp_path / "eval"),
     ]  # fmt: skip
-    done = subprocess.run(command, cwd=BUNDLE, capture_output=True, text=True, timeout=600)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, cwd=BUNDLE, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-4000:]
     ckpt = torch.load(tmp_path / "models" / "last.pt", weights_only=True, map_location="cpu")
     assert set(ckpt) == METHOD_KEYS

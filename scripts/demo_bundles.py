@@ -9,6 +9,7 @@ each bundle's :class:`BundleDemo` entry names only its demo datasets, evaluation
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -21,7 +22,15 @@ import pandas as pd
 
 from monai_ext.bundle.workflow import run_bundle_workflow
 
-__all__ = ["DEMO_OVERLAY", "PreparationStep", "BundleDemo", "BUNDLE_DEMOS", "run_bundle_demo", "format_results"]
+__all__ = [
+    "DEMO_OVERLAY",
+    "PreparationStep",
+    "BundleDemo",
+    "BUNDLE_DEMOS",
+    "read_result_table",
+    "run_bundle_demo",
+    "format_results",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +66,14 @@ class BundleDemo:
         datasets: demo dataset folder of each training data id, e.g. ``{"dataset_dir": "nih"}``.
         evaluations: the overrides of each ``evaluate.json`` run; a value of an id ending in ``_dir`` is a folder
             relative to the demo root, e.g. ``({"test_set": "openi", "test_dir": "openi"}, ...)``.
-        result_tables: ``(label, CSV file under output_dir)`` read back into the results table.
+        result_tables: ``(label, file under output_dir)`` read back into the results table: a CSV, or a JSON report
+            of ``{row name: {metric: value}}`` sections (e.g. a FROC report's ``official`` and ``strict``
+            conventions), read as one row per section with the name in the ``class`` column.
         result_index: the tables' row column: ``"class"`` (one row per class) or e.g. ``"case_id"`` (one per case).
         result_metric: the column printed: per class, or as mean +- std over the cases.
         inference_inputs: demo files (relative to the demo root) copied into the inference input folder.
+        inference_paths: ids of ``inference.json`` only, set to demo files (relative to the demo root), e.g. the
+            ``DL_info.csv`` giving the pixel spacing of PNG slice folders.
         prepare_inputs: ``(demo_dir, input_dir) -> None`` adding further inference inputs (e.g. a DICOM series).
         real_radiograph: also infer on the real radiograph shipped by ``pydicom-data`` (``extra_inputs``).
         overrides: ids set for every step (training, evaluation, inference), e.g. the demo overlay's small network.
@@ -74,6 +87,7 @@ class BundleDemo:
     result_index: str = "class"
     result_metric: str = "auroc"
     inference_inputs: Sequence[str] = ()
+    inference_paths: dict[str, str] = field(default_factory=dict)
     prepare_inputs: Callable[[Path, Path], None] | None = None
     real_radiograph: bool = False
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -91,6 +105,27 @@ def _covid_dicom_series(demo_dir: Path, input_dir: Path) -> None:
     from monai_ext.demo.dicom_series import nifti_to_dicom_series
 
     nifti_to_dicom_series(demo_dir / "covid_medseg" / "rp_im" / "1.nii.gz", input_dir / "rp_1_dicom_series")
+
+
+def _deeplesion_series(demo_dir: Path, input_dir: Path) -> None:
+    """The first test-split series of the DeepLesion demo as a PNG slice folder (``Images_png`` layout), and the same
+    series as ``<series>_volume.nii.gz`` in HU (axis 0 = column, axis 1 = row, affine = the spacing), to show both
+    inputs."""
+    import nibabel as nib
+    import numpy as np
+    from PIL import Image
+
+    from monai_ext.data.deeplesion import HU_OFFSET, deeplesion_datalist
+
+    item = deeplesion_datalist(demo_dir / "deeplesion", split="test")[0]
+    folder = demo_dir / "deeplesion" / "Images_png" / item["series"]
+    shutil.copytree(folder, input_dir / item["series"])
+    files = sorted(folder.glob("*.png"), key=lambda p: int(p.stem))
+    hu = np.stack([np.asarray(Image.open(f), dtype=np.int32) - HU_OFFSET for f in files], axis=-1)  # row, column, z
+    affine = np.diag([*item["spacing"], 1.0])
+    nib.save(
+        nib.Nifti1Image(hu.transpose(1, 0, 2).astype(np.int16), affine), input_dir / f"{item['series']}_volume.nii.gz"
+    )
 
 
 BUNDLE_DEMOS: dict[str, BundleDemo] = {
@@ -142,6 +177,16 @@ BUNDLE_DEMOS: dict[str, BundleDemo] = {
         inference_inputs=("covid_medseg/rp_im/*.nii.gz",),
         prepare_inputs=_covid_dicom_series,
     ),
+    # the demo overlay's small SplitRetinaNet (ResNet 1-1-1-1, 32 FPN channels) on the 160-pixel demo slices
+    "deeplesion_mombs_detection": BundleDemo(
+        name="deeplesion_mombs_detection",
+        datasets={"dataset_dir": "deeplesion"},
+        result_tables=(("DeepLesion demo test split", "test_froc.json"),),
+        result_metric="avg[0.5,1,2]",
+        inference_paths={"dl_info_csv": "deeplesion/DL_info.csv"},
+        prepare_inputs=_deeplesion_series,
+        overrides={"network_def": "%small_network_def"},
+    ),
 }
 
 
@@ -163,6 +208,30 @@ def _demo_folders(paths: dict[str, Any], demo_dir: str | os.PathLike) -> dict[st
         else _demo_path(demo_dir, folder)
         for k, folder in paths.items()
     }  # fmt: skip
+
+
+def read_result_table(path: str | os.PathLike) -> pd.DataFrame:
+    """A result table of :attr:`BundleDemo.result_tables`: a CSV as it is; a JSON report as one row per section whose
+    values are all numbers (``{"official": {"sens@1": 0.5, ...}, "num_images": 5}`` -> one row, ``class`` =
+    ``"official"``, column ``sens@1``).
+
+    Raises:
+        ValueError: a JSON report without such a section (the file named).
+    """
+    path = Path(path)
+    if path.suffix != ".json":
+        return pd.read_csv(path)
+    report = json.loads(path.read_text())
+    rows = [
+        {"class": name, **values}
+        for name, values in report.items()
+        if isinstance(values, dict)
+        and values
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values.values())
+    ]
+    if not rows:
+        raise ValueError(f"'{path}' holds no section of numbers ({{name: {{metric: value}}}}) to tabulate.")
+    return pd.DataFrame(rows)
 
 
 def run_bundle_demo(
@@ -227,10 +296,11 @@ def run_bundle_demo(
         logging_file=True,
         **demo.overrides,
         ckpt_dir=common["ckpt_dir"],
+        **{k: _demo_path(demo_dir, v) for k, v in demo.inference_paths.items()},
         dataset_dir=str(inputs),
         output_dir=str(out / "predictions"),
     )
-    return {label: pd.read_csv(out / "eval" / csv) for label, csv in demo.result_tables}
+    return {label: read_result_table(out / "eval" / name) for label, name in demo.result_tables}
 
 
 def format_results(name: str, tables: dict[str, pd.DataFrame], metric: str = "auroc", index: str = "class") -> str:

@@ -58,6 +58,17 @@ def cxr_lt_demo(demo_root) -> Path:
 
 
 @pytest.fixture(scope="session")
+def deeplesion_demo(demo_root) -> Path:
+    """A small DeepLesion demo (:func:`monai_ext.demo.deeplesion.write_deeplesion_demo`, ``size=0.5``: 12 patients,
+    34 key images (25 training, 4 validation, 5 test) of 64 x 64 pixels at 4.8-7.0 mm, seed 0), so that a detection
+    epoch takes seconds on the CPU."""
+    from monai_ext.demo.deeplesion import write_deeplesion_demo
+
+    write_deeplesion_demo(demo_root / "deeplesion", size=0.5, seed=0, image_size=64)
+    return demo_root / "deeplesion"
+
+
+@pytest.fixture(scope="session")
 def bundles_dir() -> Path:
     """The repository's ``bundles/`` folder."""
     return BUNDLES_DIR

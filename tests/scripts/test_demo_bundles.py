@@ -2,13 +2,14 @@
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from scripts.demo_bundles import BUNDLE_DEMOS, BundleDemo, format_results, run_bundle_demo
+from scripts.demo_bundles import BUNDLE_DEMOS, BundleDemo, format_results, read_result_table, run_bundle_demo
 
 BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 
@@ -43,3 +44,20 @@ def test_format_results_per_case_summary_hand_worked():
     assert format_results("seg", {"Test": cases}, metric="dice_infection", index="case_id") == (
         "| seg | cases | dice_infection: mean +- std |\n|---|---|---|\n| Test | 2 | 0.750 +- 0.250 |"
     )
+
+
+def test_json_report_is_read_as_one_row_per_section(tmp_path):
+    report = {"official": {"sens@1": 0.5, "avg[0.5,1,2]": 0.25}, "strict": {"sens@1": 0.0, "avg[0.5,1,2]": 0.125},
+              "num_images": 5, "conventions": {"official": {"duplicate": "ignore"}}}  # fmt: skip
+    (tmp_path / "test_froc.json").write_text(json.dumps(report))
+    table = read_result_table(tmp_path / "test_froc.json")
+    assert table.to_dict("records") == [
+        {"class": "official", "sens@1": 0.5, "avg[0.5,1,2]": 0.25},
+        {"class": "strict", "sens@1": 0.0, "avg[0.5,1,2]": 0.125},
+    ]
+    assert format_results("det", {"Test": table}, metric="avg[0.5,1,2]") == (
+        "| det: avg[0.5,1,2] | Test |\n|---|---|\n| official | 0.250 |\n| strict | 0.125 |"
+    )
+    (tmp_path / "empty.json").write_text(json.dumps({"num_images": 5}))
+    with pytest.raises(ValueError, match=r"empty\.json' holds no section of numbers"):
+        read_result_table(tmp_path / "empty.json")

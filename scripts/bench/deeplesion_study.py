@@ -7,16 +7,18 @@ the paper's baselines at 25 % and 50 % of the training patients (MoMBS paper, Ta
 Protocol (a :class:`StudyPlan`; ``default`` is what ``make bench`` runs, ``full`` the longer form, ``quick`` a smoke
 run of the same code):
 
-1. **Data** (:func:`write_study_data`): one demo DeepLesion set (:func:`monai_ext.demo.deeplesion.write_deeplesion_demo`)
-   with DeepLesion's kinds of diverse quality in the training split: half of the training lesions unannotated (no
-   box), loose boxes, tiny / low-contrast lesions, ``Possibly_noisy`` rows; the validation and test splits are
-   completely annotated, so sensitivity is measured against every drawn lesion. The official split
+1. **Data** (:func:`write_study_data`): one demo DeepLesion set
+   (:func:`monai_ext.demo.deeplesion.write_deeplesion_demo`, size 8: ~400 training, ~90 validation, ~100 test key
+   images) with DeepLesion's kinds of diverse quality in the training split: half of the training lesions
+   unannotated (no box), loose boxes, tiny / low-contrast lesions, ``Possibly_noisy`` rows; the validation and test
+   splits are completely annotated, so sensitivity is measured against every drawn lesion. The official split
    (``Train_Val_Test``) is used; the training fractions are nested patient subsets (the bundle's ``train_fraction``,
    :func:`monai_ext.data.deeplesion_subset`, ``split_seed`` 0). The lesions are drawn with
    ``lesion_contrast`` (default 3) times their types' HU difference to the host tissue: at 1, a small detector trained
    from scratch on a CPU does not learn the demo in the study's budget (validation FROC ~0 after 1,500 steps, also
    with clean boxes), and a study of sampling strategies needs a detector that learns.
-2. **Runs**: every arm of :data:`ARMS` for every fraction and seed with the same schedule: the demo overlay's small
+2. **Runs**: every arm of :data:`ARMS` for every fraction and seed (the ``default`` plan: all six arms at 25 %, the
+   baseline and MoMBS at 50 %, to fit about an hour on 2 CPUs) with the same schedule: the demo overlay's small
    network (``small_network_def``), Adam at ``learning_rate`` with the bundle's cosine decay, ``epochs`` epochs,
    ``pivot_epoch``, batch 4 (the paper's), K = 8 FPN disturbances, top-100-anchor entropy; seed ``s`` gives every arm
    the same initialisation and augmentation seed. The checkpoint tested is ``model.pt``: the best validation FROC
@@ -106,7 +108,8 @@ class StudyPlan:
             padded working side.
         lesion_contrast: the demo writer's factor on the lesions' HU difference to their host tissue.
         ct_window: HU window scaled to [0, 1] (the bundle's ``ct_window``).
-        fractions, arms, seeds: the grid.
+        fractions, arms, seeds: the grid; ``fraction_arms`` restricts the arms of some fractions (``{fraction:
+            arms}``, e.g. only the baseline and MoMBS at 50 % when the budget does not hold every arm twice).
         epochs, pivot_epoch, batch_size, learning_rate, val_interval, num_disturbances: the schedule.
         workers: parallel runs (one torch thread each).
     """
@@ -130,11 +133,16 @@ class StudyPlan:
     workers: int = 2
     data_seed: int = 1
     split_seed: int = 0
+    fraction_arms: tuple[tuple[float, tuple[str, ...]], ...] = ()
+
+    def arms_for(self, fraction: float) -> tuple[str, ...]:
+        """The arms run at ``fraction``."""
+        return dict(self.fraction_arms).get(float(fraction), self.arms)
 
 
 PLANS: dict[str, StudyPlan] = {
     "default": StudyPlan("default", demo_size=8.0, fractions=(0.25, 0.5), arms=ARMS, seeds=(0, 1, 2, 3, 4),
-                         epochs=16, pivot_epoch=8),
+                         epochs=10, pivot_epoch=4, fraction_arms=((0.5, ("random", "mombs")),)),
     "full": StudyPlan("full", demo_size=16.0, fractions=(0.25, 0.5, 1.0), arms=ARMS, seeds=tuple(range(10)),
                       epochs=40, pivot_epoch=20),
     "quick": StudyPlan("quick", demo_size=1.0, fractions=(0.5,), arms=("random", "mombs"), seeds=(0, 1), epochs=2,
@@ -257,7 +265,7 @@ def study_jobs(plan: StudyPlan, data: Mapping[str, Any], work: Path) -> list[dic
              run_dir=str(work / run_dir_name(arm, fraction, seed)))  # fmt: skip
         for fraction in sorted(plan.fractions)
         for seed in plan.seeds
-        for arm in plan.arms
+        for arm in plan.arms_for(fraction)
     ]
 
 

@@ -40,7 +40,8 @@ def test_run_overrides_select_the_arm_fraction_and_small_network(tmp_path):
     assert out["split_seed"] == plan.split_seed and out["network_def"] == "%small_network_def"
     assert out["ckpt_dir"] == str(tmp_path / "run" / "models") and out["train#dataset#_target_"] == "CacheDataset"
     jobs = study_jobs(plan, {"dataset_dir": "/d"}, tmp_path)
-    assert len(jobs) == len(plan.arms) * len(plan.seeds) * len(plan.fractions)
+    assert len(jobs) == sum(len(plan.arms_for(f)) for f in plan.fractions) * len(plan.seeds)
+    assert {j["arm"] for j in jobs if j["fraction"] == 0.5} == {"random", "mombs"}
     assert jobs[0]["fraction"] == min(plan.fractions)  # the smaller fraction's seeds complete first
 
 

@@ -43,6 +43,10 @@ DEMO_WRITERS: dict[str, tuple[str, str]] = {
 #: test with at least 5 clean positives per class) at lesion contrast 0.5, and takes DADAM's lesion boxes from NIH
 #: (every boxable lesion of both official lists: about 250 boxes, 20-40 per class; only BBox_List_2017.csv differs
 #: from the NVUM options alone) and VinDr-CXR (twice the images, at least 10 per class: 8-30 agreed boxes per class).
+#: The DeepLesion demo is written at four times the default size (about 200 training key images) with lesion contrast
+#: 3 (three times each lesion type's HU difference to its host): at contrast 1 the detector of the demo overlay does
+#: not learn it on a CPU (see ``write_deeplesion_demo``); DeepLesion's annotation noise (unannotated lesions, loose
+#: boxes, tiny and low-contrast lesions) is kept.
 #: Callers of a writer itself (the benchmarks) keep its defaults.
 DEMO_OPTIONS: dict[str, dict[str, Any]] = {
     "nih": {"size": 2.0, "min_positives": 30, "lesion_contrast": 0.5, "bbox_fraction": 1.0,
@@ -52,6 +56,7 @@ DEMO_OPTIONS: dict[str, dict[str, Any]] = {
     "rop": {"size": 3.0},
     "mimic_cxr_lt": {"size": 2.0, "lesion_contrast": 0.5, "eval_min_positives": 5},
     "vindr": {"size": 2.0, "min_positives": 10},
+    "deeplesion": {"size": 4.0, "lesion_contrast": 3.0},
 }
 
 

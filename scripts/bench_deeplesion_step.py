@@ -7,7 +7,7 @@ backbone's first block, and the free mode (the undisturbed entropy, one head pas
 with the breakdown per epoch (data, training step, ``K`` passes, planning) and the classification head's time per
 FPN level (logic in :mod:`scripts.bench.deeplesion_step`). The demo data are written at the overlay's image size by
 :func:`monai_ext.demo.deeplesion.write_deeplesion_demo` (``lesion_contrast=3``). Writes ``deeplesion_step.json`` and
-``deeplesion_step.md`` into ``--out`` and prints the table. The default takes about 6 minutes on 2 CPU cores.
+``deeplesion_step.md`` into ``--out`` and prints the table. The default takes about 6-7 minutes on 2 CPU cores.
 
 Examples::
 

@@ -110,6 +110,12 @@ def _spacing3(value: Any) -> list[float]:
     return [_number(0.0, math.inf, True, True)(v) for v in value]
 
 
+def _levels(value: Any) -> list[int]:
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) == 0:
+        raise ValueError
+    return [_integer(0)(v) for v in value]
+
+
 def _odd_integer(value: Any) -> int:
     number = _integer(1)(value)
     if number % 2 == 0:
@@ -147,7 +153,8 @@ def _rules() -> dict[str, ParameterRule]:
                                                 "warmup_epochs", "num_datasets", "dadam_cutmix",
                                                 "dadam_mixup")},  # fmt: skip
         # fractions and rates
-        **{name: _FRACTION for name in ("val_fraction", "disturbance_ratio", "ema_decay", "nvum_beta",
+        "disturbance_ratio": ("a number in [0, 1) (0: undisturbed)", _number(0.0, 1.0, False, True)),
+        **{name: _FRACTION for name in ("val_fraction", "ema_decay", "nvum_beta",
                                         "dr_val_fraction")},  # fmt: skip
         **{name: _PORTION for name in ("train_fraction", "self_paced_start_fraction")},
         "self_paced_growth": ("a number >= 1", _number(1.0, math.inf, False, True)),
@@ -160,6 +167,7 @@ def _rules() -> dict[str, ParameterRule]:
         "num_slices": ("an odd whole number >= 1", _odd_integer),
         "pixel_spacing": _POSITIVE,
         "png_spacing": ("null or three numbers > 0 (x, y, z mm)", _optional(_spacing3)),
+        "uncertainty_levels": ("null (all) or a list of 0-based FPN levels", _optional(_levels)),
         "box_loss_weight": _NON_NEGATIVE,
         "score_threshold": ("a number in [0, 1]", _number(0.0, 1.0, False, False)),
         "nms_threshold": ("a number in [0, 1]", _number(0.0, 1.0, False, False)),

@@ -125,6 +125,9 @@ class SplitRetinaNet(RetinaNet):
     Args:
         disturb_at: ``{"fpn", "stem"}``, see :class:`DisturbancePoint`; default ``"fpn"``. ``"stem"`` needs a
             ``BackboneWithFPN`` feature extractor (``resnet_fpn_feature_extractor``).
+        uncertainty_levels: 0-based FPN levels (0 = the finest) whose anchors ``decode`` returns; ``None`` (default)
+            all. A cheaper assessment: the finest level holds most anchors and most of the head's cost (``[1, 2, 3]``
+            skips the stride-4 level of a 4-level pyramid in the ``K`` re-runs; training and inference are unchanged).
         args, kwargs: as for ``RetinaNet`` (``spatial_dims``, ``num_classes``, ``num_anchors``,
             ``feature_extractor``, ``size_divisible``, ``use_list_output``).
 
@@ -133,9 +136,21 @@ class SplitRetinaNet(RetinaNet):
             over a network with a ``conv1`` ... ``maxpool`` stem.
     """
 
-    def __init__(self, *args: Any, disturb_at: DisturbancePoint | str = DisturbancePoint.FPN, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        disturb_at: DisturbancePoint | str = DisturbancePoint.FPN,
+        uncertainty_levels: list[int] | tuple[int, ...] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.disturb_at = look_up_option(disturb_at, DisturbancePoint)
+        if uncertainty_levels is not None:
+            levels = [int(v) for v in uncertainty_levels]
+            if not levels or min(levels) < 0 or len(set(levels)) != len(levels):
+                raise ValueError(f"uncertainty_levels must be distinct 0-based FPN levels, got {uncertainty_levels!r}.")
+            uncertainty_levels = sorted(levels)
+        self.uncertainty_levels = uncertainty_levels
         self.tap = FeatureTap()
         if self.disturb_at == DisturbancePoint.STEM:
             self._stem_names, self._rest_names = self._stem_split()
@@ -185,8 +200,20 @@ class SplitRetinaNet(RetinaNet):
         return list(self._from_stem(features.key))
 
     def decode(self, features: SplitFeatures) -> torch.Tensor:
-        """Anchor classification logits ``B x sum_l(H_l W_l A) x num_classes`` (see :func:`anchor_logits`)."""
-        return anchor_logits(self.classification_head(self._levels(features)), self.num_classes)
+        """Anchor classification logits ``B x sum_l(H_l W_l A) x num_classes`` (see :func:`anchor_logits`) of all
+        levels, or of ``uncertainty_levels``.
+
+        Raises:
+            ValueError: an ``uncertainty_levels`` entry beyond the network's levels.
+        """
+        levels = self._levels(features)
+        if self.uncertainty_levels is not None:
+            if self.uncertainty_levels[-1] >= len(levels):
+                raise ValueError(
+                    f"uncertainty_levels {self.uncertainty_levels} but the network has {len(levels)} levels."
+                )
+            levels = [levels[i] for i in self.uncertainty_levels]
+        return anchor_logits(self.classification_head(levels), self.num_classes)
 
     def forward(self, images: torch.Tensor) -> Any:
         """RetinaNet's forward (``{cls_key: [maps], box_reg_key: [maps]}``, or the list form) through ``tap``."""

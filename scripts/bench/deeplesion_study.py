@@ -70,14 +70,26 @@ __all__ = [
     "study_jobs",
     "run_study",
     "aggregate_study",
+    "merge_runs",
     "METRICS",
+    "ARM_OVERRIDES",
+    "PLANNED_ARMS",
 ]
 
 logger = logging.getLogger(__name__)
 
 BUNDLE_DIR = BUNDLES_DIR / "deeplesion_mombs_detection"
-ARMS = ("random", "scl_hard", "ohem", "mombs_loss", "mombs_uncertainty", "mombs")
-"""The arms of the study, the bundle's ``sampling_strategy`` values, in the paper's Table I order."""
+ARMS = ("random", "scl_hard", "ohem", "mombs_loss", "mombs_uncertainty", "mombs", "mombs_coarse_uncertainty")
+"""The arms known to the study, in the paper's Table I order: the bundle's ``sampling_strategy`` values, plus the
+variants of :data:`ARM_OVERRIDES`."""
+ARM_OVERRIDES: dict[str, dict[str, Any]] = {
+    "mombs_coarse_uncertainty": {"sampling_strategy": "mombs", "uncertainty_levels": [1, 2, 3]},
+}
+"""Arms that are a strategy with further bundle overrides: ``mombs_coarse_uncertainty`` is MoMBS whose uncertainty
+leaves out the stride-4 FPN level (about 0.72 of the classification head's cost, so of the ``K`` re-runs), to
+measure what the cheaper assessment costs in FROC."""
+PLANNED_ARMS = ARMS[:6]
+"""The arms of the ``default`` and ``full`` plans."""
 ARM_LABELS = {
     "random": "random (baseline)",
     "scl_hard": "SCL (hard)",
@@ -85,6 +97,7 @@ ARM_LABELS = {
     "mombs_loss": "Mo+l",
     "mombs_uncertainty": "Mo+u",
     "mombs": "Mo+l+u (MoMBS)",
+    "mombs_coarse_uncertainty": "Mo+l+u, uncertainty without the stride-4 level",
 }
 BASELINE = "random"
 METRICS = {"avg": "avg[0.5,1,2]", "sens@0.5": "sens@0.5", "sens@1": "sens@1", "sens@2": "sens@2", "sens@4": "sens@4"}
@@ -141,9 +154,9 @@ class StudyPlan:
 
 
 PLANS: dict[str, StudyPlan] = {
-    "default": StudyPlan("default", demo_size=8.0, fractions=(0.25, 0.5), arms=ARMS, seeds=(0, 1, 2, 3, 4),
+    "default": StudyPlan("default", demo_size=8.0, fractions=(0.25, 0.5), arms=PLANNED_ARMS, seeds=(0, 1, 2, 3, 4),
                          epochs=10, pivot_epoch=4, fraction_arms=((0.5, ("random", "mombs")),)),
-    "full": StudyPlan("full", demo_size=16.0, fractions=(0.25, 0.5, 1.0), arms=ARMS, seeds=tuple(range(10)),
+    "full": StudyPlan("full", demo_size=16.0, fractions=(0.25, 0.5, 1.0), arms=PLANNED_ARMS, seeds=tuple(range(10)),
                       epochs=40, pivot_epoch=20),
     "quick": StudyPlan("quick", demo_size=1.0, fractions=(0.5,), arms=("random", "mombs"), seeds=(0, 1), epochs=2,
                        pivot_epoch=2, write_size=64, pixel_spacing=6.0, image_size=64),
@@ -186,11 +199,14 @@ def read_froc(output_dir: str | os.PathLike, prefix: str = "test") -> dict[str, 
 def run_overrides(
     arm: str, seed: int, fraction: float, data: Mapping[str, Any], run_dir: str | os.PathLike, plan: StudyPlan
 ) -> dict[str, Any]:
-    """The bundle overrides of one run (``train.json`` + ``demo.json``)."""
+    """The bundle overrides of one run (``train.json`` + ``demo.json``) of the arm ``arm`` (a ``sampling_strategy``
+    value or a key of :data:`ARM_OVERRIDES`)."""
+    extra = dict(ARM_OVERRIDES.get(arm, {}))
     return {
         "dataset_dir": str(data["dataset_dir"]),
         **run_folders(run_dir),
-        "sampling_strategy": str(arm),
+        "sampling_strategy": str(extra.pop("sampling_strategy", arm)),
+        **extra,
         "network_def": SMALL_NETWORK,
         "optimizer": dict(ADAM),
         "learning_rate": float(plan.learning_rate),
@@ -314,3 +330,23 @@ def aggregate_study(runs: Sequence[Mapping[str, Any]], baseline: str = BASELINE)
             table[arm] = entry
         out[f"{fraction:g}"] = table
     return out
+
+
+def merge_runs(*studies: Mapping[str, Any]) -> dict[str, Any]:
+    """One study from several invocations of the same plan and data (e.g. an arm added later): the first study's
+    plan and data, every run (a later run of the same arm, fraction and seed replaces the earlier), aggregated anew.
+
+    Raises:
+        ValueError: the studies' data were written with different settings (their runs are not paired).
+    """
+    first = studies[0]
+    runs: dict[tuple, Mapping[str, Any]] = {}
+    for s in studies:
+        if s["data"]["settings"] != first["data"]["settings"]:
+            raise ValueError(f"studies on different data cannot be paired: {s['data']['settings']} vs "
+                             f"{first['data']['settings']}.")  # fmt: skip
+        for r in s["runs"]:
+            runs[(r["arm"], float(r["fraction"]), int(r["seed"]))] = r
+    merged = [runs[k] for k in sorted(runs, key=lambda k: (k[1], k[2], ARMS.index(k[0])))]
+    return {**first, "runs": merged, "aggregate": aggregate_study(merged),
+            "wall_s": sum(float(s.get("wall_s", 0.0)) for s in studies)}  # fmt: skip

@@ -61,4 +61,19 @@ def test_plans_hold_the_issues_grid():
     default = deeplesion_study.PLANS["default"]
     assert set(default.fractions) == {0.25, 0.5}
     assert set(default.arms) == {"random", "scl_hard", "ohem", "mombs_loss", "mombs_uncertainty", "mombs"}
+    coarse = run_overrides("mombs_coarse_uncertainty", 0, 0.25, {"dataset_dir": "/d"}, "/tmp/r", default)
+    assert coarse["sampling_strategy"] == "mombs" and coarse["uncertainty_levels"] == [1, 2, 3]
     assert len(default.seeds) >= 5
+
+
+def test_merge_runs_pairs_an_arm_added_later():
+    data = {"settings": {"size": 8.0, "seed": 1}}
+    first = {"plan": {"name": "default"}, "data": data, "wall_s": 10.0,
+             "runs": [_run("random", s, 0.25, 0.4 + 0.01 * s) for s in range(3)]}  # fmt: skip
+    later = {"plan": {"name": "default"}, "data": data, "wall_s": 5.0,
+             "runs": [_run("mombs_coarse_uncertainty", s, 0.25, 0.42 + 0.01 * s) for s in range(3)]}  # fmt: skip
+    merged = deeplesion_study.merge_runs(first, later)
+    assert len(merged["runs"]) == 6 and merged["wall_s"] == 15.0
+    assert merged["aggregate"]["0.25"]["mombs_coarse_uncertainty"]["delta_avg"]["mean"] == pytest.approx(0.02)
+    with pytest.raises(ValueError, match="different data"):
+        deeplesion_study.merge_runs(first, {**later, "data": {"settings": {"size": 4.0, "seed": 1}}})

@@ -86,3 +86,18 @@ def test_resnet_fpn_features_checks():
     levels = resnet_fpn_features(backbone, 2, (2, 4), 16)(torch.rand(1, 3, 64, 64))
     # MONAI's default conv1 stride 1: layer2 at stride 4, layer4 at 16, the extra max-pool level at 32
     assert [tuple(v.shape[-2:]) for v in levels.values()] == [(16, 16), (4, 4), (2, 2)]
+
+
+def test_uncertainty_levels_keep_the_coarser_anchors(build_detector):
+    full = build_detector().network.eval()
+    coarse = build_detector().network.eval()
+    coarse.uncertainty_levels = [1, 2, 3]
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        a, b = full.decode(full.encode(x)), coarse.decode(coarse.encode(x))
+    finest = 16 * 16 * 3  # the stride-4 level's anchors come first
+    assert b.shape == (1, a.shape[1] - finest, 1)
+    assert torch.equal(b, a[:, finest:])
+    with pytest.raises(ValueError, match="distinct"):
+        SplitRetinaNet(spatial_dims=2, num_classes=1, num_anchors=3, feature_extractor=full.feature_extractor,
+                       uncertainty_levels=[1, 1])  # fmt: skip

@@ -26,7 +26,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from scipy import stats
@@ -131,9 +130,7 @@ def ranking_report(scores: pd.DataFrame, flags: pd.DataFrame) -> dict[str, Any]:
         ``{"n_images", "spearman": {a: {b: rho}}, "auroc": {flag: {score: auc}}, "base_rate": {flag: share}}``.
     """
     table = scores.merge(flags, on="file_name")
-    spearman = {
-        a: {b: float(stats.spearmanr(table[a], table[b]).statistic) for b in SCORES if b != a} for a in SCORES
-    }
+    spearman = {a: {b: float(stats.spearmanr(table[a], table[b]).statistic) for b in SCORES if b != a} for a in SCORES}
     auroc, base = {}, {}
     for flag in ("unannotated", "loose_box", "subtle"):
         y = table[flag].to_numpy(dtype=bool)
@@ -148,10 +145,49 @@ def report_markdown(report: Mapping[str, Any]) -> str:
     lines.append("| | " + " | ".join(SCORES) + " |")
     lines.append("|---" * (len(SCORES) + 1) + "|")
     for a in SCORES:
-        lines.append(f"| {a} | " + " | ".join("1" if a == b else f"{report['spearman'][a][b]:.2f}" for b in SCORES) + " |")
+        lines.append(
+            f"| {a} | " + " | ".join("1" if a == b else f"{report['spearman'][a][b]:.2f}" for b in SCORES) + " |"
+        )
     lines += ["", "AUROC of each score for the images carrying a kind of diverse quality (0.5 = chance):", ""]
     lines.append("| flag (share of images) | " + " | ".join(SCORES) + " |")
     lines.append("|---" * (len(SCORES) + 1) + "|")
     for flag, row in report["auroc"].items():
-        lines.append(f"| {flag} ({report['base_rate'][flag]:.2f}) | " + " | ".join(f"{row[s]:.2f}" for s in SCORES) + " |")
+        lines.append(
+            f"| {flag} ({report['base_rate'][flag]:.2f}) | " + " | ".join(f"{row[s]:.2f}" for s in SCORES) + " |"
+        )
     return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m scripts.bench.deeplesion_ranking --ckpt RUN/models/model.pt --data-dir DATA --out DIR``: score the
+    training images of ``--fraction`` with a study checkpoint and write ``ranking.json`` and ``ranking.md``."""
+    import argparse
+    import json
+
+    from scripts.bench.deeplesion_study import PLANS
+    from scripts.bench.results_io import write_json
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--ckpt", required=True)
+    p.add_argument("--data-dir", required=True, help="the study's demo DeepLesion folder")
+    p.add_argument("--out", required=True)
+    p.add_argument("--fraction", type=float, default=0.25)
+    p.add_argument("--plan", default="default", choices=sorted(PLANS))
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    data = {"dataset_dir": args.data_dir}
+    scores = score_training_images(args.ckpt, data, PLANS[args.plan], args.fraction)
+    flags = image_noise_flags(Path(args.data_dir) / "demo_lesions.csv", scores["file_name"].tolist())
+    report = {"ckpt": str(args.ckpt), "fraction": args.fraction, **ranking_report(scores, flags)}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(report, out / "ranking.json")
+    (out / "ranking.md").write_text(report_markdown(report), encoding="utf-8")
+    scores.merge(flags, on="file_name").to_csv(out / "ranking_scores.csv", index=False)
+    print(report_markdown(report))
+    print(json.dumps(report["auroc"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -28,6 +28,7 @@ from typing import Any
 
 import pandas as pd
 import torch
+from monai.apps.detection.utils.detector_utils import preprocess_images
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
@@ -61,6 +62,14 @@ def image_noise_flags(demo_lesions_csv: str | os.PathLike, file_names: Sequence[
     return pd.DataFrame(rows)
 
 
+def _parser(overrides: Mapping[str, Any]):
+    parser = bundle_parser(BUNDLE_DIR, list(DEMO_TRAIN))
+    for key, value in overrides.items():
+        if "#_target_" not in key and "#progress" not in key:  # plain datasets: every image once, in order
+            parser[key] = value
+    return parser
+
+
 def _items(parser) -> list[dict]:
     parser["validate#datalist"] = "$@train#datalist"
     dataset = parser.get_parsed_content("validate#dataset")
@@ -81,18 +90,13 @@ def score_training_images(
         one row per image: ``file_name``, ``index`` and the scores.
     """
     overrides = run_overrides("mombs", seed, fraction, data, Path(ckpt).parent.parent / "ranking", plan)
-    parser = bundle_parser(BUNDLE_DIR, list(DEMO_TRAIN))
-    for key, value in overrides.items():
-        if "#_target_" not in key and "#progress" not in key:
-            parser[key] = value
+    parser = _parser(overrides)
     items = _items(parser)
     detector = parser.get_parsed_content("detector")
     parser.get_parsed_content("detector_ops")
     state = torch.load(ckpt, map_location="cpu", weights_only=True)["model"]
     detector.network.load_state_dict(state)
-    stem_parser = copy.deepcopy(parser)
-    stem_parser["disturb_at"] = "stem"
-    stem_net = stem_parser.get_parsed_content("network")
+    stem_net = _parser({**overrides, "disturb_at": "stem"}).get_parsed_content("network")
     stem_net.load_state_dict(state)
     assessors = {
         "u_fpn_k8": (detector.network, MoMBSAssessor(8, 0.3, "sigmoid", top_k=100, seed=seed)),
@@ -112,7 +116,7 @@ def score_training_images(
                 out = detector(images, copy.deepcopy(targets))
                 values[f"sampled_mean_{name}"] = out[PerImageLossKeys.CLS_SAMPLED_MEAN.value]
             values["focal_all"] = out[PerImageLossKeys.CLS_FOCAL_ALL.value]
-            stacked = torch.stack(images)
+            stacked, _ = preprocess_images(images, 2, detector.size_divisible)  # the training forward's padding
             for key, (net, assessor) in assessors.items():
                 net.train()
                 features = net.encode(stacked)

@@ -12,8 +12,9 @@
   the bundle's default);
 - ``mombs_stem``: MoMBS with the paper-style split point (``disturb_at="stem"``: the disturbance after the
   backbone's first block, so each of the ``K`` passes re-runs the rest of the backbone, the FPN and the head);
+- ``mombs_coarse``: as ``mombs`` with the stride-4 FPN level left out of the ``K`` re-runs (``uncertainty_levels``);
 - ``mombs_undisturbed``: the free mode, the undisturbed entropy of the training forward (``num_disturbances=1``,
-  assessor ``ratio=0``: one head pass, multipliers exactly 1).
+  ``disturbance_ratio=0``: one head pass, multipliers exactly 1).
 
 With ``pivot_epoch = 1`` every epoch is planned by the variant's strategy (the first from no scores, so at random).
 Each workflow runs ``warmup`` untimed epochs, then the variants alternate epoch by epoch
@@ -73,12 +74,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "random": {"sampling_strategy": "random"},
     "mombs": {"sampling_strategy": "mombs", "disturb_at": "fpn"},
     "mombs_stem": {"sampling_strategy": "mombs", "disturb_at": "stem"},
+    "mombs_coarse": {"sampling_strategy": "mombs", "disturb_at": "fpn", "uncertainty_levels": [1, 2, 3]},
     "mombs_undisturbed": {"sampling_strategy": "mombs", "disturb_at": "fpn", "num_disturbances": 1,
-                          "mombs_assessor#ratio": 0.0},
+                          "disturbance_ratio": 0.0},
 }  # fmt: skip
-"""Config overrides of each timed variant (``num_disturbances`` of ``mombs`` and ``mombs_stem``: the ``K`` of
-:func:`epoch_time_benchmark`). The free mode sets the assessor's ``ratio`` directly: the bundle's parameter check
-(:func:`monai_ext.bundle.check_parameters`) accepts ``disturbance_ratio`` only strictly between 0 and 1."""
+"""Config overrides of each timed variant (``num_disturbances`` of ``mombs``, ``mombs_stem`` and ``mombs_coarse``: the
+``K`` of :func:`epoch_time_benchmark`). ``mombs_coarse`` leaves the stride-4 FPN level out of the ``K`` re-runs
+(``uncertainty_levels``); the free mode is ``disturbance_ratio`` 0 with one pass."""
 BREAKDOWN_KEYS = ("data_s", "train_step_s", "assessor_s", "handler_s", "plan_s", "planning_s", "outside_s")
 """Per-epoch parts recorded by :func:`epoch_time_benchmark` (see its Returns)."""
 

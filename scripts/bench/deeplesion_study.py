@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -71,6 +72,7 @@ __all__ = [
     "run_study",
     "aggregate_study",
     "merge_runs",
+    "collect_runs",
     "METRICS",
     "ARM_OVERRIDES",
     "PLANNED_ARMS",
@@ -350,3 +352,23 @@ def merge_runs(*studies: Mapping[str, Any]) -> dict[str, Any]:
     merged = [runs[k] for k in sorted(runs, key=lambda k: (k[1], k[2], ARMS.index(k[0])))]
     return {**first, "runs": merged, "aggregate": aggregate_study(merged),
             "wall_s": sum(float(s.get("wall_s", 0.0)) for s in studies)}  # fmt: skip
+
+
+def collect_runs(runs_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The finished runs of a study's ``runs`` folder, read back from disk (each ``<arm>_f<percent>_seed<seed>/test``
+    report): for a study stopped before :func:`run_study` returned. Only the test metrics are on disk (no training
+    times or best validation epoch).
+
+    Returns:
+        run results as :func:`train_and_evaluate` gives them, without ``best_val``, ``best_val_epoch``, ``n_train``,
+        ``train_s`` and ``eval_s``; runs without a test report are left out.
+    """
+    pattern = re.compile(r"^(?P<arm>[a-z_]+)_f(?P<percent>\d+)_seed(?P<seed>\d+)$")
+    runs = []
+    for folder in sorted(Path(runs_dir).iterdir()):
+        match = pattern.match(folder.name)
+        if match is None or not (folder / "test" / "test_froc.json").is_file():
+            continue
+        runs.append({"arm": match["arm"], "seed": int(match["seed"]), "fraction": int(match["percent"]) / 100,
+                     **read_froc(folder / "test")})  # fmt: skip
+    return runs

@@ -89,11 +89,13 @@ def test_timing_overrides_per_variant(tmp_path):
     assert mombs["disturb_at"] == "fpn" and mombs["ckpt_dir"] == str(tmp_path / "r" / "models")
     assert timing_overrides("mombs_stem", tmp_path, tmp_path, 4)["disturb_at"] == "stem"
     free = timing_overrides("mombs_undisturbed", tmp_path, tmp_path, 4, num_disturbances=8)
-    assert free["num_disturbances"] == 1 and free["mombs_assessor#ratio"] == 0.0
+    assert free["num_disturbances"] == 1 and free["disturbance_ratio"] == 0.0
+    coarse = timing_overrides("mombs_coarse", tmp_path, tmp_path, 4, num_disturbances=8)
+    assert coarse["num_disturbances"] == 8 and coarse["uncertainty_levels"] == [1, 2, 3]
     assert "num_disturbances" not in timing_overrides("random", tmp_path, tmp_path, 4)
     with pytest.raises(KeyError, match="unknown variant"):
         timing_overrides("ohem", tmp_path, tmp_path, 4)
-    assert set(VARIANTS) == {"random", "mombs", "mombs_stem", "mombs_undisturbed"}
+    assert set(VARIANTS) == {"random", "mombs", "mombs_stem", "mombs_coarse", "mombs_undisturbed"}
 
 
 def test_training_subset_draws_and_reindexes():

@@ -77,3 +77,15 @@ def test_merge_runs_pairs_an_arm_added_later():
     assert merged["aggregate"]["0.25"]["mombs_coarse_uncertainty"]["delta_avg"]["mean"] == pytest.approx(0.02)
     with pytest.raises(ValueError, match="different data"):
         deeplesion_study.merge_runs(first, {**later, "data": {"settings": {"size": 4.0, "seed": 1}}})
+
+
+def test_collect_runs_reads_finished_runs_back(tmp_path):
+    report = {"official": {"sens@0.5": 0.1, "sens@1": 0.2, "sens@2": 0.3, "sens@4": 0.4, "avg[0.5,1,2]": 0.2},
+              "num_images": 5, "num_lesions": 7}  # fmt: skip
+    for name in ("mombs_loss_f25_seed3", "random_f50_seed0"):
+        (tmp_path / name / "test").mkdir(parents=True)
+        (tmp_path / name / "test" / "test_froc.json").write_text(json.dumps(report))
+    (tmp_path / "mombs_f25_seed1" / "models").mkdir(parents=True)  # unfinished: no test report
+    runs = deeplesion_study.collect_runs(tmp_path)
+    assert [(r["arm"], r["fraction"], r["seed"]) for r in runs] == [("mombs_loss", 0.25, 3), ("random", 0.5, 0)]
+    assert runs[0]["avg"] == 0.2

@@ -41,11 +41,13 @@ from scripts.bench.deeplesion_study import BUNDLE_DIR, StudyPlan, run_overrides
 __all__ = ["image_noise_flags", "score_training_images", "ranking_report"]
 
 SCORES = ("sampled_mean_a", "sampled_mean_b", "focal_all", "u_fpn_k8", "u_stem_k8", "u_undisturbed")
+FLAGS = ("unannotated_2plus", "loose_box", "subtle")
 
 
 def image_noise_flags(demo_lesions_csv: str | os.PathLike, file_names: Sequence[str]) -> pd.DataFrame:
-    """Per training image: ``unannotated`` (a drawn lesion without a box), ``loose_box``, ``subtle`` (a tiny or
-    low-contrast lesion), from the demo writer's record."""
+    """Per training image: ``unannotated_2plus`` (two or more drawn lesions without a box: with the demo's 50 % rate
+    nearly every training image has one, so one says nothing), ``loose_box``, ``subtle`` (a tiny or low-contrast
+    lesion), from the demo writer's record; and ``n_unannotated``."""
     truth = pd.read_csv(demo_lesions_csv)
     groups = truth.groupby("File_name")
     rows = []
@@ -54,7 +56,8 @@ def image_noise_flags(demo_lesions_csv: str | os.PathLike, file_names: Sequence[
         rows.append(
             {
                 "file_name": name,
-                "unannotated": bool((g["annotation"] == "unannotated").any()),
+                "n_unannotated": int((g["annotation"] == "unannotated").sum()),
+                "unannotated_2plus": bool((g["annotation"] == "unannotated").sum() >= 2),
                 "loose_box": bool((g["annotation"] == "loose_box").any()),
                 "subtle": bool((g["appearance"] != "typical").any()),
             }
@@ -136,7 +139,7 @@ def ranking_report(scores: pd.DataFrame, flags: pd.DataFrame) -> dict[str, Any]:
     table = scores.merge(flags, on="file_name")
     spearman = {a: {b: float(stats.spearmanr(table[a], table[b]).statistic) for b in SCORES if b != a} for a in SCORES}
     auroc, base = {}, {}
-    for flag in ("unannotated", "loose_box", "subtle"):
+    for flag in FLAGS:
         y = table[flag].to_numpy(dtype=bool)
         base[flag] = float(y.mean())
         auroc[flag] = {s: float(roc_auc_score(y, table[s])) if 0 < y.sum() < len(y) else float("nan") for s in SCORES}

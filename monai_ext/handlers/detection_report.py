@@ -90,9 +90,9 @@ class DetectionFROCReport:
         name_key: item key naming the image in the CSV, default ``"file_name"``.
         overwrite: replace existing report files, default False.
 
-    Raises (at the end of the run):
-        FileExistsError: a report file exists and ``overwrite`` is False.
-        ValueError: no ground-truth lesion was seen.
+    Raises:
+        FileExistsError: a report file exists and ``overwrite`` is False (when attached, and again at the end).
+        ValueError: no ground-truth lesion was seen (at the end).
     """
 
     def __init__(
@@ -123,6 +123,10 @@ class DetectionFROCReport:
         self.gt_boxes: list[np.ndarray] = []
 
     def attach(self, engine: Engine) -> None:
+        """Collect at every iteration, write at the end; an existing report is refused now, before the evaluation
+        runs (``FileExistsError``, unless ``overwrite``)."""
+        for suffix in ("froc.json", "froc.png", "detections.csv"):
+            self._path(suffix)
         engine.add_event_handler(Events.EPOCH_STARTED, self.reset)
         engine.add_event_handler(Events.ITERATION_COMPLETED, self.collect)
         engine.add_event_handler(Events.EPOCH_COMPLETED, self.write)

@@ -22,7 +22,8 @@ def _engine(outputs):
 
 def test_report_by_hand(tmp_path):
     # image a (zoom 2): lesion [10, 10, 20, 20] in original pixels = [20, 20, 40, 40] working; detections: a hit
-    # (0.9), a duplicate hit (0.8) and a miss (0.7). Image b (zoom 1): lesion [0, 0, 9, 9], one detection far away (0.6).
+    # (0.9), a duplicate hit (0.8) and a miss (0.7). Image b (zoom 1): lesion [0, 0, 9, 9], one detection far away
+    # (0.6).
     out = {
         "pred": [
             {"box": torch.tensor([[20.0, 20, 40, 40], [21, 21, 40, 40], [100, 100, 120, 120]]),
@@ -30,7 +31,8 @@ def test_report_by_hand(tmp_path):
             {"box": torch.tensor([[50.0, 50, 60, 60]]), "label_scores": torch.tensor([0.6])},
         ],
         "label": [{"box": torch.tensor([[20.0, 20, 40, 40]])}, {"box": torch.tensor([[0.0, 0, 9, 9]])}],
-        "items": [{"zoom": torch.tensor([2.0, 2.0]), "file_name": "a.png"}, {"zoom": [1.0, 1.0], "file_name": "b.png"}],
+        "items": [{"zoom": torch.tensor([2.0, 2.0]), "file_name": "a.png"},
+                  {"zoom": [1.0, 1.0], "file_name": "b.png"}],
         "names": ["a.png", "b.png"],
     }  # fmt: skip
     report = DetectionFROCReport(tmp_path, prefix="test")

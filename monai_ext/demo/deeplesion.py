@@ -44,7 +44,11 @@ from scipy import ndimage
 
 from monai_ext.demo.ct import TISSUES, BodyPhantom, hu_to_uint16, tissue_code
 
-__all__ = ["DL_INFO_HEADER", "DEMO_LESIONS_HEADER", "LESION_SPECS", "write_deeplesion_demo"]
+__all__ = ["DL_INFO_HEADER", "DEMO_LESIONS_HEADER", "LESION_SPECS", "CLEAN_DL_INFO", "write_deeplesion_demo"]
+
+#: the demo's complete annotation (not part of the real layout): every drawn key-image lesion with its RECIST
+#: measurement and padded box, none unannotated, loose or ``Possibly_noisy``; for the clean-label learnability check.
+CLEAN_DL_INFO = "DL_info_clean.csv"
 
 #: ``DL_info.csv`` header, verbatim from the NIH release.
 DL_INFO_HEADER = (
@@ -445,9 +449,11 @@ def _dl_info_row(
 
 def _annotate_keys(
     rng: np.random.Generator, phantom: BodyPhantom, ser: _Series, opt: _Options, keys: list, lo: int, hi: int,
-    rows: list, truth: list,
+    rows: list, truth: list, clean_rows: list, clean_rng: np.random.Generator,
 ) -> None:  # fmt: skip
-    """Append every key-image lesion to ``truth`` and the annotated ones to ``rows`` (``Possibly_noisy`` drawn)."""
+    """Append every key-image lesion to ``truth`` and ``clean_rows`` (boxed, never noisy or loose; its RECIST jitter
+    from ``clean_rng``, so ``rng``'s draws are those without it) and the annotated ones to ``rows``
+    (``Possibly_noisy`` drawn)."""
     for k, found in keys:
         body = np.nonzero(phantom.organ_map(ser.t_of(k)))
         body_box = (body[1].min(), body[1].max(), body[0].min(), body[0].max())
@@ -458,17 +464,24 @@ def _annotate_keys(
             loose = bool(les["annotated"] and not noisy and ser.split == 1 and rng.random() < opt.loose_box_rate)
             kind = "unannotated" if not les["annotated"] else "noisy" if noisy else "loose_box" if loose else "box"
             truth.append(_truth_row(file_name, j, les, noisy, kind))
+            clean_rows.append(_dl_info_row(clean_rng, ser, opt, k, les, False, body_box, (lo, hi), window))
             if les["annotated"]:
                 rows.append(_dl_info_row(rng, ser, opt, k, les, noisy, body_box, (lo, hi), window, loose))
 
 
-def _write_tables(root: Path, rows: list, truth: list) -> None:
-    """Write ``DL_info.csv`` (sorted by file name) and ``demo_lesions.csv`` (by file name and lesion)."""
+def _write_dl_info(path: Path, rows: list) -> None:
     rows.sort(key=lambda r: r[0])  # stable: lesions of one image keep their order
-    with open(root / "DL_info.csv", "w", newline="") as f:
+    with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(DL_INFO_HEADER)
         writer.writerows(rows)
+
+
+def _write_tables(root: Path, rows: list, truth: list, clean_rows: list) -> None:
+    """Write ``DL_info.csv`` (sorted by file name), ``DL_info_clean.csv`` (every drawn key-image lesion boxed) and
+    ``demo_lesions.csv`` (by file name and lesion)."""
+    _write_dl_info(root / "DL_info.csv", rows)
+    _write_dl_info(root / CLEAN_DL_INFO, clean_rows)
     truth.sort(key=lambda r: (r[0], r[1]))
     with open(root / "demo_lesions.csv", "w", newline="") as f:
         writer = csv.writer(f)
@@ -521,6 +534,7 @@ def write_deeplesion_demo(
         root/DL_info.csv                       one row per annotated lesion, header DL_INFO_HEADER, sorted
         root/Images_png/000001_01_01/109.png   uint16 PNG, HU = value - 32768, image_size x image_size
         root/demo_lesions.csv                  every drawn lesion, annotated or not (DEMO_LESIONS_HEADER)
+        root/DL_info_clean.csv                 the complete, exact annotation (CLEAN_DL_INFO): every drawn lesion
 
     CSV conventions follow the release: multi-value fields are quoted ``", "``-separated lists of 6 significant
     digits; ``Measurement_coordinates`` (RECIST long axis x1, y1, x2, y2 then short axis) and ``Bounding_boxes``
@@ -588,7 +602,8 @@ def write_deeplesion_demo(
         weights,
     )
 
-    rows, truth, n_series, n_slices = [], [], 0, 0
+    rows, truth, clean_rows, n_series, n_slices = [], [], [], 0, 0
+    clean_rng = np.random.default_rng([seed, 1])
     for pid in range(1, n_patients + 1):
         split = int(codes[pid - 1])
         gender = "F" if rng.random() < 0.46 else "M"
@@ -610,7 +625,7 @@ def write_deeplesion_demo(
                 n_slices += _write_slices(
                     root / "Images_png" / ser.folder, rng, phantom, ser, lesions, lo, hi, noise_hu
                 )
-                _annotate_keys(rng, phantom, ser, opt, keys, lo, hi, rows, truth)
+                _annotate_keys(rng, phantom, ser, opt, keys, lo, hi, rows, truth, clean_rows, clean_rng)
 
-    _write_tables(root, rows, truth)
+    _write_tables(root, rows, truth, clean_rows)
     return _summary(root, rows, truth, n_patients, n_series, n_slices)

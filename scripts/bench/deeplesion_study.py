@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -43,7 +44,7 @@ from typing import Any
 
 from monai_ext.bundle.workflow import run_bundle_workflow
 from monai_ext.data.datalist import require_file
-from monai_ext.demo.deeplesion import write_deeplesion_demo
+from monai_ext.demo.deeplesion import CLEAN_DL_INFO, write_deeplesion_demo
 from scripts.bench import study
 from scripts.bench.bundles import (
     BUNDLES_DIR,
@@ -81,15 +82,22 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 BUNDLE_DIR = BUNDLES_DIR / "deeplesion_mombs_detection"
-ARMS = ("random", "scl_hard", "ohem", "mombs_loss", "mombs_uncertainty", "mombs", "mombs_coarse_uncertainty")
+ARMS = (
+    "random", "scl_hard", "ohem", "mombs_loss", "mombs_uncertainty", "mombs",
+    "mombs_coarse_uncertainty", "random_clean",
+)  # fmt: skip
 """The arms known to the study, in the paper's Table I order: the bundle's ``sampling_strategy`` values, plus the
 variants of :data:`ARM_OVERRIDES`."""
 ARM_OVERRIDES: dict[str, dict[str, Any]] = {
     "mombs_coarse_uncertainty": {"sampling_strategy": "mombs", "uncertainty_levels": [1, 2, 3]},
+    "random_clean": {"sampling_strategy": "random", "labels": "clean"},
 }
 """Arms that are a strategy with further bundle overrides: ``mombs_coarse_uncertainty`` is MoMBS whose uncertainty
 leaves out the stride-4 FPN level (about 0.72 of the classification head's cost, so of the ``K`` re-runs), to
-measure what the cheaper assessment costs in FROC."""
+measure what the cheaper assessment costs in FROC; ``random_clean`` is random sampling trained (and validated) on the
+demo's complete annotation (``DL_info_clean.csv``: every drawn lesion boxed, no loose or noisy box), tested on the same
+test split as every arm: the learnability check of ``../shared/DESIGN.md`` (it must beat random on the noisy boxes
+clearly, or the benchmark cannot show robustness to DeepLesion's annotation noise)."""
 PLANNED_ARMS = ARMS[:6]
 """The arms of the ``default`` and ``full`` plans."""
 ARM_LABELS = {
@@ -100,6 +108,7 @@ ARM_LABELS = {
     "mombs_uncertainty": "Mo+u",
     "mombs": "Mo+l+u (MoMBS)",
     "mombs_coarse_uncertainty": "Mo+l+u, uncertainty without the stride-4 level",
+    "random_clean": "random on the clean boxes (learnability check)",
 }
 BASELINE = "random"
 METRICS = {"avg": "avg[0.5,1,2]", "sens@0.5": "sens@0.5", "sens@1": "sens@1", "sens@2": "sens@2", "sens@4": "sens@4"}
@@ -180,7 +189,12 @@ def write_study_data(root: str | os.PathLike, plan: StudyPlan) -> dict[str, Any]
     settings = dict(size=plan.demo_size, seed=plan.data_seed, image_size=plan.write_size,
                     lesion_contrast=plan.lesion_contrast)  # fmt: skip
     summary = write_deeplesion_demo(dataset_dir, **settings)
-    return {"dataset_dir": str(dataset_dir), "writer": summary, "settings": settings}
+    clean_dir = Path(root) / "deeplesion_clean"  # the same slices, the complete annotation as DL_info.csv
+    clean_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(dataset_dir / CLEAN_DL_INFO, clean_dir / "DL_info.csv")
+    if not (clean_dir / "Images_png").exists():
+        (clean_dir / "Images_png").symlink_to((dataset_dir / "Images_png").resolve(), target_is_directory=True)
+    return {"dataset_dir": str(dataset_dir), "clean_dir": str(clean_dir), "writer": summary, "settings": settings}
 
 
 def read_froc(output_dir: str | os.PathLike, prefix: str = "test") -> dict[str, Any]:
@@ -204,8 +218,9 @@ def run_overrides(
     """The bundle overrides of one run (``train.json`` + ``demo.json``) of the arm ``arm`` (a ``sampling_strategy``
     value or a key of :data:`ARM_OVERRIDES`)."""
     extra = dict(ARM_OVERRIDES.get(arm, {}))
+    clean = extra.pop("labels", None) == "clean"
     return {
-        "dataset_dir": str(data["dataset_dir"]),
+        "dataset_dir": str(data["clean_dir"] if clean else data["dataset_dir"]),
         **run_folders(run_dir),
         "sampling_strategy": str(extra.pop("sampling_strategy", arm)),
         **extra,
@@ -253,7 +268,11 @@ def train_and_evaluate(
     n_train = len(workflow.parser.get_parsed_content("train#datalist"))
     start = time.perf_counter()
     test_dir = Path(run_dir) / "test"
-    extra = {"output_dir": str(test_dir), "ckpt_path": str(Path(overrides["ckpt_dir"]) / "model.pt")}
+    extra = {  # every arm is tested on the same (noisy dataset's) test split
+        "output_dir": str(test_dir),
+        "ckpt_path": str(Path(overrides["ckpt_dir"]) / "model.pt"),
+        "dataset_dir": str(data["dataset_dir"]),
+    }
     with restore_track_meta():
         run_bundle_workflow(bundle_dir, DEMO_EVALUATE, "eval", **{**overrides, **extra})
     result: dict[str, Any] = {"arm": arm, "seed": int(seed), "fraction": float(fraction), **read_froc(test_dir)}

@@ -89,3 +89,11 @@ def test_collect_runs_reads_finished_runs_back(tmp_path):
     runs = deeplesion_study.collect_runs(tmp_path)
     assert [(r["arm"], r["fraction"], r["seed"]) for r in runs] == [("mombs_loss", 0.25, 3), ("random", 0.5, 0)]
     assert runs[0]["avg"] == 0.2
+
+
+def test_clean_arm_trains_on_the_clean_annotation(tmp_path):
+    data = {"dataset_dir": "/d/deeplesion", "clean_dir": "/d/deeplesion_clean"}
+    out = run_overrides("random_clean", 0, 0.25, data, tmp_path, PLANS["default"])
+    assert out["dataset_dir"] == "/d/deeplesion_clean" and out["sampling_strategy"] == "random"
+    assert "labels" not in out
+    assert run_overrides("random", 0, 0.25, data, tmp_path, PLANS["default"])["dataset_dir"] == "/d/deeplesion"

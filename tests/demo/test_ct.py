@@ -439,3 +439,12 @@ def test_covid_deterministic_and_errors(tmp_path):
         write_covid_ma_demo(tmp_path / "c", dilate_rate=-0.1)
     with pytest.raises(ValueError, match="noise_radius"):
         write_covid_ma_demo(tmp_path / "c", noise_radius=6)
+
+
+def test_dl_clean_annotation_boxes_every_drawn_lesion(dl):
+    root, _, info, truth = dl
+    clean = pd.read_csv(root / "DL_info_clean.csv", dtype=str, keep_default_na=False)
+    assert list(clean.columns) == list(info.columns)
+    assert len(clean) == len(truth)  # every drawn key-image lesion, annotated or not
+    assert set(clean["Possibly_noisy"]) == {"0"}
+    assert sorted(set(clean["File_name"])) == sorted(set(truth["File_name"]))

@@ -17,6 +17,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import platform
@@ -46,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pivot-epoch", type=int, default=None, help="override the plan's pivot epoch")
     p.add_argument("--workers", type=int, default=None, help="parallel runs; default the plan's (2)")
     p.add_argument("--interpretation", default=None, help="text file: a paragraph written under the tables")
+    p.add_argument("--from-runs", nargs="+", default=None, metavar="RUNS_DIR",
+                   help="do not train: report the finished runs of these study 'runs' folders (of the same plan and "
+                        "data; e.g. a study stopped early, or arms run separately)")  # fmt: skip
     return p
 
 
@@ -67,8 +71,13 @@ def main(argv: list[str] | None = None) -> int:
         pivot_epoch=args.pivot_epoch,
     )
     results: dict = {}
-    with tempfile.TemporaryDirectory(prefix="deeplesion_study_") as tmp:
-        results["study"] = deeplesion_study.run_study(args.work_dir or tmp, plan, workers=args.workers)
+    if args.from_runs:
+        runs = [r for folder in args.from_runs for r in deeplesion_study.collect_runs(folder)]
+        results["study"] = {"plan": dataclasses.asdict(plan), "runs": runs, "partial": True,
+                            "aggregate": deeplesion_study.aggregate_study(runs), "wall_s": 0.0}  # fmt: skip
+    else:
+        with tempfile.TemporaryDirectory(prefix="deeplesion_study_") as tmp:
+            results["study"] = deeplesion_study.run_study(args.work_dir or tmp, plan, workers=args.workers)
     if args.interpretation is not None:
         results["interpretation"] = " ".join(Path(args.interpretation).read_text(encoding="utf-8").split())
     results["environment"] = {

@@ -27,15 +27,17 @@ _COLUMNS = {"avg": "test sensitivity, mean over 0.5-2 FPs/image", "sens@4": "sen
 def results_table(result: Mapping[str, Any]) -> str:
     """One Markdown table per training fraction (arms x metrics, paired differences to random with 95 % CIs)."""
     plan = result["plan"]
+    timing = f"wall time {result.get('wall_s', 0) / 60:.0f} min" if result.get("wall_s") else "read back from disk"
     lines = [
         f"DeepLesion demo study, plan '{plan['name']}': {len(result['runs'])} runs, {plan['epochs']} epochs (pivot "
-        f"{plan['pivot_epoch']}), seeds {list(plan['seeds'])}; wall time {result.get('wall_s', 0) / 60:.0f} min.",
+        f"{plan['pivot_epoch']}), seeds {list(plan['seeds'])}; {timing}.",
         "",
     ]
     for fraction, arms in result["aggregate"].items():
-        n_train = sorted({r["n_train"] for r in result["runs"] if f"{float(r['fraction']):g}" == fraction})
-        lines.append(f"**{float(fraction) * 100:.0f} % of the training patients** ({', '.join(map(str, n_train))} "
-                     "training images):")  # fmt: skip
+        n_train = sorted({r["n_train"] for r in result["runs"] if f"{float(r['fraction']):g}" == fraction
+                          and "n_train" in r})  # fmt: skip
+        images = f" ({', '.join(map(str, n_train))} training images)" if n_train else ""
+        lines.append(f"**{float(fraction) * 100:.0f} % of the training patients**{images}:")
         lines.append("")
         lines.append(study.comparison_table(arms, _COLUMNS, ARM_LABELS, BASELINE))
     return "\n".join(lines)

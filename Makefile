@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(PY) -m scripts.bench_cxr_lt_step --out bench_results/cxr_lt --num-threads 1 --shipped-warmup 1 --shipped-repeats 3
 	$(PY) -m scripts.bench_cxr_lt --out bench_results/cxr_lt
 	$(PY) -m scripts.bench_deeplesion_step --out bench_results/deeplesion --num-threads 1
+	$(PY) -m scripts.bench_deeplesion --out bench_results/deeplesion
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

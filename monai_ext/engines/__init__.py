@@ -30,6 +30,7 @@ from monai_ext.engines.per_sample import (
     loss_extra_inputs,
     loss_keyword_parameters,
     per_sample_loss,
+    weighted_losses,
     weighted_mean,
 )
 from monai_ext.engines.soft_labels import SoftLabelStore
@@ -45,6 +46,7 @@ __all__ = [
     "loss_keyword_parameters",
     "per_sample_loss",
     "weighted_mean",
+    "weighted_losses",
 ]
 __all__ += [
     "LabelGradient",

@@ -35,7 +35,9 @@ from monai_ext.engines.per_sample import (
     PerSampleTrainer,
     _accumulation_flags,
     _backward_and_step,
+    _non_finite_message,
     batch_index,
+    weighted_losses,
 )
 from monai_ext.networks.retinanet_detector import PerImageLossKeys, RankingLoss, ranking_key
 
@@ -118,18 +120,12 @@ def detection_inputs(
     return images, (targets if (require_targets or has_targets) else None), names
 
 
-def _check_finite(per_image: torch.Tensor, index: torch.Tensor, names: Sequence[str]) -> None:
-    values = per_image.detach()
-    if bool(torch.isfinite(values).all()):
-        return
-    bad = torch.nonzero(~torch.isfinite(values)).reshape(-1).tolist()
-    lines = [f"  dataset index {int(index[r])}, '{names[r]}': loss {float(values[r])}" for r in bad[:_MAX_NAMED]]
-    raise FloatingPointError(
-        f"the detector gave a non-finite loss for {len(bad)} of {values.numel()} images:\n"
-        + "\n".join(lines)
-        + "\nWhat to do: lower the learning rate (or clip gradients); check those images for corrupt or constant "
-        "intensities and their boxes (x2 > x1, y2 > y1, inside the image); with amp, try amp=False."
-    )
+def _check_finite(
+    detector: torch.nn.Module, per_image: torch.Tensor, index: torch.Tensor, names: Sequence[str]
+) -> None:
+    """The shared per-sample non-finite message (:mod:`monai_ext.engines.per_sample`) for the images' losses."""
+    if not bool(torch.isfinite(per_image.detach()).all()):
+        raise FloatingPointError(_non_finite_message(detector, per_image.detach(), index, names))
 
 
 def _detection_forward_and_loss(
@@ -149,17 +145,9 @@ def _detection_forward_and_loss(
             "monai_ext.networks.PerImageRetinaNetDetector (same arguments as RetinaNetDetector)."
         )
     per_image = losses[PerImageLossKeys.CLS.value] + engine.box_loss_weight * losses[PerImageLossKeys.BOX.value]
-    _check_finite(per_image, index, names)
+    _check_finite(engine.network, per_image, index, names)
     weights = engine.state.output.get(PerSampleKeys.LOSS_WEIGHT.value)
-    if weights is not None:
-        w = torch.as_tensor(weights).to(device=per_image.device, dtype=per_image.dtype).reshape(-1)
-        if w.numel() != per_image.numel() or not bool(torch.isfinite(w).all()):
-            raise ValueError(
-                f"'{PerSampleKeys.LOSS_WEIGHT.value}' must hold one finite weight per image ({per_image.numel()}), "
-                f"got shape {tuple(torch.as_tensor(weights).shape)}."
-            )
-        per_image = w * per_image
-    engine.state.output[Keys.LOSS] = per_image.sum()
+    engine.state.output[Keys.LOSS] = weighted_losses(per_image, weights).sum()
     engine.state.output["cls_loss"] = losses[engine.network.cls_key].detach()
     engine.state.output["box_loss"] = losses[engine.network.box_reg_key].detach()
     engine.state.output[PerSampleKeys.LOSS_PER_SAMPLE.value] = losses[ranking_key(engine.ranking_loss)].detach()

@@ -38,6 +38,7 @@ __all__ = [
     "batch_filenames",
     "per_sample_loss",
     "weighted_mean",
+    "weighted_losses",
     "PerSampleTrainer",
 ]
 
@@ -360,8 +361,18 @@ def weighted_mean(losses: torch.Tensor, weights: Any | None) -> torch.Tensor:
     Raises:
         ValueError: ``weights`` is not one finite value per sample.
     """
+    return weighted_losses(losses, weights).mean()
+
+
+def weighted_losses(losses: torch.Tensor, weights: Any | None) -> torch.Tensor:
+    """``weights * losses`` per sample (``losses`` itself when ``weights`` is ``None``); the check of
+    :func:`weighted_mean`, shared by trainers that reduce otherwise (detection sums per-image contributions).
+
+    Raises:
+        ValueError: ``weights`` is not one finite value per sample.
+    """
     if weights is None:
-        return losses.mean()
+        return losses
     w = torch.as_tensor(weights).to(device=losses.device, dtype=losses.dtype).reshape(-1)
     if w.numel() != losses.shape[0] or not bool(torch.isfinite(w).all()):
         raise ValueError(
@@ -369,7 +380,7 @@ def weighted_mean(losses: torch.Tensor, weights: Any | None) -> torch.Tensor:
             f"({losses.shape[0]}), got shape {tuple(torch.as_tensor(weights).shape)}; the FORWARD_COMPLETED handler "
             "that writes it (e.g. SelfPacedLossWeights) must index its weights with the batch's 'index'."
         )
-    return (w * losses).mean()
+    return w * losses
 
 
 def _forward_and_loss(

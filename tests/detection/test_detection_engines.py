@@ -121,3 +121,10 @@ def test_evaluator_feeds_froc(build_detector, square_items):
     assert len(preds) == 3 and all(p["box"].shape[1] == 4 for p in preds)
     assert outputs[0]["names"] == ["case_000.png", "case_001.png", "case_002.png"]
     assert 0.0 <= evaluator.state.metrics["froc"] <= 1.0
+
+
+def test_non_finite_image_loss_names_the_image(build_detector):
+    from monai_ext.engines.detection import _check_finite
+
+    with pytest.raises(FloatingPointError, match=r"dataset index 7, file 'b.png'"):
+        _check_finite(build_detector(), torch.tensor([0.5, float("nan")]), torch.tensor([3, 7]), ["a.png", "b.png"])

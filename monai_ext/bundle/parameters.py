@@ -140,7 +140,7 @@ def _rules() -> dict[str, ParameterRule]:
         # flags
         **{
             name: ("true or false (also 1/0, yes/no)", _flag(name))
-            for name in ("amp", "overwrite", "evaluate_with_ema", "use_concatenate", "include_noisy")
+            for name in ("amp", "overwrite", "evaluate_with_ema", "use_concatenate", "include_noisy", "dicom_results")
         },
         # sizes and counts
         **{name: _POSITIVE_INT for name in ("image_size", "batch_size", "val_batch_size", "epochs", "val_interval",

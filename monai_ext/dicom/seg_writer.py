@@ -171,7 +171,8 @@ def write_segmentation_segs(
     Scans every ``<case_id>_seg.json`` (hidden files left out) and every ``<case_id>_seg.nii.gz`` without one; see the
     module docstring for what is written and what is reported. Call it in the bundle's ``finalize``:
     ``"$monai_ext.dicom.write_segmentation_segs(@output_dir, @class_names, @_meta_#name, @_meta_#version,
-    enabled=@dicom_results, overwrite=@overwrite)"``.
+    enabled=monai_ext.bundle.as_flag(@dicom_results, 'dicom_results'), overwrite=monai_ext.bundle.as_flag(@overwrite,
+    'overwrite'))"`` (with ``"$import monai_ext.dicom"`` among the config's imports).
 
     Args:
         output_dir: the bundle's output folder; a missing folder (no case was written) gives an empty summary.

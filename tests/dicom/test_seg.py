@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import highdicom as hd
+import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
@@ -94,9 +95,9 @@ def test_seg_read_back_with_highdicom_equals_mask_and_references_slices(written)
     read_with_source, uids_with_source = read_segmentation_seg(out / "p1_seg.dcm", source=series)
     np.testing.assert_array_equal(read_with_source, labels)
     assert uids_with_source == uids
+    with pytest.raises(ValueError, match="does not reference exactly"):
+        read_segmentation_seg(out / "p1_seg.dcm", source=[pydicom.dcmread(f) for f in sorted(series.iterdir())[1:]])
     # per class, against the NIfTI mask the bundle wrote
-    import nibabel as nib
-
     nifti = np.asarray(nib.load(str(out / "p1_seg.nii.gz")).dataobj)
     seg = hd.seg.segread(str(out / "p1_seg.dcm"))
     for number in (1, 2):

@@ -16,6 +16,7 @@ __all__ = [
     "bundle",
     "data",
     "demo",
+    "dicom",
     "engines",
     "handlers",
     "inferers",

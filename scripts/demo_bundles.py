@@ -108,14 +108,15 @@ def _covid_dicom_series(demo_dir: Path, input_dir: Path) -> None:
 
 
 def _deeplesion_series(demo_dir: Path, input_dir: Path) -> None:
-    """The first test-split series of the DeepLesion demo as a PNG slice folder (``Images_png`` layout), and the same
-    series as ``<series>_volume.nii.gz`` in HU (axis 0 = column, axis 1 = row, affine = the spacing), to show both
-    inputs."""
+    """The first test-split series of the DeepLesion demo as a PNG slice folder (``Images_png`` layout), the same
+    series as ``<series>_volume.nii.gz`` in HU (axis 0 = column, axis 1 = row, affine = the spacing) and as a DICOM
+    series folder ``<series>_dicom_series`` (whose boxes also come back as a DICOM SR), to show all three inputs."""
     import nibabel as nib
     import numpy as np
     from PIL import Image
 
     from monai_ext.data.deeplesion import HU_OFFSET, deeplesion_datalist
+    from monai_ext.demo.dicom_series import nifti_to_dicom_series
 
     item = deeplesion_datalist(demo_dir / "deeplesion", split="test")[0]
     folder = demo_dir / "deeplesion" / "Images_png" / item["series"]
@@ -123,9 +124,9 @@ def _deeplesion_series(demo_dir: Path, input_dir: Path) -> None:
     files = sorted(folder.glob("*.png"), key=lambda p: int(p.stem))
     hu = np.stack([np.asarray(Image.open(f), dtype=np.int32) - HU_OFFSET for f in files], axis=-1)  # row, column, z
     affine = np.diag([*item["spacing"], 1.0])
-    nib.save(
-        nib.Nifti1Image(hu.transpose(1, 0, 2).astype(np.int16), affine), input_dir / f"{item['series']}_volume.nii.gz"
-    )
+    volume = input_dir / f"{item['series']}_volume.nii.gz"
+    nib.save(nib.Nifti1Image(hu.transpose(1, 0, 2).astype(np.int16), affine), volume)
+    nifti_to_dicom_series(volume, input_dir / f"{item['series']}_dicom_series", patient_id="DEMO_DL")
 
 
 BUNDLE_DEMOS: dict[str, BundleDemo] = {
@@ -301,6 +302,11 @@ def run_bundle_demo(
         output_dir=str(out / "predictions"),
     )
     return {label: read_result_table(out / "eval" / name) for label, name in demo.result_tables}
+
+
+def dicom_results(work_dir: str | os.PathLike, name: str) -> list[Path]:
+    """The DICOM results (SR, SEG) that a bundle's demo inference wrote for its DICOM inputs, sorted."""
+    return sorted((Path(work_dir) / name / "predictions").rglob("*.dcm"))
 
 
 def format_results(name: str, tables: dict[str, pd.DataFrame], metric: str = "auroc", index: str = "class") -> str:

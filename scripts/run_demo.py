@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from scripts.demo_bundles import BUNDLE_DEMOS, format_results, run_bundle_demo
+from scripts.demo_bundles import BUNDLE_DEMOS, dicom_results, format_results, run_bundle_demo
 
 
 def _real_dicom() -> list[Path]:
@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.only or list(BUNDLE_DEMOS):
         tables = run_bundle_demo(BUNDLE_DEMOS[name], args.bundles_dir, args.demo_dir, args.work_dir, _real_dicom())
         demo = BUNDLE_DEMOS[name]
-        reports.append(format_results(name, tables, demo.result_metric, demo.result_index))
+        report = format_results(name, tables, demo.result_metric, demo.result_index)
+        written = [p.name for p in dicom_results(args.work_dir, name)]
+        reports.append(f"{report}\n\nDICOM results of the DICOM inputs: {', '.join(written) or 'none'}")
     print("\n\n".join(["## Demo results (clean test sets, trained briefly on noisy demo labels or masks)"] + reports))
     return 0
 

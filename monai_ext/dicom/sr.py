@@ -71,6 +71,11 @@ _PROCEDURES = {"CT": codes.SCT.ComputedTomography, "CR": codes.SCT.PlainRadiogra
 
 _DICOM_SUFFIXES = {".dcm", ".dicom", ""}
 
+_REQUIRED_SOURCE_KEYS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
+
+_TYPE_2_SOURCE_KEYS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+                       "ReferringPhysicianName", "StudyID", "AccessionNumber")  # fmt: skip
+
 
 def finding_concept(class_name: str) -> hd.sr.CodedConcept:
     """The coded concept of a class: SNOMED CT where one means it (``lesion``), else ``(class, 99RMB, class)``."""
@@ -114,7 +119,8 @@ def build_measurement_report(
 ) -> hd.sr.Comprehensive3DSR:
     """A ``Comprehensive3DSR`` holding a TID 1500 report of ``groups`` (TID 1501 / TID 1410 measurement groups).
 
-    The report joins the study of ``evidence[0]`` (patient and study copied by highdicom) in a new series; its
+    The report joins the study of ``evidence[0]`` (patient and study copied by highdicom; a Type 2 attribute the
+    source lacks, e.g. ``PatientName`` of a secondary capture, is set empty on ``evidence``) in a new series; its
     identity is ``Manufacturer`` :data:`MANUFACTURER`, ``ManufacturerModelName`` the model name (cut to the 64
     characters of the LO value representation), ``SoftwareVersions`` the model version and ``monai_ext``'s,
     ``DeviceSerialNumber`` ``"none"``.
@@ -125,7 +131,21 @@ def build_measurement_report(
         model_name: the bundle's name.
         model_version: the bundle's version.
         series_description: ``SeriesDescription`` of the report.
+
+    Raises:
+        ValueError: a source instance lacks its study, series or SOP instance UID or its SOP class UID.
     """
+    for ds in evidence:
+        missing = [k for k in _REQUIRED_SOURCE_KEYS if not ds.get(k)]
+        if missing:
+            raise ValueError(
+                f"source instance {ds.get('SOPInstanceUID', '?')} lacks {missing}; a report joins its source's study "
+                "and references its series and instance, so the source must carry them (re-export it from the PACS)."
+            )
+    for ds in evidence:  # Type 2 (present, possibly empty) in the source's Patient and Study modules
+        for keyword in _TYPE_2_SOURCE_KEYS:
+            if keyword not in ds:
+                setattr(ds, keyword, None)
     modality = str(evidence[0].get("Modality", ""))
     report = hd.sr.MeasurementReport(
         observation_context=_observation_context(model_name, model_version),

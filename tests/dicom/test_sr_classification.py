@@ -11,11 +11,13 @@ import logging
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pytest
 
 from monai_ext.dicom import read_classification_sr, write_classification_srs
 from tests.dicom.sr_traversal import ABSENT, PRESENT, group_fields, measurement_groups
+from tests.transforms.test_photograph import write_photo_dicom
 
 NAME, VERSION = "Noisy multi-label chest X-ray classification with NVUM", "0.4.0"
 CLASSES = ["Atelectasis", "Pleural_Thickening", "Cardiomegaly"]  # Pleural_Thickening: longer than a 16-char SH code
@@ -132,6 +134,24 @@ def test_missing_unreadable_and_non_dicom_sources(source, tmp_path, caplog):
     shutil.copy(source, tmp_path / "in" / "deleted.dcm")
     summary = write_classification_srs(out, CLASSES, NAME, VERSION)
     assert summary.written == [out / "gone_sr.dcm"] and summary.kept == [out / "ok_sr.dcm"]
+
+
+def test_source_without_study_uid_is_reported_and_empty_type_2_patient_is_filled(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    bare = write_photo_dicom(tmp_path / "in" / "bare.dcm", rgb)  # no study, series or patient
+    _result(out, "bare", bare, PROBS)
+    photo = write_photo_dicom(tmp_path / "in" / "photo.dcm", rgb)
+    ds = pydicom.dcmread(photo)
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
+    ds.save_as(photo, enforce_file_format=True)
+    _result(out, "photo", photo, PROBS)
+    summary = write_classification_srs(out, CLASSES, NAME, VERSION)
+    assert list(summary.failed) == ["bare"] and "StudyInstanceUID" in summary.failed["bare"]
+    assert summary.written == [out / "photo_sr.dcm"]
+    sr = pydicom.dcmread(out / "photo_sr.dcm")
+    assert sr.StudyInstanceUID == ds.StudyInstanceUID and sr.PatientName == "" and sr.PatientID == ""
 
 
 def test_disabled_or_missing_folder_writes_nothing(source, tmp_path):

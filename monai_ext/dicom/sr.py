@@ -246,7 +246,11 @@ def write_missing_srs(
             summary.failed[case] = message
             continue
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        sr.save_as(tmp, enforce_file_format=True)
+        try:
+            sr.save_as(tmp, enforce_file_format=True)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         (summary.written if publish_file(tmp, target, overwrite) else summary.kept).append(target)
     if summary.written or summary.failed:
         logger.info(

@@ -155,7 +155,7 @@ def _rules() -> dict[str, ParameterRule]:
         # fractions and rates
         "disturbance_ratio": ("a number in [0, 1) (0: undisturbed)", _number(0.0, 1.0, False, True)),
         **{name: _FRACTION for name in ("val_fraction", "ema_decay", "nvum_beta",
-                                        "dr_val_fraction")},  # fmt: skip
+                                        "dr_val_fraction", "decision_threshold")},  # fmt: skip
         **{name: _PORTION for name in ("train_fraction", "self_paced_start_fraction")},
         "self_paced_growth": ("a number >= 1", _number(1.0, math.inf, False, True)),
         "hard_fraction": ("null or a number strictly between 0 and 1", _optional(_FRACTION[1])),

@@ -36,21 +36,22 @@ from collections.abc import Sequence
 
 import highdicom as hd
 import numpy as np
-from highdicom.coding_schemes import CodingSchemeIdentificationItem
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
-import monai_ext
+from monai_ext.dicom.identity import (
+    DEVICE_SERIAL_NUMBER,
+    MANUFACTURER,
+    finding_concept,
+    local_coding_scheme,
+    model_name_lo,
+    software_versions,
+)
 from monai_ext.dicom.sources import read_source_instances
 
 __all__ = [
-    "MANUFACTURER",
-    "LOCAL_SCHEME",
     "SEG_SERIES_NUMBER",
-    "software_versions",
-    "finding_code",
-    "local_coding_scheme",
     "algorithm_identification",
     "segment_descriptions",
     "check_mask_fits_series",
@@ -58,36 +59,8 @@ __all__ = [
     "read_segmentation_seg",
 ]
 
-MANUFACTURER = "robust-medical-bundles"
-"""``Manufacturer`` of every DICOM result of the bundles."""
-
-LOCAL_SCHEME = "99RMB"
-"""Coding scheme designator of the bundles' class names (a local ``99`` scheme, PS3.3 8.2.1)."""
-
 SEG_SERIES_NUMBER = 9901
 """``SeriesNumber`` of the SEG series (the volume SR uses 9902); high, to sort after the acquired series."""
-
-
-def software_versions(model_version: str) -> list[str]:
-    """``SoftwareVersions``: the bundle version, then the ``monai_ext`` version when it has one."""
-    version = getattr(monai_ext, "__version__", None)
-    return [str(model_version)] + ([f"monai_ext {version}"] if version else [])
-
-
-def finding_code(class_name: str) -> hd.sr.CodedConcept:
-    """The coded concept of a class: ``(class_name, 99RMB, class_name)``.
-
-    pydicom's ``codes.SCT`` (checked for pydicom 3.0) has no concept meaning ground-glass opacity, consolidation or
-    lung infection (the bundle's classes), so every class is coded in the local scheme :data:`LOCAL_SCHEME`.
-    """
-    return hd.sr.CodedConcept(value=str(class_name), scheme_designator=LOCAL_SCHEME, meaning=str(class_name))
-
-
-def local_coding_scheme() -> CodingSchemeIdentificationItem:
-    """The ``CodingSchemeIdentificationSequence`` item declaring :data:`LOCAL_SCHEME`."""
-    return CodingSchemeIdentificationItem(
-        designator=LOCAL_SCHEME, name="robust-medical-bundles class names", responsible_organization=MANUFACTURER
-    )
 
 
 def algorithm_identification(model_name: str, model_version: str) -> hd.AlgorithmIdentificationSequence:
@@ -114,7 +87,7 @@ def segment_descriptions(
             segment_number=k,
             segment_label=name,
             segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
-            segmented_property_type=finding_code(name),
+            segmented_property_type=finding_concept(name),
             algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
             algorithm_identification=algorithm,
             tracking_id=name,
@@ -191,9 +164,9 @@ def build_segmentation(
         sop_instance_uid=generate_uid(),
         instance_number=1,
         manufacturer=MANUFACTURER,
-        manufacturer_model_name=str(model_name),
+        manufacturer_model_name=model_name_lo(model_name),
         software_versions=software_versions(model_version),
-        device_serial_number="none",
+        device_serial_number=DEVICE_SERIAL_NUMBER,
         content_label="SEGMENTATION",
         content_description=f"{model_name} {model_version}"[:64],
         series_description=f"{model_name} segmentation"[:64],

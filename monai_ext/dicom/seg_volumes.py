@@ -10,8 +10,8 @@ NIfTI affine that the bundle's ``<case_id>_seg.json`` volumes come from; the wri
 
 The report (highdicom ``Comprehensive3DSR``, TID 1500) has one TID 1411 volumetric ROI group per segment: tracking
 identifier = class name, ``ReferencedSegment`` = (the SEG, segment ``k``, the source series), finding type = the
-class's code (:func:`monai_ext.dicom.seg.finding_code`), algorithm (bundle name and version), and one measurement
-SCT 118565006 "Volume" in UCUM ``ml`` "milliliter". Empty classes get their group too, with 0 mL.
+class's code (:func:`monai_ext.dicom.identity.finding_concept`), algorithm (bundle name and version), and one
+measurement SCT 118565006 "Volume" in UCUM ``ml`` "milliliter". Empty classes get their group too, with 0 mL.
 """
 
 from __future__ import annotations
@@ -27,10 +27,13 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
 
-from monai_ext.dicom.seg import (
+from monai_ext.dicom.identity import (
+    DEVICE_SERIAL_NUMBER,
     MANUFACTURER,
-    finding_code,
+    device_observation_context,
+    finding_concept,
     local_coding_scheme,
+    model_name_lo,
     software_versions,
 )
 from monai_ext.dicom.sources import slice_normal_positions
@@ -138,7 +141,7 @@ def build_volume_report(
                     segment_number=int(segment.SegmentNumber),
                     source_series=source_series,
                 ),
-                finding_type=finding_code(label),
+                finding_type=finding_concept(label),
                 algorithm_id=algorithm,
                 measurements=[
                     hd.sr.Measurement(
@@ -147,18 +150,8 @@ def build_volume_report(
                 ],
             )
         )
-    observer = hd.sr.ObserverContext(
-        observer_type=codes.DCM.Device,
-        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-            uid=generate_uid(entropy_srcs=[MANUFACTURER, str(model_name), str(model_version)]),
-            name=str(model_name),
-            manufacturer_name=MANUFACTURER,
-            model_name=str(model_name),
-            serial_number="none",
-        ),
-    )
     report = hd.sr.MeasurementReport(
-        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
+        observation_context=device_observation_context(model_name, model_version),
         procedure_reported=codes.SCT.ImagingProcedure,
         imaging_measurements=groups,
     )
@@ -170,9 +163,9 @@ def build_volume_report(
         sop_instance_uid=generate_uid(),
         instance_number=1,
         manufacturer=MANUFACTURER,
-        manufacturer_model_name=str(model_name),
+        manufacturer_model_name=model_name_lo(model_name),
         software_versions=software_versions(model_version),
-        device_serial_number="none",
+        device_serial_number=DEVICE_SERIAL_NUMBER,
         series_description=f"{model_name} volumes"[:64],
         is_complete=True,
         coding_schemes=[local_coding_scheme()],

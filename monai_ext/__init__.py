@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.8.0"
+__version__ = "0.9.0"
 
 __all__ = [
     "bundle",

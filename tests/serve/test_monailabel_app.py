@@ -103,11 +103,51 @@ def _studies(folder: Path) -> dict[str, Path]:
     return {p.name.split(".")[0]: p for p in folder.iterdir() if p.is_file()}
 
 
+_BUNDLE_RUN = """
+import json, sys
+import monai.bundle
+for bundle, inputs, outputs in json.loads(sys.argv[1]):
+    monai.bundle.run(
+        run_id="run", meta_file=bundle + "/configs/metadata.json", bundle_root=bundle, dataset_dir=inputs,
+        config_file=[bundle + "/configs/inference.json", bundle + "/configs/demo.json"],
+        network_def="%small_network_def", output_dir=outputs,
+    )
+"""
+
+REFERENCE_RUNS = {  # bundle -> image it runs on, for the bundle's own inference (monai.bundle run)
+    "cxr_nvum_classification": "chest",
+    "rop_meta_softlabel_classification": "fundus",
+    "cxr_lt_fpsm_classification": "chest",
+    "covid_ct_mombs_segmentation": "ct_1",
+    "deeplesion_mombs_detection": "ct_1",
+}
+
+
+def _bundle_results(bundles: dict[str, Path], images: dict[str, Path], tmp: Path) -> dict[str, Path]:
+    """Each bundle's own inference (``monai.bundle run`` of inference.json + demo.json, its own writers) on the
+    image of :data:`REFERENCE_RUNS`, in a separate process; returns bundle -> its output folder."""
+    runs, outputs = [], {}
+    for name, image in REFERENCE_RUNS.items():
+        inputs = tmp / "reference_inputs" / name
+        inputs.mkdir(parents=True)
+        shutil.copy(images[image], inputs / images[image].name)
+        outputs[name] = tmp / "reference_outputs" / name
+        runs.append([str(bundles[name]), str(inputs), str(outputs[name])])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", _BUNDLE_RUN, json.dumps(runs)], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    return outputs
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("monailabel")
     bundles = {name: _random_bundle(name, tmp / "bundles") for name in BUNDLES}
     images = _studies(tmp / "studies")
+    reference = _bundle_results(bundles, images, tmp)  # before training replaces the segmentation weights
+    app = shutil.copytree(APP, tmp / "app", ignore=shutil.ignore_patterns("logs", "__pycache__"))  # it logs into it
     port = _free_port()
     log = open(tmp / "server.log", "w")
     # monailabel's launcher script runs `python` from PATH unless told which
@@ -117,7 +157,7 @@ def server(tmp_path_factory):
         "PYTHONPATH": "",
         "MONAILABEL_PYEXE": str(MONAILABEL.parent / "python"),
     }
-    cmd = [str(MONAILABEL), "start_server", "--app", str(APP), "--studies", str(tmp / "studies")]
+    cmd = [str(MONAILABEL), "start_server", "--app", str(app), "--studies", str(tmp / "studies")]
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--conf", "bundles", str(tmp / "bundles")]
     cmd += ["--conf", "overlay", "demo.json"]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp)
@@ -134,7 +174,7 @@ def server(tmp_path_factory):
             log.close()
             pytest.fail(f"monailabel did not start ({proc.returncode}):\n{(tmp / 'server.log').read_text()[-6000:]}")
         time.sleep(1)
-    yield {"url": url, "bundles": bundles, "images": images, "log": tmp / "server.log", "tmp": tmp}
+    yield {"url": url, "bundles": bundles, "images": images, "reference": reference, "log": tmp / "server.log"}
     proc.terminate()
     try:
         proc.wait(timeout=30)
@@ -175,6 +215,9 @@ def test_classification(server, model, image, softmax):
     assert np.all((scores >= 0) & (scores <= 1))
     if softmax:  # one distribution over the grades
         assert scores.sum() == pytest.approx(1.0, abs=1e-5)
+    # the same numbers as the bundle's own inference (monai.bundle run, PredictionWriter) on the same file
+    own = json.loads((server["reference"][model] / f"{image}.json").read_text())["probabilities"]
+    np.testing.assert_allclose(scores, [own[n] for n in names], atol=1e-5)
 
 
 def test_segmentation_label_volume(server, tmp_path):
@@ -187,6 +230,9 @@ def test_segmentation_label_volume(server, tmp_path):
     values = set(np.unique(np.asarray(label.dataobj)).tolist())
     assert values <= {0, 1}  # background + the bundle's one class ("infection")
     np.testing.assert_allclose(label.affine, source.affine, atol=1e-4)
+    # the bundle's own inference (SegmentationMaskWriter) gives the same mask
+    own = nib.load(server["reference"]["covid_ct_mombs_segmentation"] / "ct_1_seg.nii.gz")
+    np.testing.assert_array_equal(np.asarray(label.dataobj), np.asarray(own.dataobj))
 
 
 def test_detection_boxes(server):
@@ -202,6 +248,11 @@ def test_detection_boxes(server):
     assert all(0 <= z < shape[2] for z in result["slice"])
     assert set(result["label_name"]) <= {"lesion"}
     assert result["model_name"] == "deeplesion_mombs_detection"
+    # the bundle's own inference (DetectionWriter) finds the same boxes on the same slices with the same scores
+    own = json.loads((server["reference"]["deeplesion_mombs_detection"] / "ct_1" / "ct_1_boxes.json").read_text())
+    np.testing.assert_allclose(boxes, np.array(own["box"], dtype=float).reshape(-1, 4), atol=1e-4)
+    assert result["slice"] == own["slice"]
+    np.testing.assert_allclose(result["label_scores"], own["label_scores"], atol=1e-5)
 
 
 def test_segmentation_training_publishes_new_weights(server):

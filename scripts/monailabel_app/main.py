@@ -14,6 +14,9 @@ Options (``--conf``):
         ``demo.json`` (its ``small_network_def`` replaces the network, to serve demo-sized checkpoints).
     skip_trainers: ``true`` offers no training. Default ``false``.
 
+Studies: a local folder; monailabel lists ``*.nii.gz``, ``*.png``, ``*.jpg``, ... but not ``*.dcm`` files unless
+``MONAI_LABEL_DATASTORE_FILE_EXT='["*.nii.gz", "*.png", "*.dcm"]'`` is set (single DICOM radiographs then work).
+
 Tasks: each classification bundle an infer task (CLASSIFICATION: a score per class); the segmentation bundle an
 infer task (SEGMENTATION: a label volume) and a train task (from the datastore's final labels); the detection
 bundle an infer task (DETECTION: boxes per slice). See ``lib/``. The stock ``monaibundle`` sample app

@@ -114,25 +114,26 @@ for bundle, inputs, outputs in json.loads(sys.argv[1]):
     )
 """
 
-REFERENCE_RUNS = {  # bundle -> image it runs on, for the bundle's own inference (monai.bundle run)
-    "cxr_nvum_classification": "chest",
-    "rop_meta_softlabel_classification": "fundus",
-    "cxr_lt_fpsm_classification": "chest",
-    "covid_ct_mombs_segmentation": "ct_1",
-    "deeplesion_mombs_detection": "ct_1",
-}
+REFERENCE_RUNS = [  # (bundle, image): the bundle's own inference (monai.bundle run) on that image
+    ("cxr_nvum_classification", "chest"),
+    ("cxr_nvum_classification", "rg1"),
+    ("rop_meta_softlabel_classification", "fundus"),
+    ("cxr_lt_fpsm_classification", "chest"),
+    ("covid_ct_mombs_segmentation", "ct_1"),
+    ("deeplesion_mombs_detection", "ct_1"),
+]
 
 
-def _bundle_results(bundles: dict[str, Path], images: dict[str, Path], tmp: Path) -> dict[str, Path]:
+def _bundle_results(bundles: dict[str, Path], images: dict[str, Path], tmp: Path) -> dict[tuple[str, str], Path]:
     """Each bundle's own inference (``monai.bundle run`` of inference.json + demo.json, its own writers) on the
-    image of :data:`REFERENCE_RUNS`, in a separate process; returns bundle -> its output folder."""
+    images of :data:`REFERENCE_RUNS`, in a separate process; returns (bundle, image) -> its output folder."""
     runs, outputs = [], {}
-    for name, image in REFERENCE_RUNS.items():
-        inputs = tmp / "reference_inputs" / name
+    for name, image in REFERENCE_RUNS:
+        inputs = tmp / "reference_inputs" / f"{name}-{image}"
         inputs.mkdir(parents=True)
         shutil.copy(images[image], inputs / images[image].name)
-        outputs[name] = tmp / "reference_outputs" / name
-        runs.append([str(bundles[name]), str(inputs), str(outputs[name])])
+        outputs[name, image] = tmp / "reference_outputs" / f"{name}-{image}"
+        runs.append([str(bundles[name]), str(inputs), str(outputs[name, image])])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
         [sys.executable, "-c", _BUNDLE_RUN, json.dumps(runs)], env=env, capture_output=True, text=True
@@ -142,10 +143,11 @@ def _bundle_results(bundles: dict[str, Path], images: dict[str, Path], tmp: Path
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, rg1_unci_path):
     tmp = tmp_path_factory.mktemp("monailabel")
     bundles = {name: _random_bundle(name, tmp / "bundles") for name in BUNDLES}
     images = _studies(tmp / "studies")
+    images["rg1"] = Path(shutil.copy(rg1_unci_path, tmp / "studies" / "rg1.dcm"))  # a real CR radiograph
     reference = _bundle_results(bundles, images, tmp)  # before training replaces the segmentation weights
     app = shutil.copytree(APP, tmp / "app", ignore=shutil.ignore_patterns("logs", "__pycache__"))  # it logs into it
     port = _free_port()
@@ -156,6 +158,7 @@ def server(tmp_path_factory):
         "OMP_NUM_THREADS": "1",
         "PYTHONPATH": "",
         "MONAILABEL_PYEXE": str(MONAILABEL.parent / "python"),
+        "MONAI_LABEL_DATASTORE_FILE_EXT": json.dumps(["*.png", "*.nii.gz", "*.dcm"]),  # the default leaves out *.dcm
     }
     cmd = [str(MONAILABEL), "start_server", "--app", str(app), "--studies", str(tmp / "studies")]
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--conf", "bundles", str(tmp / "bundles")]
@@ -202,6 +205,7 @@ def test_info_lists_every_bundle(server):
     "model, image, softmax",
     [
         ("cxr_nvum_classification", "chest", False),
+        ("cxr_nvum_classification", "rg1", False),
         ("rop_meta_softlabel_classification", "fundus", True),
         ("cxr_lt_fpsm_classification", "chest", False),
     ],
@@ -216,7 +220,7 @@ def test_classification(server, model, image, softmax):
     if softmax:  # one distribution over the grades
         assert scores.sum() == pytest.approx(1.0, abs=1e-5)
     # the same numbers as the bundle's own inference (monai.bundle run, PredictionWriter) on the same file
-    own = json.loads((server["reference"][model] / f"{image}.json").read_text())["probabilities"]
+    own = json.loads((server["reference"][model, image] / f"{image}.json").read_text())["probabilities"]
     np.testing.assert_allclose(scores, [own[n] for n in names], atol=1e-5)
 
 
@@ -231,7 +235,7 @@ def test_segmentation_label_volume(server, tmp_path):
     assert values <= {0, 1}  # background + the bundle's one class ("infection")
     np.testing.assert_allclose(label.affine, source.affine, atol=1e-4)
     # the bundle's own inference (SegmentationMaskWriter) gives the same mask
-    own = nib.load(server["reference"]["covid_ct_mombs_segmentation"] / "ct_1_seg.nii.gz")
+    own = nib.load(server["reference"]["covid_ct_mombs_segmentation", "ct_1"] / "ct_1_seg.nii.gz")
     np.testing.assert_array_equal(np.asarray(label.dataobj), np.asarray(own.dataobj))
 
 
@@ -247,9 +251,11 @@ def test_detection_boxes(server):
     )
     assert all(0 <= z < shape[2] for z in result["slice"])
     assert set(result["label_name"]) <= {"lesion"}
-    assert result["model_name"] == "deeplesion_mombs_detection"
+    assert result["model_name"] == "deeplesion_mombs_detection" and result["case_id"] == "ct_1"
     # the bundle's own inference (DetectionWriter) finds the same boxes on the same slices with the same scores
-    own = json.loads((server["reference"]["deeplesion_mombs_detection"] / "ct_1" / "ct_1_boxes.json").read_text())
+    own = json.loads(
+        (server["reference"]["deeplesion_mombs_detection", "ct_1"] / "ct_1" / "ct_1_boxes.json").read_text()
+    )
     np.testing.assert_allclose(boxes, np.array(own["box"], dtype=float).reshape(-1, 4), atol=1e-4)
     assert result["slice"] == own["slice"]
     np.testing.assert_allclose(result["label_scores"], own["label_scores"], atol=1e-5)

@@ -36,6 +36,15 @@ from monailabel.tasks.infer.bundle import BundleInferTask
 __all__ = ["OverlayBundleInferTask", "BundleClassificationTask", "BundleSegmentationTask", "BundleSliceDetectionTask"]
 
 
+def _case_id(path: str) -> str:
+    """The file name without its image extension (``ct_1.nii.gz`` -> ``ct_1``), as the bundles name their cases."""
+    name = os.path.basename(os.path.normpath(path))
+    for suffix in (".nii.gz", ".nii", ".dcm", ".png", ".jpg", ".jpeg", ".nrrd"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
 class OverlayBundleInferTask(BundleInferTask):
     """``BundleInferTask`` reading ``configs/inference.json`` merged with an optional overlay config.
 
@@ -157,9 +166,10 @@ class BundleSliceDetectionTask(OverlayBundleInferTask):
                 model_name=os.path.basename(os.path.normpath(self.bundle_path)),  # as the bundle's own writer
                 model_version=meta.get("version"),
             )
+            path = str(data.get("image_path", ""))
             record = writer.record(
-                str(data.get("image_id") or data.get("image_path", "")),
-                str(data.get("image_path", "")),
+                _case_id(path),
+                path,
                 data[self.output_label_key],
                 image.affine,
                 image.meta.get(MetaKeys.ORIGINAL_AFFINE),

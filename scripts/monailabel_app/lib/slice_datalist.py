@@ -51,15 +51,18 @@ def stage_medseg_volumes(items: Sequence[Mapping[str, str]], folder: str | os.Pa
     root = Path(folder)
     if not items:
         raise ValueError("no labelled volume to train on; save a final label for at least one image first.")
-    root.mkdir(parents=True, exist_ok=False)
-    (root / "rp_im").mkdir()
-    (root / "rp_msk").mkdir()
+    links = []
     for k, item in enumerate(items, start=1):
         for key, sub in (("image", "rp_im"), ("label", "rp_msk")):
             src = Path(item[key]).absolute()
             if not src.is_file():
                 raise FileNotFoundError(f"datalist item {k - 1}: {key} '{src}' does not exist.")
-            os.symlink(src, root / sub / f"{k}{_suffix(src)}")
+            links.append((src, Path(sub) / f"{k}{_suffix(src)}"))
+    root.mkdir(parents=True, exist_ok=False)
+    (root / "rp_im").mkdir()
+    (root / "rp_msk").mkdir()
+    for src, rel in links:
+        os.symlink(src, root / rel)
     return root
 
 

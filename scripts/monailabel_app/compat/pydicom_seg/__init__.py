@@ -6,8 +6,9 @@ monailabel 0.8.5 imports ``pydicom_seg`` at module level in ``monailabel/datasto
 infer endpoint imports, so the server does not start without a module of that name. The only release,
 pydicom-seg 0.4.1, pins ``numpy<2`` and ``jsonschema<4`` and imports ``pydicom._storage_sopclass_uids``, which
 pydicom 3 removed; this project needs pydicom 3 (highdicom 0.28), numpy 2 and jsonschema 4. monailabel uses
-pydicom-seg only to convert labels to and from DICOM SEG for a DICOMweb datastore, which this app does not use
-(its studies are a local folder); the project writes DICOM SEG with highdicom (``monai_ext.dicom``).
+pydicom-seg only for DICOM SEG labels of a DICOMweb datastore (``dicom_seg_to_itk_image``, and
+``nifti_to_dicom_seg(use_itk=False)``; its infer endpoint's ``output=dicom_seg`` calls dcmqi instead), which this app
+does not use (its studies are a local folder); the project writes DICOM SEG with highdicom (``monai_ext.dicom``).
 
 Any attribute access raises ``ImportError`` naming the reason, so a DICOMweb datastore fails loudly instead of
 writing nothing. The Makefile target ``monailabel-env`` puts this folder on the venv's ``sys.path`` (a ``.pth``

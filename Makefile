@@ -39,3 +39,31 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
+
+# The MONAI Label app (scripts/monailabel_app) runs in its own environment, never in $(VENV): monailabel 0.8.5 pins
+# numpy<2 and jsonschema<4 (through pydicom-seg) and builds sam2 from source. It is installed without its declared
+# dependencies, beside the project, with the server's runtime dependencies ($(ML_APP)/requirements.txt says which
+# are left out and why) and a stand-in for pydicom-seg ($(ML_APP)/compat, put on the venv's path by a .pth file).
+ML_VENV ?= .venv-monailabel
+ML_PY := $(ML_VENV)/bin/python
+ML_STAMP := $(ML_VENV)/.installed
+ML_APP := scripts/monailabel_app
+ML_PIP := $(ML_PY) -m pip install --quiet --disable-pip-version-check
+
+.PHONY: monailabel-env test-monailabel
+
+monailabel-env: $(ML_STAMP)
+
+$(ML_STAMP): pyproject.toml $(ML_APP)/requirements.txt
+	test -x $(ML_PY) || $(PYTHON) -m venv $(ML_VENV)
+	echo '*' > $(ML_VENV)/.gitignore
+	$(ML_PIP) $(TORCH_SPEC)
+	$(ML_PIP) -e .
+	$(ML_PIP) -r $(ML_APP)/requirements.txt
+	$(ML_PIP) --no-deps monailabel==0.8.5
+	echo "$(CURDIR)/$(ML_APP)/compat" > "$$($(ML_PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/rmb_monailabel_compat.pth"
+	$(ML_PY) -c "import monailabel.app, monai_ext, numpy; print('monailabel', monailabel.__version__, 'numpy', numpy.__version__)"
+	touch $(ML_STAMP)
+
+test-monailabel: $(STAMP) $(ML_STAMP)
+	$(PY) -m pytest -q tests/serve/test_monailabel_app.py

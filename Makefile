@@ -38,7 +38,7 @@ bench: $(STAMP)
 	$(PY) -m scripts.bench_deeplesion --out bench_results/deeplesion
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
+	rm -rf $(VENV) $(ML_VENV) $(DEMO_DIR) .pytest_cache
 
 # The MONAI Label app (scripts/monailabel_app) runs in its own environment, never in $(VENV): monailabel 0.8.5 pins
 # numpy<2 and jsonschema<4 (through pydicom-seg) and builds sam2 from source. It is installed without its declared

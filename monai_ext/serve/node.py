@@ -208,7 +208,7 @@ class DicomNode:
         except OSError as e:
             logger.exception(f"cannot spool instance {sop}")
             return self._refuse(event, STATUS_OUT_OF_RESOURCES, f"spool write failed: {e}", sop, series)
-        if isinstance(outcome, str):  # the pixel check's reason
+        if not isinstance(outcome, StoreOutcome):  # the pixel check's reason
             return self._refuse(event, STATUS_BAD_PIXEL_DATA, outcome.split(": ", 1)[-1], sop, series)
         if outcome is StoreOutcome.QUEUE_FULL:
             self._count(event, "refused")

@@ -106,7 +106,8 @@ def parse_routes(
         key, eq, value = rest.partition("=")
         if not sep or not eq or not key:
             raise ValueError(
-                f"--override {item!r}: expected NAME:ID=VALUE, e.g. cxr_nvum_classification:network_def=%small_network_def."
+                f"--override {item!r}: expected NAME:ID=VALUE, e.g. "
+                "cxr_nvum_classification:network_def=%small_network_def."
             )
         _route(name, f"--override {item!r}").overrides[key] = _value(value)
     return routes

@@ -1,0 +1,285 @@
+# Copyright (c) 2026 robust-medical-bundles contributors
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+"""End to end with the real protocol: the DICOM node runs as a subprocess (``python -m monai_ext.serve.dicom_node``)
+serving two bundles (cxr_nvum_classification for CR/DX, covid_ct_mombs_segmentation for CT, both with their demo
+overlay's small network and random weights), a pynetdicom SCU in this process sends, and a pynetdicom Storage SCP in
+this process is the destination.
+
+One node start per phase (it imports torch): the tests of this module run in order and share the node.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+import torch
+from pydicom.uid import generate_uid
+from pynetdicom import AE, StoragePresentationContexts, evt
+from pynetdicom.sop_class import ComputedRadiographyImageStorage, CTImageStorage, Verification
+
+from monai_ext.bundle.workflow import bundle_parser
+from monai_ext.demo.dicom_series import write_ct_dicom_series
+
+REPO = Path(__file__).resolve().parents[2]
+CXR, COVID = "cxr_nvum_classification", "covid_ct_mombs_segmentation"
+DEMO = ["configs/inference.json", "configs/demo.json"]
+SMALL = {"network_def": "%small_network_def"}
+SERIES_TIMEOUT = 4.0
+START_TIMEOUT = 120.0
+RESULT_TIMEOUT = 90.0
+pytestmark = pytest.mark.slow
+
+
+class Destination:
+    """A Storage SCP collecting every dataset it receives (the PACS)."""
+
+    def __init__(self) -> None:
+        self.received: list[pydicom.Dataset] = []
+        self._cond = threading.Condition()
+        self.ae = AE(ae_title="DEST")
+        self.ae.supported_contexts = StoragePresentationContexts
+        self.server = self.ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, self._on)])
+        self.port = self.server.server_address[1]
+
+    def _on(self, event) -> int:
+        ds = event.dataset
+        ds.file_meta = event.file_meta
+        with self._cond:
+            self.received.append(ds)
+            self._cond.notify_all()
+        return 0x0000
+
+    def wait_for(self, predicate: Callable[[list[pydicom.Dataset]], bool], timeout: float) -> list[pydicom.Dataset]:
+        with self._cond:
+            self._cond.wait_for(lambda: predicate(self.received), timeout)
+            return list(self.received)
+
+
+class Node:
+    """The node subprocess."""
+
+    def __init__(self, root: Path, bundles: dict[str, Path], dest_port: int) -> None:
+        self.root, self.bundles, self.dest_port = root, bundles, dest_port
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+
+    def start(self) -> None:
+        cmd = [sys.executable, "-m", "monai_ext.serve.dicom_node",
+               "--bundle", f"{self.bundles[CXR]}:CR,DX", "--bundle", f"{self.bundles[COVID]}:CT",
+               "--config", f"{CXR}=configs/demo.json", "--config", f"{COVID}=configs/demo.json",
+               "--override", f"{CXR}:network_def=%small_network_def",
+               "--override", f"{COVID}:network_def=%small_network_def",
+               "--ae-title", "NODE", "--host", "127.0.0.1", "--port", "0",
+               "--forward", f"127.0.0.1:{self.dest_port}:DEST", "--spool", str(self.root / "spool"),
+               "--series-timeout", str(SERIES_TIMEOUT), "--max-queued", "2", "--failure-sr", "--send-retries", "1",
+               "--log-file", str(self.root / "node.log")]  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stdout], [], [], 1.0)
+            if ready:
+                line = self.proc.stdout.readline()
+                if line.startswith("READY "):
+                    self.port = int(line.split()[1])
+                    return
+            if self.proc.poll() is not None:
+                break
+        raise AssertionError(f"the node did not start; its log:\n{self.log()}")
+
+    def log(self) -> str:
+        path = self.root / "node.log"
+        return path.read_text() if path.is_file() else ""
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(60)
+
+
+def _send(port: int, datasets: list[pydicom.Dataset | Path]) -> list[int]:
+    """C-STORE each dataset (one association); the status codes."""
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(CTImageStorage)
+    ae.add_requested_context(ComputedRadiographyImageStorage)
+    assoc = ae.associate("127.0.0.1", port, ae_title="NODE")
+    assert assoc.is_established
+    try:
+        return [int(assoc.send_c_store(ds).Status) for ds in datasets]
+    finally:
+        assoc.release()
+
+
+def _echo(port: int) -> int:
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(Verification)
+    assoc = ae.associate("127.0.0.1", port, ae_title="NODE")
+    try:
+        return int(assoc.send_c_echo().Status)
+    finally:
+        assoc.release()
+
+
+def _bundle_copy(name: str, folder: Path) -> Path:
+    """A copy of the bundle with ``models/model.pt`` = the demo overlay's small network, randomly initialised."""
+    dst = folder / name
+    shutil.copytree(REPO / "bundles" / name, dst, ignore=shutil.ignore_patterns("models", "eval"))
+    torch.manual_seed(0)
+    network = bundle_parser(dst, DEMO, SMALL).get_parsed_content("network_def")
+    (dst / "models").mkdir()
+    torch.save({"model": network.state_dict()}, dst / "models" / "model.pt")
+    return dst
+
+
+def _referenced_sops(ds: pydicom.Dataset) -> set[str]:
+    """Every ReferencedSOPInstanceUID anywhere in ``ds``."""
+    found: set[str] = set()
+
+    def _visit(d: pydicom.Dataset) -> None:
+        for elem in d:
+            if elem.keyword == "ReferencedSOPInstanceUID":
+                found.add(str(elem.value))
+            elif elem.VR == "SQ":
+                for item in elem.value:
+                    _visit(item)
+
+    _visit(ds)
+    return found
+
+
+def _ct_series(folder: Path) -> list[pydicom.Dataset]:
+    """A 40 x 36 x 6 CT (air-filled lung with a 200 HU block) as a DICOM series."""
+    volume = np.full((40, 36, 6), -800.0)
+    volume[4:18, 20:32, 1:4] = 200.0
+    paths = write_ct_dicom_series(volume, (0.8, 0.7, 2.5), folder, uid_seed="node test CT")
+    return [pydicom.dcmread(p) for p in paths]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("node")
+    bundles = {name: _bundle_copy(name, root / "bundles") for name in (CXR, COVID)}
+    dest = Destination()
+    node = Node(root, bundles, dest.port)
+    node.start()
+    yield {"root": root, "dest": dest, "node": node}
+    if node.proc.poll() is None:
+        node.proc.kill()
+        node.proc.wait()
+    dest.ae.shutdown()
+
+
+def _new_results(dest: Destination, before: int, predicate, timeout: float = RESULT_TIMEOUT) -> list[pydicom.Dataset]:
+    return dest.wait_for(lambda r: predicate(r[before:]), timeout)[before:]
+
+
+def test_radiograph_sr_and_back_pressure_and_kill_mid_series(setup, rg1_unci_path, tmp_path):
+    """RG1_UNCI (series A) and half a CT (series B) wait; a third series gets 0xA700 (max 2 waiting); the node is
+    SIGKILLed with B half received, restarted, the rest of B sent: one SR for A, one result set for B referencing
+    every slice, the third series accepted once there is room."""
+    dest, node = setup["dest"], setup["node"]
+    rg1 = pydicom.dcmread(rg1_unci_path)
+    ct = _ct_series(tmp_path / "ct")
+    one_slice = _ct_series(tmp_path / "other")[:1]
+    for ds in one_slice:  # another series (a single slice: the volume bundle cannot read it)
+        ds.SeriesInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid()
+    assert _send(node.port, [rg1_unci_path]) == [0x0000]
+    assert _send(node.port, ct[:3]) == [0x0000] * 3
+    assert _send(node.port, one_slice) == [0xA700]  # two series waiting: refused, retry later
+    assert _send(node.port, ct[3:4]) == [0x0000]  # a waiting series still receives
+    node.proc.send_signal(signal.SIGKILL)
+    node.proc.wait(30)
+    assert dest.received == []  # killed before any quiet time passed
+
+    node.start()
+    assert _send(node.port, ct[3:]) == [0x0000] * 3  # the sender resends what it is unsure of; one is a duplicate
+    ct_sops = {str(ds.SOPInstanceUID) for ds in ct}
+
+    def _done(received: list[pydicom.Dataset]) -> bool:
+        return any(rg1.SOPInstanceUID in _referenced_sops(d) for d in received) and any(
+            ct_sops <= _referenced_sops(d) for d in received
+        )
+
+    received = _new_results(dest, 0, _done)
+    assert _done(received), f"results: {[(d.Modality, d.SOPClassUID.name) for d in received]}\n{node.log()}"
+    by_source = {}
+    for d in received:
+        refs = _referenced_sops(d)
+        by_source.setdefault("rg1" if rg1.SOPInstanceUID in refs else "ct" if refs & ct_sops else "?", []).append(d)
+    assert set(by_source) == {"rg1", "ct"}
+    sr = by_source["rg1"]
+    assert [d.Modality for d in sr] == ["SR"] and sr[0].StudyInstanceUID == rg1.StudyInstanceUID
+    assert sr[0].ConceptNameCodeSequence[0].CodeMeaning != "Failed Analyses"  # a result, not a failure report
+    ct_results = by_source["ct"]
+    assert sorted(d.Modality for d in ct_results) == ["SEG", "SR"]  # the SEG and its volumes SR, once
+    seg = next(d for d in ct_results if d.Modality == "SEG")
+    assert _referenced_sops(seg) >= ct_sops  # every slice, including those received before the kill
+
+    assert _send(node.port, one_slice) == [0x0000]  # room again
+    time.sleep(2 * SERIES_TIMEOUT + 1)  # nothing else may arrive for A or B: none processed twice
+    assert len([d for d in dest.received if _referenced_sops(d) & (ct_sops | {rg1.SOPInstanceUID})]) == 3
+
+
+def test_failed_case_sends_failure_sr_and_corrupt_instance_is_refused(setup, tmp_path):
+    dest, node, root = setup["dest"], setup["node"], setup["root"]
+    one = _ct_series(tmp_path / "one")[:1]
+    one[0].SeriesInstanceUID, one[0].SOPInstanceUID = generate_uid(), generate_uid()
+    before = len(dest.received)
+    assert _send(node.port, one) == [0x0000]
+    failure = _new_results(dest, before, lambda r: any(one[0].SOPInstanceUID in _referenced_sops(d) for d in r))
+    assert failure, node.log()
+    sr = failure[0]
+    assert sr.Modality == "SR" and sr.ConceptNameCodeSequence[0].CodeMeaning == "Failed Analyses"
+    texts = {i.ConceptNameCodeSequence[0].CodeMeaning: i.get("TextValue") for i in sr.ContentSequence}
+    meta = json.loads((REPO / "bundles" / COVID / "configs" / "metadata.json").read_text())
+    assert texts["Algorithm Name"] == meta["name"] == sr.ManufacturerModelName
+    assert texts["Algorithm Version"] == meta["version"]
+    failures = [json.loads(line) for line in (root / "spool" / "failures.jsonl").read_text().splitlines()]
+    series_failures = [f for f in failures if f["kind"] == "series" and f["series_uid"] == one[0].SeriesInstanceUID]
+    assert len(series_failures) == 1 and texts["Comment"] == series_failures[0]["reason"]
+
+    short = _ct_series(tmp_path / "short")[0]
+    short.SeriesInstanceUID, short.SOPInstanceUID = generate_uid(), generate_uid()
+    short.PixelData = short.PixelData[: len(short.PixelData) // 2]  # rows x columns promise twice as much
+    no_series = _ct_series(tmp_path / "no_series")[0]
+    no_series.SOPInstanceUID = generate_uid()
+    del no_series.SeriesInstanceUID
+    assert _send(node.port, [short, no_series]) == [0xC001, 0xC000]
+    failures = [json.loads(line) for line in (root / "spool" / "failures.jsonl").read_text().splitlines()]
+    refused = {f["sop_instance_uid"]: f for f in failures if f["kind"] == "instance"}
+    assert "header promises" in refused[short.SOPInstanceUID]["reason"]
+    assert refused[no_series.SOPInstanceUID]["status"] == "0xC000"
+    assert not list((root / "spool" / "series").glob(f"{short.SeriesInstanceUID}*"))  # nothing kept
+    assert _echo(node.port) == 0x0000  # still serving
+    assert "association from AE 'MODALITY'" in node.log() and "2 refused" in node.log()
+
+
+def test_sigterm_finishes_the_current_series_then_exits(setup, rg1_unci_path):
+    """SIGTERM while a series is in inference: the node stops listening, finishes it (its result reaches the
+    destination), and exits 0."""
+    dest, node, root = setup["dest"], setup["node"], setup["root"]
+    image = pydicom.dcmread(rg1_unci_path)
+    image.SeriesInstanceUID, image.SOPInstanceUID = generate_uid(), generate_uid()
+    before = len(dest.received)
+    assert _send(node.port, [image]) == [0x0000]
+    deadline = time.monotonic() + RESULT_TIMEOUT
+    while f"{image.SeriesInstanceUID}: inference with" not in node.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert node.stop(signal.SIGTERM) == 0
+    log = node.log()
+    assert log.index("SIGTERM received") < log.index(f"series {image.SeriesInstanceUID}: processing ->")
+    assert any(image.SOPInstanceUID in _referenced_sops(d) for d in dest.received[before:])
+    state = json.loads((root / "spool" / "series" / image.SeriesInstanceUID / "state.json").read_text())
+    assert state["state"] in ("sent", "failed") and log.rstrip().endswith("stopped")

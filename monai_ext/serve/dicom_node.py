@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-queued", type=int, default=8,
                    help="series waiting (receiving or queued) before new series get 0xA700 (default 8)")  # fmt: skip
     p.add_argument("--max-attempts", type=int, default=2,
-                   help="inference attempts of a series interrupted by a crash before it fails (default 2)")  # fmt: skip
+                   help="inference attempts of a series cut off by a crash before it fails (default 2)")  # fmt: skip
     p.add_argument("--failure-sr", action="store_true", help="send a failure SR for each failed series")
     p.add_argument("--send-retries", type=int, default=3, help="further tries of a failed send (default 3)")
     p.add_argument("--log-file", help="also log to this file")

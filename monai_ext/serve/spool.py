@@ -257,6 +257,10 @@ class Spool:
                 for f in self.instances_dir(record.key).glob("*.dcm"):
                     self._sops[f.stem] = record.key
                 state = SeriesState(record.state)
+                if state in _OPEN and not any(self.instances_dir(record.key).glob("*.dcm")):
+                    shutil.rmtree(folder)  # created for an instance whose rename the crash cut off: never acknowledged
+                    del self._records[record.key]
+                    continue
                 if state in _OPEN:
                     self._open[record.series_uid] = record.key
                 if state is SeriesState.RECEIVING:
@@ -318,24 +322,22 @@ class Spool:
                 if sop in self._sops:  # the same instance on two associations at once
                     return StoreOutcome.DUPLICATE, self._sops[sop]
                 key = self._open.get(series)
-                if key is None:
+                now = self.clock()
+                if key is None:  # a new series: its record first, so that a crash never leaves an unknown folder
                     if self.waiting_count() >= self.max_queued:
                         return StoreOutcome.QUEUE_FULL, None
                     key = self._new_key(series)
-                    record = SeriesRecord(key, series, bundle=bundle, modality=modality, calling_ae=calling_ae)
-                    self.instances_dir(key).mkdir(parents=True, exist_ok=True)
-                else:
-                    record = self._records[key]
-                now = self.clock()
+                    self.instances_dir(key).mkdir(parents=True)
+                    self._save(SeriesRecord(key, series, bundle=bundle, modality=modality, calling_ae=calling_ae,
+                                            last_received=now))  # fmt: skip
+                    self._open[series] = key
+                    logger.info(f"series {key}: receiving ({modality} for bundle {bundle})")
                 target = self.instances_dir(key) / f"{sop}.dcm"
                 os.replace(tmp, target)
                 _fsync_dir(target.parent)
                 self._sops[sop] = key
-                if key not in self._records:
-                    self._save(SeriesRecord(**{**asdict(record), "last_received": now}))
-                    self._open[series] = key
-                    logger.info(f"series {key}: receiving ({modality} for bundle {bundle})")
-                elif record.state == SeriesState.QUEUED.value:
+                record = self._records[key]
+                if record.state == SeriesState.QUEUED.value:
                     self._move(key, SeriesState.RECEIVING, last_received=now, completed=None)
                 else:
                     self._save(SeriesRecord(**{**asdict(record), "last_received": now}))

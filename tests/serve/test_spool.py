@@ -178,3 +178,16 @@ def test_routes_and_forward_parsing(tmp_path):
     assert parse_forward("::1:104:PACS").host == "::1"
     with pytest.raises(ValueError, match="port"):
         parse_forward("host:x:PACS")
+
+
+def test_crash_between_record_and_rename_leaves_no_empty_series(tmp_path):
+    """The first instance of a series: its record is saved, then the instance renamed in. A crash in between leaves a
+    record without instances; the restart removes it (nothing of it was acknowledged) and the resent instance opens
+    the series under its own UID again."""
+    clock = Clock()
+    spool = _spool(tmp_path, clock)
+    spool.store_instance(b"a", "1.9.1", S1)
+    (spool.instances_dir(S1) / "1.9.1.dcm").unlink()  # as if the rename had not happened
+    restarted = _spool(tmp_path, clock)
+    assert restarted.recover() == [] and not restarted.series_dir(S1).exists()
+    assert restarted.store_instance(b"a", "1.9.1", S1) == (StoreOutcome.STORED, S1)

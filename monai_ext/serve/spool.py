@@ -27,6 +27,19 @@ State machine of a series (:class:`SeriesState`)::
 
 Every change is written (temp file, fsync, rename, fsync of the folder) before it takes effect, and an instance is
 renamed into ``instances/`` before the node answers its C-STORE with success.
+
+Crash semantics (what :meth:`Spool.recover` does at the next start):
+
+- an instance whose C-STORE got no success is not in the spool (its temporary file is deleted); the sender sends it
+  again; an instance sent again after its success is recognised by its SOPInstanceUID and not stored twice;
+- a ``receiving`` series waits a full ``series_timeout`` from the restart (the sender may still be sending);
+- a ``queued`` series is processed; a ``processing`` series (crash during inference) is processed once more, in a new
+  ``jobs/attempt-<n+1>`` folder: inference may run twice, but nothing of the interrupted attempt is ever sent, so
+  the destination gets one result set; after ``max_attempts`` interrupted attempts it fails instead;
+- a ``sending`` series sends the results not yet recorded under ``sent/``, without new inference: a result is sent
+  once, except when the crash falls between the destination's success and the fsync of its marker, where that one
+  result is sent again with the same SOPInstanceUID (the destination sees the same instance twice);
+- ``sent`` and ``failed`` series are never processed again.
 """
 
 from __future__ import annotations

@@ -79,7 +79,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the node until SIGTERM/SIGINT; returns the exit status (2 for bad arguments)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    _configure_logging(args.log_level, args.log_file)
     try:
         routes = parse_routes(args.bundle, args.config, args.override)
         destination = parse_forward(args.forward)
@@ -87,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(e))
     if len(args.ae_title) > 16:
         parser.error(f"--ae-title {args.ae_title!r} is longer than 16 characters.")
+    _configure_logging(args.log_level, args.log_file)
 
     from monai_ext.serve.node import DicomNode  # imports torch and MONAI: after the arguments are checked
     from monai_ext.serve.spool import Spool

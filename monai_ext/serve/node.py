@@ -251,7 +251,7 @@ class DicomNode:
                 result = self.runner(route, self.spool.instances_dir(key), job)
             except Exception as e:  # noqa: BLE001 -- a failed case; the node keeps serving
                 logger.exception(f"series {key}: inference failed")
-                self._fail(key, f"{type(e).__name__}: {e}", route)
+                self._fail(key, f"{type(e).__name__}: {e}")
                 return
             for row in result.skipped:
                 self.spool.record_failure({"kind": "case", "key": key, "series_uid": record.series_uid,
@@ -279,8 +279,11 @@ class DicomNode:
                 logger.warning(f"series {key}: {e}; retrying in {self.retry_delay} s")
                 time.sleep(self.retry_delay)
 
-    def _fail(self, key: str, reason: str, route: BundleRoute | None = None) -> None:
+    def _fail(self, key: str, reason: str) -> None:
+        """Fail the series (log, ``failures.jsonl``) and, with ``failure_sr``, send a failure SR referencing its
+        instances (a best effort: an error doing so is logged, the node goes on)."""
         record = self.spool.fail(key, reason)
+        route = next((r for r in self.routes if r.name == record.bundle), None)
         logger.error(f"series {key} failed: {reason}")
         if not self.failure_sr:
             return

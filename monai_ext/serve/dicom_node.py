@@ -26,6 +26,7 @@ import threading
 from collections.abc import Sequence
 
 from monai_ext.serve.routing import parse_forward, parse_routes
+from monai_ext.serve.spool import Spool
 
 __all__ = ["build_parser", "main"]
 
@@ -82,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         routes = parse_routes(args.bundle, args.config, args.override)
         destination = parse_forward(args.forward)
+        spool = Spool(args.spool, args.series_timeout, args.max_queued, args.max_attempts)
     except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))
     if len(args.ae_title) > 16:
@@ -89,9 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.log_level, args.log_file)
 
     from monai_ext.serve.node import DicomNode  # imports torch and MONAI: after the arguments are checked
-    from monai_ext.serve.spool import Spool
 
-    spool = Spool(args.spool, args.series_timeout, args.max_queued, args.max_attempts)
     node = DicomNode(routes, destination, spool, args.ae_title, args.host, args.port, args.failure_sr,
                      args.send_retries)  # fmt: skip
     stop = threading.Event()

@@ -22,9 +22,10 @@ CXR = Path(__file__).resolve().parents[2] / "bundles" / "cxr_nvum_classification
         (["--bundle", f"{CXR}:CR", "--forward", "h:104:PACS", "--config", "cxr_nvum_classification=nope.json"],
          "not found"),
         (["--bundle", f"{CXR}:CR", "--forward", "h:104:PACS", "--ae-title", "A" * 17], "longer than 16"),
+        (["--bundle", f"{CXR}:CR", "--forward", "h:104:PACS", "--series-timeout", "0"], "must be > 0"),
     ],
 )  # fmt: skip
-def test_bad_arguments_exit_2_naming_the_problem(args, message, capsys):
+def test_bad_arguments_exit_2_naming_the_problem(args, message, capsys, tmp_path):
     with pytest.raises(SystemExit) as info:
-        main(args)
+        main([*args, "--spool", str(tmp_path / "spool")])
     assert info.value.code == 2 and message in capsys.readouterr().err

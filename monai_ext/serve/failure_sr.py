@@ -10,7 +10,8 @@ Content tree (codes from ``pydicom.sr.codedict``, DCM)::
       CONTAINS        TEXT   Comment (121106)             = the reason
       CONTAINS        IMAGE  Source image for image processing operation (121322), one per source instance
 
-Same study and patient as the sources (highdicom copies them from the first evidence instance); a new series.
+Same study and patient as the sources (highdicom copies them from the first evidence instance); a new series; the
+equipment of every result of the bundles (:mod:`monai_ext.dicom.identity`).
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
+from monai_ext.dicom.identity import DEVICE_SERIAL_NUMBER, MANUFACTURER, model_name_lo, software_versions
+
 __all__ = ["failure_sr", "write_failure_sr"]
 
-MANUFACTURER = "robust-medical-bundles"
 _MAX_TEXT = 1024  # UT would take more; keep the SR small and readable
 
 
@@ -72,9 +74,9 @@ def failure_sr(
         instance_number=1,
         manufacturer=MANUFACTURER,
         is_complete=True,
-        manufacturer_model_name=bundle_name or "unknown",
-        software_versions=bundle_version or "unknown",
-        device_serial_number="none",
+        manufacturer_model_name=model_name_lo(bundle_name or "unknown"),
+        software_versions=software_versions(bundle_version or "unknown"),
+        device_serial_number=DEVICE_SERIAL_NUMBER,
         series_description=f"{bundle_name} processing failed"[:64],
     )
 

@@ -228,6 +228,15 @@ def test_radiograph_sr_and_back_pressure_and_kill_mid_series(setup, rg1_unci_pat
     assert sorted(d.Modality for d in ct_results) == ["SEG", "SR"]  # the SEG and its volumes SR, once
     seg = next(d for d in ct_results if d.Modality == "SEG")
     assert _referenced_sops(seg) >= ct_sops  # every slice, including those received before the kill
+    series = setup["root"] / "spool" / "series"
+    for source, results in ((rg1, sr), (ct[0], ct_results)):  # what arrived is what the bundle wrote, all of it
+        written = sorted((series / source.SeriesInstanceUID / "jobs").rglob("*.dcm"))
+        assert sorted(pydicom.dcmread(f).SOPInstanceUID for f in written) == sorted(d.SOPInstanceUID for d in results)
+        assert {f.parent.name for f in written} == {"attempt-1"}  # one inference: the kill came before it
+        state = json.loads((series / source.SeriesInstanceUID / "state.json").read_text())
+        assert (state["state"], state["attempts"]) == ("sent", 1)
+    meta = json.loads((REPO / "bundles" / CXR / "configs" / "metadata.json").read_text())
+    assert sr[0].ManufacturerModelName == meta["name"]
 
 
 def test_failed_case_sends_failure_sr_and_corrupt_instance_is_refused(setup, tmp_path):

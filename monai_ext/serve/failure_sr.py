@@ -4,9 +4,9 @@
 
 Content tree (codes from ``pydicom.sr.codedict``, DCM)::
 
-    CONTAINER  Failed Analyses (codes.DCM.FailedAnalyses)
-      HAS PROPERTIES  TEXT   Algorithm Name (111001)     = bundle name
-      HAS PROPERTIES  TEXT   Algorithm Version (111003)  = bundle version
+    CONTAINER  Failed Analyses (111024)
+      HAS PROPERTIES  TEXT   Algorithm Name (111001)     = bundle metadata name
+      HAS PROPERTIES  TEXT   Algorithm Version (111003)  = bundle metadata version
       CONTAINS        TEXT   Comment (121106)             = the reason
       CONTAINS        IMAGE  Source image for image processing operation (121322), one per source instance
 

@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo_data
 DEMO_SIZE ?= 1.0
 
-.PHONY: env demo test bench clean
+.PHONY: env demo test bench clean pacs-tools
 
 env: $(STAMP)
 
@@ -36,6 +36,15 @@ bench: $(STAMP)
 	$(PY) -m scripts.bench_cxr_lt --out bench_results/cxr_lt
 	$(PY) -m scripts.bench_deeplesion_step --out bench_results/deeplesion --num-threads 1
 	$(PY) -m scripts.bench_deeplesion --out bench_results/deeplesion
+
+# A real PACS and an independent DICOM toolkit for tests/serve/test_orthanc_pacs.py (skipped without them): Debian's
+# Orthanc 1.10 with its DICOMweb plugin and DCMTK (dsrdump). Needs apt-get and root, as on the CI machine.
+pacs-tools:
+	@if command -v Orthanc >/dev/null && command -v dsrdump >/dev/null && test -d /usr/share/orthanc/plugins; then \
+		echo "Orthanc and DCMTK are installed"; \
+	else \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q orthanc orthanc-dicomweb dcmtk; \
+	fi
 
 clean:
 	rm -rf $(VENV) $(ML_VENV) $(DEMO_DIR) .pytest_cache

@@ -24,6 +24,7 @@ __all__ = [
     "metrics",
     "networks",
     "samplers",
+    "serve",
     "transforms",
     "utils",
     "__version__",

@@ -11,34 +11,22 @@ One node start per phase (it imports torch): the tests of this module run in ord
 from __future__ import annotations
 
 import json
-import os
-import select
-import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pydicom
 import pytest
-import torch
 from pydicom.uid import generate_uid
 from pynetdicom import AE, StoragePresentationContexts, evt
 from pynetdicom.sop_class import ComputedRadiographyImageStorage, CTImageStorage, Verification
 
-from monai_ext.bundle.workflow import bundle_parser
-from monai_ext.demo.dicom_series import write_ct_dicom_series
+from tests.serve.node_process import COVID, CXR, REPO, NodeProcess, bundle_copy, ct_series, referenced_sops
 
-REPO = Path(__file__).resolve().parents[2]
-CXR, COVID = "cxr_nvum_classification", "covid_ct_mombs_segmentation"
-DEMO = ["configs/inference.json", "configs/demo.json"]
-SMALL = {"network_def": "%small_network_def"}
 SERIES_TIMEOUT = 4.0
-START_TIMEOUT = 120.0
+NODE_OPTIONS = ("--series-timeout", str(SERIES_TIMEOUT), "--max-queued", "2", "--failure-sr", "--send-retries", "1")
 RESULT_TIMEOUT = 90.0
 pytestmark = pytest.mark.slow
 
@@ -68,47 +56,6 @@ class Destination:
             return list(self.received)
 
 
-class Node:
-    """The node subprocess."""
-
-    def __init__(self, root: Path, bundles: dict[str, Path], dest_port: int) -> None:
-        self.root, self.bundles, self.dest_port = root, bundles, dest_port
-        self.proc: subprocess.Popen | None = None
-        self.port = 0
-
-    def start(self) -> None:
-        cmd = [sys.executable, "-m", "monai_ext.serve.dicom_node",
-               "--bundle", f"{self.bundles[CXR]}:CR,DX", "--bundle", f"{self.bundles[COVID]}:CT",
-               "--config", f"{CXR}=configs/demo.json", "--config", f"{COVID}=configs/demo.json",
-               "--override", f"{CXR}:network_def=%small_network_def",
-               "--override", f"{COVID}:network_def=%small_network_def",
-               "--ae-title", "NODE", "--host", "127.0.0.1", "--port", "0",
-               "--forward", f"127.0.0.1:{self.dest_port}:DEST", "--spool", str(self.root / "spool"),
-               "--series-timeout", str(SERIES_TIMEOUT), "--max-queued", "2", "--failure-sr", "--send-retries", "1",
-               "--log-file", str(self.root / "node.log")]  # fmt: skip
-        env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 1.0)
-            if ready:
-                line = self.proc.stdout.readline()
-                if line.startswith("READY "):
-                    self.port = int(line.split()[1])
-                    return
-            if self.proc.poll() is not None:
-                break
-        raise AssertionError(f"the node did not start; its log:\n{self.log()}")
-
-    def log(self) -> str:
-        path = self.root / "node.log"
-        return path.read_text() if path.is_file() else ""
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        self.proc.send_signal(sig)
-        return self.proc.wait(60)
-
-
 def _send(port: int, datasets: list[pydicom.Dataset | Path]) -> list[int]:
     """C-STORE each dataset (one association); the status codes."""
     ae = AE(ae_title="MODALITY")
@@ -132,58 +79,21 @@ def _echo(port: int) -> int:
         assoc.release()
 
 
-def _bundle_copy(name: str, folder: Path) -> Path:
-    """A copy of the bundle with ``models/model.pt`` = the demo overlay's small network, randomly initialised."""
-    dst = folder / name
-    shutil.copytree(REPO / "bundles" / name, dst, ignore=shutil.ignore_patterns("models", "eval"))
-    torch.manual_seed(0)
-    network = bundle_parser(dst, DEMO, SMALL).get_parsed_content("network_def")
-    (dst / "models").mkdir()
-    torch.save({"model": network.state_dict()}, dst / "models" / "model.pt")
-    return dst
-
-
-def _referenced_sops(ds: pydicom.Dataset) -> set[str]:
-    """Every ReferencedSOPInstanceUID anywhere in ``ds``."""
-    found: set[str] = set()
-
-    def _visit(d: pydicom.Dataset) -> None:
-        for elem in d:
-            if elem.keyword == "ReferencedSOPInstanceUID":
-                found.add(str(elem.value))
-            elif elem.VR == "SQ":
-                for item in elem.value:
-                    _visit(item)
-
-    _visit(ds)
-    return found
-
-
 def _elsewhere(ds: pydicom.Dataset) -> pydicom.Dataset:
     """``ds`` as an instance of a new study and series (new Study, Series and SOP Instance UIDs)."""
     ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid(), generate_uid()
     return ds
 
 
-def _ct_series(folder: Path) -> list[pydicom.Dataset]:
-    """A 40 x 36 x 6 CT (air-filled lung with a 200 HU block) as a DICOM series."""
-    volume = np.full((40, 36, 6), -800.0)
-    volume[4:18, 20:32, 1:4] = 200.0
-    paths = write_ct_dicom_series(volume, (0.8, 0.7, 2.5), folder, uid_seed="node test CT")
-    return [pydicom.dcmread(p) for p in paths]
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("node")
-    bundles = {name: _bundle_copy(name, root / "bundles") for name in (CXR, COVID)}
+    bundles = {name: bundle_copy(name, root / "bundles") for name in (CXR, COVID)}
     dest = Destination()
-    node = Node(root, bundles, dest.port)
+    node = NodeProcess(root, bundles, f"127.0.0.1:{dest.port}:DEST", *NODE_OPTIONS)
     node.start()
     yield {"root": root, "dest": dest, "node": node}
-    if node.proc.poll() is None:
-        node.proc.kill()
-        node.proc.wait()
+    node.kill()
     dest.ae.shutdown()
 
 
@@ -197,8 +107,8 @@ def test_radiograph_sr_and_back_pressure_and_kill_mid_series(setup, rg1_unci_pat
     every slice, the third series accepted once there is room."""
     dest, node = setup["dest"], setup["node"]
     rg1 = pydicom.dcmread(rg1_unci_path)
-    ct = _ct_series(tmp_path / "ct")
-    one_slice = [_elsewhere(_ct_series(tmp_path / "other")[0])]  # a third series (one slice: unreadable as a volume)
+    ct = ct_series(tmp_path / "ct")
+    one_slice = [_elsewhere(ct_series(tmp_path / "other")[0])]  # a third series (one slice: unreadable as a volume)
     assert _send(node.port, [rg1_unci_path]) == [0x0000]
     assert _send(node.port, ct[:3]) == [0x0000] * 3
     assert _send(node.port, one_slice) == [0xA700]  # two series waiting: refused, retry later
@@ -222,12 +132,12 @@ def test_radiograph_sr_and_back_pressure_and_kill_mid_series(setup, rg1_unci_pat
     assert _send(node.port, one_slice) == [0x0000]  # room again
     time.sleep(SERIES_TIMEOUT + 1)  # a second result set of A or B would come now: none may
     sr = _of(rg1.StudyInstanceUID, dest.received)
-    assert [d.Modality for d in sr] == ["SR"] and rg1.SOPInstanceUID in _referenced_sops(sr[0])
+    assert [d.Modality for d in sr] == ["SR"] and rg1.SOPInstanceUID in referenced_sops(sr[0])
     assert sr[0].ConceptNameCodeSequence[0].CodeMeaning != "Failed Analyses"  # a result, not a failure report
     ct_results = _of(ct[0].StudyInstanceUID, dest.received)
     assert sorted(d.Modality for d in ct_results) == ["SEG", "SR"]  # the SEG and its volumes SR, once
     seg = next(d for d in ct_results if d.Modality == "SEG")
-    assert _referenced_sops(seg) >= ct_sops  # every slice, including those received before the kill
+    assert referenced_sops(seg) >= ct_sops  # every slice, including those received before the kill
     series = setup["root"] / "spool" / "series"
     for source, results in ((rg1, sr), (ct[0], ct_results)):  # what arrived is what the bundle wrote, all of it
         written = sorted((series / source.SeriesInstanceUID / "jobs").rglob("*.dcm"))
@@ -241,10 +151,10 @@ def test_radiograph_sr_and_back_pressure_and_kill_mid_series(setup, rg1_unci_pat
 
 def test_failed_case_sends_failure_sr_and_corrupt_instance_is_refused(setup, tmp_path):
     dest, node, root = setup["dest"], setup["node"], setup["root"]
-    one = [_elsewhere(_ct_series(tmp_path / "one")[0])]
+    one = [_elsewhere(ct_series(tmp_path / "one")[0])]
     before = len(dest.received)
     assert _send(node.port, one) == [0x0000]
-    failure = _new_results(dest, before, lambda r: any(one[0].SOPInstanceUID in _referenced_sops(d) for d in r))
+    failure = _new_results(dest, before, lambda r: any(one[0].SOPInstanceUID in referenced_sops(d) for d in r))
     assert failure, node.log()
     sr = failure[0]
     assert sr.Modality == "SR" and sr.ConceptNameCodeSequence[0].CodeMeaning == "Failed Analyses"
@@ -256,9 +166,9 @@ def test_failed_case_sends_failure_sr_and_corrupt_instance_is_refused(setup, tmp
     series_failures = [f for f in failures if f["kind"] == "series" and f["series_uid"] == one[0].SeriesInstanceUID]
     assert len(series_failures) == 1 and texts["Comment"] == series_failures[0]["reason"]
 
-    short = _elsewhere(_ct_series(tmp_path / "short")[0])
+    short = _elsewhere(ct_series(tmp_path / "short")[0])
     short.PixelData = short.PixelData[: len(short.PixelData) // 2]  # rows x columns promise twice as much
-    no_series = _elsewhere(_ct_series(tmp_path / "no_series")[0])
+    no_series = _elsewhere(ct_series(tmp_path / "no_series")[0])
     del no_series.SeriesInstanceUID
     assert _send(node.port, [short, no_series]) == [0xC001, 0xC000]
     failures = [json.loads(line) for line in (root / "spool" / "failures.jsonl").read_text().splitlines()]
@@ -284,6 +194,6 @@ def test_sigterm_finishes_the_current_series_then_exits(setup, rg1_unci_path):
     assert node.stop(signal.SIGTERM) == 0
     log = node.log()
     assert log.index("SIGTERM received") < log.index(f"series {image.SeriesInstanceUID}: processing ->")
-    assert any(image.SOPInstanceUID in _referenced_sops(d) for d in dest.received[before:])
+    assert any(image.SOPInstanceUID in referenced_sops(d) for d in dest.received[before:])
     state = json.loads((root / "spool" / "series" / image.SeriesInstanceUID / "state.json").read_text())
     assert state["state"] in ("sent", "failed") and log.rstrip().endswith("stopped")

@@ -34,6 +34,7 @@ __all__ = [
     "finding_concept",
     "local_coding_scheme",
     "device_observation_context",
+    "new_object_attributes",
 ]
 
 MANUFACTURER = "robust-medical-bundles"
@@ -89,3 +90,21 @@ def device_observation_context(model_name: str, model_version: str) -> hd.sr.Obs
             observer_type=codes.DCM.Device, observer_identifying_attributes=device
         )
     )
+
+
+def new_object_attributes(
+    model_name: str, model_version: str, series_number: int, series_description: str
+) -> dict[str, object]:
+    """The keyword arguments every new highdicom SEG/SR of a bundle takes alike: a new series (``series_number``,
+    ``series_description`` cut to 64 characters) holding instance 1 with new UIDs, and the equipment identity."""
+    return {
+        "series_instance_uid": generate_uid(),
+        "series_number": int(series_number),
+        "sop_instance_uid": generate_uid(),
+        "instance_number": 1,
+        "manufacturer": MANUFACTURER,
+        "manufacturer_model_name": model_name_lo(model_name),
+        "software_versions": software_versions(model_version),
+        "device_serial_number": DEVICE_SERIAL_NUMBER,
+        "series_description": str(series_description)[:64],
+    }

@@ -41,12 +41,10 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
 from monai_ext.dicom.identity import (
-    DEVICE_SERIAL_NUMBER,
     MANUFACTURER,
     finding_concept,
     local_coding_scheme,
-    model_name_lo,
-    software_versions,
+    new_object_attributes,
 )
 from monai_ext.dicom.sources import read_source_instances
 
@@ -159,17 +157,9 @@ def build_segmentation(
         pixel_array=frames,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions,
-        series_instance_uid=generate_uid(),
-        series_number=int(series_number),
-        sop_instance_uid=generate_uid(),
-        instance_number=1,
-        manufacturer=MANUFACTURER,
-        manufacturer_model_name=model_name_lo(model_name),
-        software_versions=software_versions(model_version),
-        device_serial_number=DEVICE_SERIAL_NUMBER,
         content_label="SEGMENTATION",
         content_description=f"{model_name} {model_version}"[:64],
-        series_description=f"{model_name} segmentation"[:64],
+        **new_object_attributes(model_name, model_version, series_number, f"{model_name} segmentation"),
         omit_empty_frames=bool(labels.any()),  # highdicom cannot omit every frame
         coding_schemes=[local_coding_scheme()],
     )

@@ -28,13 +28,10 @@ from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
 
 from monai_ext.dicom.identity import (
-    DEVICE_SERIAL_NUMBER,
-    MANUFACTURER,
     device_observation_context,
     finding_concept,
     local_coding_scheme,
-    model_name_lo,
-    software_versions,
+    new_object_attributes,
 )
 from monai_ext.dicom.sources import slice_normal_positions
 
@@ -158,16 +155,8 @@ def build_volume_report(
     return hd.sr.Comprehensive3DSR(
         evidence=[segmentation, *source_instances],
         content=report[0],
-        series_instance_uid=generate_uid(),
-        series_number=int(series_number),
-        sop_instance_uid=generate_uid(),
-        instance_number=1,
-        manufacturer=MANUFACTURER,
-        manufacturer_model_name=model_name_lo(model_name),
-        software_versions=software_versions(model_version),
-        device_serial_number=DEVICE_SERIAL_NUMBER,
-        series_description=f"{model_name} volumes"[:64],
         is_complete=True,
+        **new_object_attributes(model_name, model_version, series_number, f"{model_name} volumes"),
         coding_schemes=[local_coding_scheme()],
     )
 

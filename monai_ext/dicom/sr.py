@@ -33,16 +33,12 @@ from typing import Any
 import highdicom as hd
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
-from pydicom.uid import generate_uid
 
 from monai_ext.data.inference.filetypes import is_dicom_file
 from monai_ext.dicom.identity import (
-    DEVICE_SERIAL_NUMBER,
-    MANUFACTURER,
     device_observation_context,
     local_coding_scheme,
-    model_name_lo,
-    software_versions,
+    new_object_attributes,
 )
 from monai_ext.handlers.prediction_writer import publish_file
 
@@ -125,17 +121,9 @@ def build_measurement_report(
     return hd.sr.Comprehensive3DSR(
         evidence=list(evidence),
         content=report,
-        series_instance_uid=generate_uid(),
-        series_number=SR_SERIES_NUMBER,
-        sop_instance_uid=generate_uid(),
-        instance_number=1,
-        manufacturer=MANUFACTURER,
         is_complete=True,
-        manufacturer_model_name=model_name_lo(model_name),
-        software_versions=software_versions(model_version),
-        device_serial_number=DEVICE_SERIAL_NUMBER,
-        series_description=series_description[:64],
         coding_schemes=[local_coding_scheme()],
+        **new_object_attributes(model_name, model_version, SR_SERIES_NUMBER, series_description),
     )
 
 

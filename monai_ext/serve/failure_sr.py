@@ -22,9 +22,8 @@ from collections.abc import Sequence
 import highdicom as hd
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
-from pydicom.uid import generate_uid
 
-from monai_ext.dicom.identity import DEVICE_SERIAL_NUMBER, MANUFACTURER, model_name_lo, software_versions
+from monai_ext.dicom.identity import new_object_attributes
 
 __all__ = ["failure_sr", "write_failure_sr"]
 
@@ -68,16 +67,10 @@ def failure_sr(
     return hd.sr.ComprehensiveSR(
         evidence=list(sources),
         content=root,
-        series_instance_uid=generate_uid(),
-        series_number=series_number,
-        sop_instance_uid=generate_uid(),
-        instance_number=1,
-        manufacturer=MANUFACTURER,
         is_complete=True,
-        manufacturer_model_name=model_name_lo(bundle_name or "unknown"),
-        software_versions=software_versions(bundle_version or "unknown"),
-        device_serial_number=DEVICE_SERIAL_NUMBER,
-        series_description=f"{bundle_name} processing failed"[:64],
+        **new_object_attributes(
+            bundle_name or "unknown", bundle_version or "unknown", series_number, f"{bundle_name} processing failed"
+        ),
     )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-
 from monai_ext.bundle.workflow import bundle_parser
 from scripts.bench.bundles import DEMO_TRAIN, SMALL_NETWORK, shipped_network_def
 from scripts.bench.nvum_bundle import BUNDLE_DIR

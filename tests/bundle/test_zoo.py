@@ -118,7 +118,9 @@ def test_config_ids_and_same_network(tmp_path):
     (bundle / "configs" / "demo.json").write_text(json.dumps({"network_def": NET.replace("Linear(3", "Linear(5")}))
     with pytest.raises(zoo.BundleCheckError, match=r"network_def differs between \['demo.json', 'inference.json'\]"):
         zoo.check_config_ids(bundle, required_ids={})
-    (bundle / "configs" / "demo.json").write_text(json.dumps({"small_network_def": NET.replace("Linear(3", "Linear(5")}))
+    (bundle / "configs" / "demo.json").write_text(
+        json.dumps({"small_network_def": NET.replace("Linear(3", "Linear(5")})
+    )
     zoo.check_config_ids(bundle, required_ids={})
 
 

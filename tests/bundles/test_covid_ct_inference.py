@@ -22,6 +22,7 @@ from scipy import ndimage
 
 from monai_ext.bundle.workflow import bundle_parser, run_bundle_workflow
 from monai_ext.demo.dicom_series import write_ct_dicom_series
+from tests.bundles.covid_threshold_network import ThresholdInfectionNetwork as _Threshold
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "covid_ct_mombs_segmentation"
 INFERENCE = ["configs/inference.json", "configs/demo.json"]
@@ -106,23 +107,6 @@ def test_random_weights_masks_skipped_rerun_and_overwrite(bundle_root):
     after = _mtimes(out)
     for name in ("ct1_seg.nii.gz", "p2__series_seg.nii.gz", "ct1_seg.json", "p2__series_seg.json"):
         assert after[name] != before[name]
-
-
-class _Threshold(torch.nn.Module):
-    """A "network" marking infection where the first MultiWindow channel (window -174..274 HU) exceeds 0.5, i.e.
-    HU > 50: logits (0, 100 * (x0 - 0.5))."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = torch.nn.Conv2d(3, 2, 1)
-        with torch.no_grad():
-            self.conv.weight.zero_()
-            self.conv.bias.zero_()
-            self.conv.weight[1, 0] = 100.0
-            self.conv.bias[1] = -50.0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)
 
 
 def test_masks_align_with_inputs_voxel_for_voxel(bundle_root):

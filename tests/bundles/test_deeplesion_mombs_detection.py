@@ -11,11 +11,10 @@ other (one training epoch measured at 1.3 s with one thread, 47 s with two, unde
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
-import os
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from monai_ext.data.deeplesion import HU_OFFSET
 from monai_ext.handlers.mombs import DIFFICULTY_COLUMNS
 from monai_ext.networks.retinanet_detector import PerImageLossKeys
 from monai_ext.samplers import MoMBSSampler
+from tests.torch_threads import one_torch_thread as _one_thread
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "deeplesion_mombs_detection"
 DEMO, MULTI_GPU = "configs/demo.json", "configs/multi_gpu_train.json"
@@ -52,17 +52,6 @@ METHOD_KEYS |= {"mombs_sampler", "mombs_scores", "mombs_assessor"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 pytestmark = pytest.mark.slow
-
-
-@contextlib.contextmanager
-def _one_thread():
-    """Torch's intra-op threads set to 1 inside, restored after (module docstring)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(run_bundle, *args, **kwargs):

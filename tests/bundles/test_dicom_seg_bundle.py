@@ -18,6 +18,7 @@ import torch
 from monai_ext.bundle.workflow import run_bundle_workflow
 from monai_ext.demo.dicom_series import write_ct_dicom_series
 from monai_ext.dicom import read_segmentation_seg, read_volume_report
+from tests.bundles.covid_threshold_network import ThresholdInfectionNetwork as _Threshold
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "covid_ct_mombs_segmentation"
 INFERENCE = ["configs/inference.json", "configs/demo.json"]
@@ -31,22 +32,6 @@ def _volume() -> np.ndarray:
     volume[4:18, 20:32, [1, 3]] = 200.0
     volume[0, 0, :] = -900.0 + 10.0 * np.arange(5)
     return volume
-
-
-class _Threshold(torch.nn.Module):
-    """Infection where the first MultiWindow channel (-174..274 HU) exceeds 0.5, i.e. HU > 50."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = torch.nn.Conv2d(3, 2, 1)
-        with torch.no_grad():
-            self.conv.weight.zero_()
-            self.conv.bias.zero_()
-            self.conv.weight[1, 0] = 100.0
-            self.conv.bias[1] = -50.0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)
 
 
 def test_inference_writes_seg_for_dicom_series_only(tmp_path):

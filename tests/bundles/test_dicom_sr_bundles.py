@@ -9,7 +9,6 @@ referenced slice, which MONAI's reader computed independently."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 from pathlib import Path
@@ -24,6 +23,7 @@ from monai_ext.bundle.workflow import bundle_parser
 from monai_ext.demo.dicom_series import write_ct_dicom_series
 from monai_ext.dicom import read_classification_sr, read_detection_sr
 from tests.dicom.sr_traversal import group_fields, measurement_groups
+from tests.torch_threads import one_torch_thread as _one_thread
 from tests.transforms.test_photograph import write_photo_dicom
 
 BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
@@ -42,16 +42,6 @@ SMALL = {
 }
 
 pytestmark = pytest.mark.slow
-
-
-@contextlib.contextmanager
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _metadata(bundle: str) -> dict:

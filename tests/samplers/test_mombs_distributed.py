@@ -81,9 +81,7 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
 @pytest.mark.slow
 def test_two_gloo_ranks_plan_identically_and_share_every_global_batch(tmp_path):
     start_method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    mp.start_processes(
-        _worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True, start_method=start_method
-    )
+    mp.start_processes(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True, start_method=start_method)
     results = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
     for res in results:
         assert "less than the number of participating ranks (1 samples, 2 ranks)" in res["error"]

@@ -8,8 +8,10 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo_data
 DEMO_SIZE ?= 1.0
+RELEASE_DIR ?= dist/release
+RELEASE_URL ?= file://$(abspath $(RELEASE_DIR))
 
-.PHONY: env demo test bench clean pacs-tools
+.PHONY: env demo test bench clean pacs-tools release
 
 env: $(STAMP)
 
@@ -25,6 +27,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# The release artifacts (scripts/release.py): the monai-ext wheel, <bundle>_v<version>.zip per bundle and model_info.json
+# in $(RELEASE_DIR), sources under $(RELEASE_URL); for a GitHub release pass
+#   RELEASE_URL=https://github.com/<owner>/<repo>/releases/download/<tag>
+# and upload the folder's files to <tag>. Updates bundles/releases.json (the version bump rule's record): commit it.
+release: $(STAMP)
+	$(PY) -m scripts.release --out $(RELEASE_DIR) --base-url $(RELEASE_URL)
 
 bench: $(STAMP)
 	$(PY) -m scripts.bench_mombs_plan

@@ -249,7 +249,10 @@ def release(
     plans = plan_release(bundles_root, names, version, record)
     out_dir = Path(out_dir)
     info_path = out_dir / "model_info.json"
-    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.exists() else {}
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.exists() else {}
+    except json.JSONDecodeError as error:
+        raise ReleaseError(f"{info_path} is not JSON ({error}); release into an empty --out folder") from error
     entries, zips = {}, {}
     for plan in plans:
         zips[plan.key] = bundle_zip_bytes(plan.bundle_dir, plan.bundle.name, plan.files)
@@ -260,14 +263,19 @@ def release(
                 f"{info_path} already lists {plan.key} as {info[plan.key]}, not {entries[plan.key]}; "
                 f"release into an empty --out folder"
             )
+        existing = out_dir / name
+        if existing.exists() and existing.read_bytes() != zips[plan.key]:  # checked before anything is written
+            write_new_file(existing, zips[plan.key], f"{plan.key} zip")  # raises, naming the file
+    out_dir.mkdir(parents=True, exist_ok=True)
     if wheel:
         logger.info(f"wheel   {build_wheel(source_root, out_dir, version)}")
     for plan in plans:
         write_new_file(out_dir / zip_name(plan.bundle.name, plan.bundle.version), zips[plan.key], f"{plan.key} zip")
         logger.info(f"bundle  {plan.key}  sha1 {entries[plan.key]['checksum']}{'  (new version)' if plan.new else ''}")
     info.update(entries)
-    info_path.parent.mkdir(parents=True, exist_ok=True)
-    info_path.write_text(json.dumps(dict(sorted(info.items())), indent=4) + "\n", encoding="utf-8")
+    tmp = info_path.with_name(info_path.name + ".partial")
+    tmp.write_text(json.dumps(dict(sorted(info.items())), indent=4) + "\n", encoding="utf-8")
+    tmp.replace(info_path)
     for plan in plans:
         record.setdefault(plan.bundle.name, {})[plan.bundle.version] = plan.content
     if write_release_record(releases_path, record):

@@ -16,6 +16,7 @@ Rules (checked before anything is built):
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,10 @@ __all__ = [
     "load_release_record",
     "write_release_record",
 ]
+
+
+BUNDLE_NAME = re.compile(r"[a-z0-9]+(_[a-z0-9]+)*")
+"""Bundle folder names: lower-case words joined by ``_``, as in Project-MONAI/model-zoo (``spleen_ct_segmentation``)."""
 
 
 @dataclass(frozen=True)
@@ -52,10 +57,17 @@ def read_bundle_version(bundle_dir: Path, monai_ext_version: str) -> BundleVersi
         monai_ext_version: the monai-ext version the release is built against.
 
     Raises:
-        ReleaseError: ``metadata.json`` is not JSON, has no valid ``version``, no changelog line for it, or names
-            another monai-ext version (the message says what to write).
+        ReleaseError: the folder name is not a zoo bundle name, ``metadata.json`` is not JSON, has no valid
+            ``version``, no changelog line for it, or names another monai-ext version (the message says what to write).
     """
     bundle_dir = Path(bundle_dir)
+    if not BUNDLE_NAME.fullmatch(bundle_dir.name) or "_v" in bundle_dir.name:
+        # MONAI 1.6.1 monai/bundle/scripts.py _get_all_bundles_info splits model_info.json keys at r"_v\d*." to
+        # find the name: a name holding "_v" would be cut there
+        raise ReleaseError(
+            f"bundle folder name {bundle_dir.name!r}: use lower-case words joined by '_' with no word starting with "
+            f"'v' (monai.bundle reads '<name>_v<version>' up to the first '_v'); rename the folder"
+        )
     path = bundle_dir / "configs" / "metadata.json"
     try:
         metadata = json.loads(path.read_text(encoding="utf-8"))

@@ -204,6 +204,13 @@ def test_other_monai_ext_version_and_bad_input_fail(bundle_copy, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_bundle_name_that_monai_would_misread_fails(tmp_path):
+    root = tmp_path / "bundles"
+    shutil.copytree(BUNDLES / "cxr_nvum_classification", root / "cxr_vit_classification")
+    with pytest.raises(ReleaseError, match=r"bundle folder name 'cxr_vit_classification'.*rename the folder"):
+        release(tmp_path / "out", "file:///out", bundles_root=root, releases_path=tmp_path / "r.json", wheel=False)
+
+
 def test_released_file_is_never_replaced(bundle_copy, tmp_path):
     root, out = bundle_copy.parent, tmp_path / "out"
     out.mkdir()
@@ -212,6 +219,7 @@ def test_released_file_is_never_replaced(bundle_copy, tmp_path):
     with pytest.raises(ReleaseError, match="exists with other contents"):
         release(out, "file:///out", bundles_root=root, wheel=False)
     assert (out / f"cxr_nvum_classification_v{version}.zip").read_bytes() == b"an earlier, different zip"
+    assert sorted(p.name for p in out.iterdir()) == [f"cxr_nvum_classification_v{version}.zip"]  # nothing else
 
 
 @pytest.mark.filterwarnings("ignore:No hash value provided")
@@ -230,6 +238,28 @@ def test_monai_bundle_download_unpacks_a_parsable_bundle(released, name, tmp_pat
     assert parser.get_parsed_content("bundle_root") == str(root)
     assert parser["_meta_"]["version"] == version
     assert Path(parser.get_parsed_content("ckpt_path")).is_relative_to(root)
+
+
+def test_github_release_url_is_the_one_monai_bundle_download_asks_for(released, tmp_path, monkeypatch):
+    """``--source github --repo <owner>/<repo>/<tag>``: MONAI's own code builds the URL; the release has that file."""
+    out, _, record = released
+    base = "https://github.com/owner/repo/releases/download/v1"
+    entries = release(tmp_path / "gh", base, releases_path=record, wheel=False)
+    requested = []
+
+    def serve_from_release(url, filepath, **kwargs):  # offline stand-in for the HTTP download
+        requested.append(url)
+        Path(filepath).parent.mkdir(parents=True, exist_ok=True)  # as monai.apps.utils.download_url does
+        shutil.copy(tmp_path / "gh" / url.rsplit("/", 1)[1], filepath)
+
+    monkeypatch.setattr("monai.bundle.scripts.download_url", serve_from_release)
+    name = "rop_meta_softlabel_classification"
+    version = _metadata(BUNDLES / name)["version"]
+    bundle_download(name=name, version=version, source="github", repo="owner/repo/v1", bundle_dir=str(tmp_path / "zoo"))
+    assert requested == [entries[f"{name}_v{version}"]["source"]]
+    assert (tmp_path / "zoo" / name / "configs" / "metadata.json").read_bytes() == (
+        BUNDLES / name / "configs" / "metadata.json"
+    ).read_bytes()
 
 
 def test_monai_bundle_download_command_outside_the_repository(released, tmp_path):

@@ -13,7 +13,10 @@ Example::
 ``model_info.json`` ``{"<name>_v<version>": {"checksum": <sha1 of the zip>, "source": "<base-url>/<zip>"}}``, the
 format of Project-MONAI/model-zoo's ``models/model_info.json``. Uploading the zips to the GitHub release ``<tag>``
 lets ``python -m monai.bundle download --name <name> --version <version> --source github --repo
-<owner>/<repo>/<tag>`` fetch them; ``--url <source>`` works for any host, ``file://`` included.
+<owner>/<repo>/<tag>`` fetch them; ``--url <source>`` works for any host, ``file://`` included. Without
+``--version``, MONAI 1.6.1 looks the latest version up in ``models/model_info.json`` of the repository at ``<tag>``
+(``https://raw.githubusercontent.com/<owner>/<repo>/<tag>/models/model_info.json``, ``_get_all_bundles_info``) and
+compares versions as strings, so give ``--version``, or commit the index there.
 
 Files already in ``--out`` are kept; one with other contents than this release's is an error (nothing is replaced),
 and ``model_info.json`` gains the new entries. The rules (:mod:`scripts.release_versions`) run first, over every

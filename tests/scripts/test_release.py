@@ -93,10 +93,23 @@ def test_wheel_holds_the_package_and_its_data(released):
             assert f"monai_ext/demo/stats/{path.name}" in names
 
 
-def test_release_is_deterministic_and_the_record_is_seeded(released, tmp_path):
+def test_today_tree_passes_the_release_rules():
+    """A bundle whose released files changed without a new version and changelog line fails here (make test)."""
+    assert main(["--check"]) == 0
+
+
+def test_recorded_content_hash_is_that_of_the_zip(released):
+    out, _, _ = released
+    record = json.loads((BUNDLES / "releases.json").read_text())
+    assert sorted(record) == NAMES
+    for name in NAMES:
+        version = _metadata(BUNDLES / name)["version"]
+        if version in record[name]:  # else a new version, not released yet
+            assert record[name][version] == _listing_sha256(out / f"{name}_v{version}.zip")
+
+
+def test_release_is_deterministic(released, tmp_path):
     out, entries, record = released
-    # today's tree was recorded: releasing it added no version
-    assert record.read_text() == (BUNDLES / "releases.json").read_text()
     again = release(tmp_path / "again", "https://example.org/rel/", releases_path=record)
     assert {k: v["checksum"] for k, v in again.items()} == {k: v["checksum"] for k, v in entries.items()}
     assert again[NAMES[0] + f"_v{_metadata(BUNDLES / NAMES[0])['version']}"]["source"].startswith(
@@ -113,10 +126,9 @@ def test_release_is_deterministic_and_the_record_is_seeded(released, tmp_path):
 
 @pytest.fixture
 def bundle_copy(tmp_path):
-    """A temporary copy of one bundle beside a copy of the release record."""
+    """A temporary copy of one bundle, with no release record (``bundles/releases.json``) yet."""
     root = tmp_path / "bundles"
     shutil.copytree(BUNDLES / "cxr_nvum_classification", root / "cxr_nvum_classification")
-    shutil.copy(BUNDLES / "releases.json", root / "releases.json")
     return root / "cxr_nvum_classification"
 
 
@@ -138,13 +150,15 @@ def _listing_sha256(zip_path: Path) -> str:
 
 def test_version_bump_rule(bundle_copy, tmp_path):
     root, record = bundle_copy.parent, bundle_copy.parent / "releases.json"
-    seeded = record.read_text()
     version = _metadata(bundle_copy)["version"]
-    assert release(tmp_path / "r1", "file:///r1", bundles_root=root, wheel=False)  # unchanged: releases
-    assert (
-        _listing_sha256(tmp_path / "r1" / f"cxr_nvum_classification_v{version}.zip")
-        == json.loads(seeded)["cxr_nvum_classification"][version]
-    )
+    assert release(tmp_path / "r1", "file:///r1", bundles_root=root, wheel=False)  # the first release is recorded
+    seeded = record.read_text()
+    assert json.loads(seeded) == {
+        "cxr_nvum_classification": {
+            version: _listing_sha256(tmp_path / "r1" / f"cxr_nvum_classification_v{version}.zip")
+        }
+    }
+    assert release(tmp_path / "r1", "file:///r1", bundles_root=root, wheel=False)  # unchanged: releases again
 
     inference = bundle_copy / "configs" / "inference.json"
     inference.write_text(inference.read_text().replace('"amp"', '"amp" ', 1))  # one changed byte in a config
@@ -176,11 +190,14 @@ def test_version_bump_rule(bundle_copy, tmp_path):
 
 def test_left_out_content_needs_no_bump_and_unknown_content_fails(bundle_copy, tmp_path):
     root = bundle_copy.parent
+    (first,) = release(tmp_path / "out1", "file:///out", bundles_root=root, wheel=False)
     for junk in ("models/model.pt", "eval/metrics.csv", "configs/__pycache__/x.pyc", "docs/.ipynb_checkpoints/a.md"):
         (bundle_copy / junk).parent.mkdir(parents=True, exist_ok=True)
         (bundle_copy / junk).write_bytes(b"not released")
     entries = release(tmp_path / "out", "file:///out", bundles_root=root, wheel=False)
-    (key,) = entries
+    (key,) = entries  # the same version released again: its content did not change
+    assert key == first
+    assert (tmp_path / "out" / f"{key}.zip").read_bytes() == (tmp_path / "out1" / f"{key}.zip").read_bytes()
     with zipfile.ZipFile(tmp_path / "out" / f"{key}.zip") as archive:
         parts = {part for n in archive.namelist() for part in n.split("/")}
     assert not parts & {"models", "eval", "__pycache__", ".ipynb_checkpoints", "model.pt", "x.pyc"}

@@ -92,10 +92,11 @@ def published(request, tmp_path_factory) -> Published:
     return _CACHE[name]
 
 
-BOTH = pytest.mark.parametrize("published", [CLASSIFICATION, DETECTION], indirect=True)
+ALL = sorted(p.name for p in (REPO / "bundles").iterdir() if (p / "configs" / "demo.json").is_file())
+EACH_BUNDLE = pytest.mark.parametrize("published", ALL, indirect=True)
 
 
-@BOTH
+@EACH_BUNDLE
 def test_model_pt_loads_strictly_into_the_inference_network(published):
     saved = torch.load(published.bundle / "models" / "model.pt", map_location="cpu", weights_only=True)
     assert list(saved) == ["model"]  # what inference.json's CheckpointLoader load_dict {"model": @network} reads
@@ -105,12 +106,14 @@ def test_model_pt_loads_strictly_into_the_inference_network(published):
         assert torch.equal(fresh.state_dict()[key], tensor), key
 
 
-@BOTH
+@EACH_BUNDLE
 def test_model_ts_reproduces_the_trained_network(published):
     """For the detector the TorchScript file is MONAI's RetinaNet twin, compared with the trained SplitRetinaNet."""
     scripted = torch.jit.load(str(published.bundle / "models" / "model.ts"), map_location="cpu").eval()
-    channels = bundle_parser(published.bundle, DEMO).get("_meta_#network_data_format#inputs#image#num_channels")
-    x = torch.rand(2, channels, 64, 64, generator=torch.Generator().manual_seed(3))
+    image = bundle_parser(published.bundle, DEMO).get("_meta_#network_data_format#inputs#image")
+    x = torch.rand(
+        2, image["num_channels"], *[64] * len(image["spatial_shape"]), generator=torch.Generator().manual_seed(3)
+    )
     with one_torch_thread(), torch.no_grad():
         expected, actual = _flat(published.network(x)), _flat(scripted(x))
     assert len(expected) == len(actual) > 0
@@ -119,7 +122,7 @@ def test_model_ts_reproduces_the_trained_network(published):
         torch.testing.assert_close(a, e, atol=1e-5, rtol=1e-5)
 
 
-@BOTH
+@EACH_BUNDLE
 def test_large_files_yml_lists_urls_and_independent_sha256(published):
     listing = yaml.safe_load((published.bundle / "large_files.yml").read_text())
     assert [e["path"] for e in listing["large_files"]] == ["models/model.pt", "models/model.ts"]
@@ -138,7 +141,7 @@ def test_large_files_yml_lists_urls_and_independent_sha256(published):
     assert set(ConfigParser.load_config_file(published.bundle / "large_files.yml")) == {"large_files", "provenance"}
 
 
-@BOTH
+@EACH_BUNDLE
 def test_download_into_a_fresh_copy_restores_identical_files(published, tmp_path):
     fresh = _copy(published.bundle.name, tmp_path)
     shutil.copy2(published.bundle / "large_files.yml", fresh / "large_files.yml")

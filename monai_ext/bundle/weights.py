@@ -11,7 +11,7 @@
   the config's ``network_def`` or, when the config defines one, of its scriptable twin
   :data:`monai_ext.bundle.zoo.EXPORT_NET_ID` (the detection bundle: MONAI's ``RetinaNet`` for ``SplitRetinaNet``);
 - ``large_files.yml`` in the model-zoo format: ``large_files:`` a list of ``{path, url, hash_val, hash_type:
-  sha256}`` (``url`` = ``<url>/<file name>``), plus a top-level ``provenance:`` mapping that MONAI ignores
+  sha256}`` (``url`` = ``<url>/<asset_prefix><file name>``), plus a top-level ``provenance:`` mapping that MONAI ignores
   (``download_large_files`` reads only ``large_files``) and that travels with the release zip: the checkpoint's path
   and sha256, the training ``dataset_dir``, whether that is demo data, the configs and overrides, the UTC date and
   the monai-ext / MONAI / torch versions.
@@ -188,6 +188,7 @@ def publish_weights(
     dataset_dir: str | os.PathLike,
     config_file: str | Sequence[str] = (),
     overwrite: bool = False,
+    asset_prefix: str = "",
     input_size: int = 64,
     atol: float = 1e-4,
     **overrides: Any,
@@ -197,11 +198,14 @@ def publish_weights(
     Args:
         bundle_dir: the bundle folder.
         ckpt: the training checkpoint (a ``CheckpointSaver`` dict with a ``"model"`` entry, or a plain state dict).
-        url: base URL the two weight files will be uploaded to; each entry's ``url`` is ``<url>/<file name>``.
+        url: base URL the two weight files will be uploaded to (see ``asset_prefix``).
         dataset_dir: the folder the checkpoint was trained on (recorded; a ``demo_data`` path warns).
         config_file: overlays merged onto ``configs/inference.json`` (e.g. ``configs/demo.json``), relative to the
             bundle; ``configs/inference.json`` itself is always first.
         overwrite: replace existing weight files and ``large_files.yml``. Defaults to False.
+        asset_prefix: prefix of the uploaded file names, for hosts where the weights of several bundles share one
+            folder (a GitHub release): ``url`` becomes ``<url>/<asset_prefix><file name>``, e.g. with
+            ``"rop_meta_softlabel_classification_v0.2.0_"``. Defaults to ``""``.
         input_size: side of the random input on which the TorchScript file is compared with the eager network.
         atol: absolute and relative tolerance of that comparison. Defaults to 1e-4.
         overrides: config overrides, e.g. ``network_def="%small_network_def"`` for a demo-overlay checkpoint.
@@ -257,7 +261,12 @@ def publish_weights(
         )
         _compare(network, staged_ts, parser, input_size, atol)
         entries = [
-            {"path": rel, "url": f"{url.rstrip('/')}/{Path(rel).name}", "hash_val": sha256_of(p), "hash_type": "sha256"}
+            {
+                "path": rel,
+                "url": f"{url.rstrip('/')}/{asset_prefix}{Path(rel).name}",
+                "hash_val": sha256_of(p),
+                "hash_type": "sha256",
+            }
             for rel, p in zip(MODEL_FILES, (staged_pt, staged_ts))
         ]
         provenance = _provenance(bundle, parser, ckpt, dataset_dir, configs, overrides, net_id)
@@ -347,9 +356,17 @@ def _value(text: str) -> Any:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line options; ``publish`` takes extra ``--<config id> <value>`` pairs as config overrides."""
-    parser = argparse.ArgumentParser(prog="python -m monai_ext.bundle.weights", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m monai_ext.bundle.weights", description=__doc__.split("\n\n")[0], allow_abbrev=False
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    pub = sub.add_parser("publish", help="checkpoint -> models/model.pt, models/model.ts, large_files.yml")
+    pub = sub.add_parser(
+        "publish",
+        allow_abbrev=False,
+        help="checkpoint -> models/model.pt, models/model.ts, large_files.yml",
+        epilog="Other '--<config id> <value>' pairs override the configs, e.g. '--network_def %small_network_def' "
+        "for a checkpoint trained with the demo overlay's small network.",
+    )
     pub.add_argument("--bundle_dir", required=True, type=Path, help="the bundle folder")
     pub.add_argument(
         "--ckpt", required=True, type=Path, help="training checkpoint (CheckpointSaver dict or state dict)"
@@ -358,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--dataset_dir", required=True, type=Path, help="the data the checkpoint was trained on")
     pub.add_argument("--config_file", nargs="+", default=[], help="overlays merged onto configs/inference.json")
     pub.add_argument("--overwrite", action="store_true", help="replace existing weight files and large_files.yml")
+    pub.add_argument("--asset_prefix", default="", help="prefix of the uploaded file names (one folder, many bundles)")
     down = sub.add_parser("download", help="fetch the files of large_files.yml and check their sha256")
     down.add_argument("--bundle_dir", required=True, type=Path, help="the bundle folder")
     return parser
@@ -378,6 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "publish":
             publish_weights(
                 args.bundle_dir, args.ckpt, args.url, args.dataset_dir, args.config_file, args.overwrite,
+                args.asset_prefix,
                 **_overrides(extra),
             )  # fmt: skip
         else:

@@ -234,11 +234,14 @@ def test_cli_plain_state_dict_real_data_and_no_overwrite(tmp_path, capsys):
     assert "FileExistsError" in err and "--overwrite" in err and "model.pt" in err
     assert {f: _sha256(bundle / f) for f in before} == before
     with one_torch_thread():
-        assert main(args + ["--overwrite"]) == 0
+        assert main(args + ["--overwrite", "--asset_prefix", "rop_v1_"]) == 0
     assert _sha256(bundle / "models" / "model.pt") != before["models/model.pt"]
-    assert yaml.safe_load((bundle / "large_files.yml").read_text())["provenance"]["checkpoint_sha256"] == _sha256(
-        tmp_path / "other.pt"
-    )
+    listing = yaml.safe_load((bundle / "large_files.yml").read_text())
+    assert listing["provenance"]["checkpoint_sha256"] == _sha256(tmp_path / "other.pt")
+    assert [e["url"] for e in listing["large_files"]] == [
+        "https://host/v1/rop_v1_model.pt",
+        "https://host/v1/rop_v1_model.ts",
+    ]
 
 
 def test_export_twin_of_the_detector():

@@ -56,7 +56,7 @@ from monai.data import load_net_with_metadata
 
 from monai_ext.bundle.checkpoint import check_checkpoint_fits
 from monai_ext.bundle.workflow import bundle_folder, bundle_parser, config_paths
-from monai_ext.bundle.zoo import EXPORT_NET_ID, BundleCheckError, _tensors
+from monai_ext.bundle.zoo import EXPORT_NET_ID, BundleCheckError, output_tensors
 
 __all__ = [
     "INFERENCE_CONFIG",
@@ -173,7 +173,7 @@ def _compare(eager: torch.nn.Module, ts_path: Path, parser: ConfigParser, input_
     x = torch.rand(1, int(image["num_channels"]), *spatial, generator=torch.Generator().manual_seed(0))
     scripted = load_net_with_metadata(str(ts_path), map_location="cpu")[0].eval()
     with torch.no_grad():
-        expected, actual = _tensors(eager.eval()(x)), _tensors(scripted(x))
+        expected, actual = output_tensors(eager.eval()(x)), output_tensors(scripted(x))
     same = len(expected) == len(actual) and all(
         e.shape == a.shape and torch.allclose(a, e, atol=atol, rtol=atol) for e, a in zip(expected, actual)
     )

@@ -60,6 +60,7 @@ __all__ = [
     "check_config_ids",
     "check_net_in_out",
     "check_ckpt_export",
+    "output_tensors",
     "EXPORT_NET_ID",
     "demo_overrides",
     "write_demo_data",
@@ -299,14 +300,14 @@ EXPORT_NET_ID = "export_network_def"
 training network cannot be scripted (``SplitRetinaNet`` carries MoMBS's split; its twin is MONAI's ``RetinaNet``)."""
 
 
-def _tensors(output: Any) -> list[torch.Tensor]:
+def output_tensors(output: Any) -> list[torch.Tensor]:
     """The tensors of a network output (a tensor, or dicts / lists / tuples of them), in a fixed order."""
     if isinstance(output, torch.Tensor):
         return [output]
     if isinstance(output, dict):
-        return [t for key in sorted(output) for t in _tensors(output[key])]
+        return [t for key in sorted(output) for t in output_tensors(output[key])]
     if isinstance(output, (list, tuple)):
-        return [t for item in output for t in _tensors(item)]
+        return [t for item in output for t in output_tensors(item)]
     raise BundleCheckError(f"cannot compare a network output of type {type(output).__name__}.")
 
 
@@ -371,7 +372,7 @@ def check_ckpt_export(
     x = torch.rand(1, int(image["num_channels"]), *spatial, generator=torch.Generator().manual_seed(seed))
     ts_net, ts_meta, _ = load_net_with_metadata(str(ts_path), map_location="cpu")
     with torch.no_grad():
-        expected_all, actual_all = _tensors(net(x)), _tensors(ts_net.eval()(x))
+        expected_all, actual_all = output_tensors(net(x)), output_tensors(ts_net.eval()(x))
     if len(expected_all) != len(actual_all):
         raise BundleCheckError(
             f"TorchScript export of '{net_id}' returns {len(actual_all)} tensors, the eager network "

@@ -82,7 +82,7 @@ plus this project's small-run overlay ``configs/demo.json``)."""
 
 REQUIRED_CONFIG_IDS: dict[str, tuple[str, ...]] = {
     "configs/train.json": (
-        "bundle_root", "device", "dataset_dir", "output_dir", "ckpt_dir", "amp", "num_workers", "seed",
+        "bundle_root", "device", "demo_dir", "dataset_dir", "output_dir", "ckpt_dir", "amp", "num_workers", "seed",
         "class_names", "num_classes", "image_size", "batch_size", "epochs", "network_def", "network", "loss_def",
         "loss", "checkpoint", "rng_state", "datalist_args", "training_setup",
     ),

@@ -5,6 +5,8 @@ that generates them, in a bundle copied outside the repository too."""
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from pathlib import Path
 
@@ -59,3 +61,16 @@ def test_a_bundle_outside_the_repository_says_how_to_make_its_demo_data(tmp_path
         assert isinstance(cause, FileNotFoundError), info.value
         assert f"python -m monai_ext.demo --out {bundle / 'demo_data'} --only {dataset}\n" in str(cause)
         assert not list(bundle.glob("models*")) and not list(bundle.glob("eval*"))  # stopped before writing
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in BUNDLES_DIR.iterdir() if (p / "configs").is_dir()))
+def test_bundle_defaults_stay_inside_the_bundle_and_check_their_data(name):
+    configs = BUNDLES_DIR / name / "configs"
+    for path in sorted(set(configs.glob("*.json")) - {configs / "metadata.json"}):
+        assert not re.search(r"(^|['/])\.\./", path.read_text()), f"{path.name} names a path outside the bundle"
+    train = json.loads((configs / "train.json").read_text())
+    assert train["demo_dir"] == "$@bundle_root + '/demo_data'"
+    assert train["dataset_dir"].startswith("$@demo_dir + '/")
+    steps = train["training_setup"]
+    k = next(i for i, step in enumerate(steps) if "check_parameters(" in step)
+    assert steps[k + 1] == "$monai_ext.bundle.check_data_folders(@demo_dir, dataset_dir=@dataset_dir)"

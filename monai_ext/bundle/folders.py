@@ -2,18 +2,21 @@
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 """Checks of a workflow's output folders before anything runs: writable (:func:`check_writable_folder`), not inside
 an input folder (:func:`check_output_outside_inputs`), and a checkpoint folder that a new training run would silently
-overwrite (:func:`check_checkpoint_dir`)."""
+overwrite (:func:`check_checkpoint_dir`); and the input data folders, which for the demo data say how to generate it
+(:func:`check_data_folders`)."""
 
 from __future__ import annotations
 
 import os
+import shlex
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from monai_ext.bundle.parameters import as_flag
 
 __all__ = ["CHECKPOINT_PATTERNS", "check_writable_folder", "check_output_outside_inputs", "check_checkpoint_dir"]
+__all__ += ["check_data_folders"]
 
 CHECKPOINT_PATTERNS = ("*.pt", "*.pth")
 """The files a ``CheckpointSaver`` writes (``model.pt``, ``last.pt``, ``checkpoint_epoch=<n>.pt``)."""
@@ -87,3 +90,47 @@ def check_checkpoint_dir(ckpt_dir: str | os.PathLike, resume_ckpt: str | os.Path
             "replace them (--overwrite true)."
         )
     return check_writable_folder(folder, "ckpt_dir")
+
+
+def _folder_items(name: str, value) -> list[tuple[str, Path]]:
+    if value is None:
+        return []
+    if isinstance(value, Mapping):
+        return [item for key, sub in value.items() for item in _folder_items(f"{name}#{key}", sub)]
+    return [(name, Path(value))]
+
+
+def check_data_folders(demo_dir: str | os.PathLike, **folders) -> None:
+    """Refuse missing input data folders before a workflow builds anything; for a folder at the bundle's default demo
+    location (``<demo_dir>/<dataset>``, a :mod:`monai_ext.demo` dataset name) say the command that generates it.
+
+    Example: ``"$monai_ext.bundle.check_data_folders(@demo_dir, dataset_dir=@dataset_dir)"``; a missing
+    ``<bundle>/demo_data/nih`` raises with ``python -m monai_ext.demo --out <bundle>/demo_data --only nih``.
+
+    Args:
+        demo_dir: the bundle's demo data folder (``"$@bundle_root + '/demo_data'"``).
+        folders: ``id=folder``; a mapping value (``box_sources``) is checked per entry (``box_sources#nih``); None
+            (an optional folder not given) is skipped.
+
+    Raises:
+        FileNotFoundError: naming every missing folder and its id, with the demo command for those in ``demo_dir``
+            and ``--<id> <folder>`` for the others.
+    """
+    from monai_ext.demo import DEMO_WRITERS  # names only; the writers load on use
+
+    demo = Path(demo_dir).expanduser().resolve()
+    missing = [(name, path) for key, value in folders.items() for name, path in _folder_items(key, value)]
+    missing = [(name, path) for name, path in missing if not path.is_dir()]
+    if not missing:
+        return
+    demo_names = [p.name for _, p in missing if p.expanduser().resolve().parent == demo and p.name in DEMO_WRITERS]
+    lines = [f"'{name}' = '{path}' is not a folder" for name, path in missing]
+    message = "missing data folder(s):\n- " + "\n- ".join(lines)
+    if demo_names:
+        only = " ".join(dict.fromkeys(demo_names))
+        message += (
+            f"\nThe demo data is not generated yet; generate it with:\n  python -m monai_ext.demo --out "
+            f"{shlex.quote(str(demo))} --only {only}"
+        )
+    hint = ", ".join(f"--{name} <folder>" for name, _ in missing)
+    raise FileNotFoundError(f"{message}\nTo use your own data, pass its folder: {hint}.")

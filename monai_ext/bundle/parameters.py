@@ -183,7 +183,7 @@ def _rules() -> dict[str, ParameterRule]:
                            _optional(_FRACTION[1])),  # fmt: skip
         # folders and files
         **{name: _FOLDER for name in ("bundle_root", "dataset_dir", "output_dir", "ckpt_dir", "test_dir",
-                                      "difficulty_dir")},  # fmt: skip
+                                      "difficulty_dir", "demo_dir")},  # fmt: skip
         "ckpt_path": _FILE,
         **{
             name: _OPTIONAL_FILE

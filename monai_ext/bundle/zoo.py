@@ -83,7 +83,7 @@ plus this project's small-run overlay ``configs/demo.json``)."""
 
 REQUIRED_CONFIG_IDS: dict[str, tuple[str, ...]] = {
     "configs/train.json": (
-        "bundle_root", "device", "dataset_dir", "output_dir", "ckpt_dir", "amp", "num_workers", "seed",
+        "bundle_root", "device", "demo_dir", "dataset_dir", "output_dir", "ckpt_dir", "amp", "num_workers", "seed",
         "class_names", "num_classes", "image_size", "batch_size", "epochs", "network_def", "network", "loss_def",
         "loss", "checkpoint", "rng_state", "datalist_args", "training_setup",
     ),
@@ -105,7 +105,7 @@ has a positive of every class, which the NVUM prior ``log(pi)`` needs."""
 DEMO_SEED = 6
 """``seed`` of the demo data for the property checks (see :data:`DEMO_SIZE`)."""
 
-_DEMO_PATH = re.compile(r"demo_data/([A-Za-z0-9_]+)")
+_DEMO_PATH = re.compile(r"(?:demo_data/|@demo_dir\s*\+\s*['\"]/)([A-Za-z0-9_]+)")
 _CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
 
 
@@ -395,20 +395,33 @@ def demo_overrides(
 ) -> tuple[dict[str, str], list[str]]:
     """Overrides pointing the configs' default demo-data paths at ``demo_root``.
 
-    Bundle configs default their data folders to the repository's demo data, e.g.
-    ``"dataset_dir": "$@bundle_root + '/../../demo_data/nih'"``. Every top-level id whose raw value names
-    ``demo_data/<dataset>`` becomes ``"<demo_root>/<dataset>"``.
+    Bundle configs default their data folders to the bundle's demo data, e.g. ``"demo_dir": "$@bundle_root +
+    '/demo_data'"`` and ``"dataset_dir": "$@demo_dir + '/nih'"`` (older configs: ``"$@bundle_root +
+    '/../../demo_data/nih'"``). ``demo_dir`` (when the configs define it) becomes ``demo_root``, which moves the
+    nested defaults (``box_sources#nih``) too, and every top-level id whose raw value names ``@demo_dir + '/<dataset>'``
+    or ``demo_data/<dataset>`` becomes ``"<demo_root>/<dataset>"``.
 
     Returns:
-        ``(overrides, dataset names)``, names in order of first appearance.
+        ``(overrides, dataset names)``, names (of every id, nested ones included) in order of first appearance.
     """
     parser = bundle_parser(bundle_dir, config_file)
-    overrides, names = {}, []
-    for key, value in parser.get().items():
-        match = _DEMO_PATH.search(value) if isinstance(value, str) else None
-        if match:
-            overrides[key] = str(Path(demo_root) / match.group(1))
-            names += [match.group(1)] * (match.group(1) not in names)
+    config = parser.get()
+    overrides = {"demo_dir": str(demo_root)} if "demo_dir" in config else {}
+    names: list[str] = []
+
+    def walk(key: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{key}#{k}", v)
+        elif isinstance(value, str):
+            match = _DEMO_PATH.search(value)
+            if match:
+                if "#" not in key:
+                    overrides[key] = str(Path(demo_root) / match.group(1))
+                names.extend([match.group(1)] * (match.group(1) not in names))
+
+    for key, value in config.items():
+        walk(key, value)
     return overrides, names
 
 

@@ -148,6 +148,15 @@ def test_demo_overrides_rewrite_demo_paths(tmp_path):
     assert names == ["nih", "openi"]
 
 
+def test_demo_overrides_move_demo_dir_and_its_nested_defaults(tmp_path):
+    inference = _inference(demo_dir="$@bundle_root + '/demo_data'", dataset_dir="$@demo_dir + '/mimic_cxr_lt'",
+                           box_sources={"nih": "$@demo_dir + '/nih'", "vindr": "$@demo_dir+\"/vindr\""})  # fmt: skip
+    bundle = _bundle(tmp_path, inference=inference)
+    overrides, names = zoo.demo_overrides(bundle, "configs/inference.json", "/srv/demo_root")
+    assert overrides == {"demo_dir": "/srv/demo_root", "dataset_dir": "/srv/demo_root/mimic_cxr_lt"}
+    assert names == ["mimic_cxr_lt", "nih", "vindr"]
+
+
 def test_properties_report_undefined_and_wrong_ids(tmp_path):
     report = zoo.check_properties(_bundle(tmp_path / "ok"), "infer", "configs/inference.json")
     assert report.ok, report.describe()

@@ -81,7 +81,8 @@ def test_a_new_training_run_refuses_the_checkpoints_of_an_earlier_one(bundle, tm
     ckpt.mkdir()
     for name in ("model.pt", "last.pt"):
         (ckpt / name).write_bytes(b"an earlier run")
-    common = {"ckpt_dir": str(ckpt), "output_dir": str(tmp_path / "eval"), **SMALL}
+    # an existing dataset_dir (the data check comes first; nothing reads it before the checkpoint check refuses)
+    common = {"ckpt_dir": str(ckpt), "output_dir": str(tmp_path / "eval"), "dataset_dir": str(tmp_path), **SMALL}
     workflow = bundle_workflow(bundle, ["configs/train.json", "configs/demo.json"], "train", **common)
     with pytest.raises(Exception) as info:
         workflow.initialize()

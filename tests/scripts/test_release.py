@@ -35,17 +35,6 @@ def _sha1(path: Path) -> str:
     return hashlib.sha1(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def released(tmp_path_factory):
-    """The release of today's tree (wheel included) into a temporary folder, with a copy of the release record."""
-    tmp = tmp_path_factory.mktemp("release")
-    record = tmp / "releases.json"
-    shutil.copy(BUNDLES / "releases.json", record)
-    out = tmp / "out"
-    entries = release(out, out.as_uri(), releases_path=record)
-    return out, entries, record
-
-
 def test_every_bundle_zip_matches_model_info(released):
     out, entries, _ = released
     info = json.loads((out / "model_info.json").read_text())

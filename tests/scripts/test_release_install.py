@@ -30,8 +30,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scripts.release import release
-
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
@@ -85,13 +83,10 @@ def _sha1(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def zoo(tmp_path_factory):
-    """The release and a virtual environment with the wheel installed (the project's site-packages behind it)."""
+def zoo(released, tmp_path_factory):
+    """The release and a virtual environment with its wheel installed (the project's site-packages behind it)."""
+    out, info, _ = released
     root = tmp_path_factory.mktemp("zoo")
-    out = root / "release"
-    releases = root / "releases.json"
-    shutil.copy(REPO / "bundles" / "releases.json", releases)
-    info = release(out, out.as_uri(), releases_path=releases)
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     purelib = "import sysconfig; print(sysconfig.get_path('purelib'))"

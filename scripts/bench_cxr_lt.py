@@ -21,17 +21,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import monai
-import torch
-
 from scripts.bench import cxr_lt_report, cxr_lt_study
+from scripts.bench.results_io import run_environment
 
 __all__ = ["main", "build_parser"]
 
@@ -70,11 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         out_dir.mkdir(parents=True, exist_ok=True)
     if args.interpretation is not None:
         results["interpretation"] = " ".join(Path(args.interpretation).read_text(encoding="utf-8").split())
-    results["environment"] = {
-        "platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
-        "monai": monai.__version__, "command": " ".join(["scripts/bench_cxr_lt.py", *(argv or sys.argv[1:])]),
-        "wall_s": time.perf_counter() - start,
-    }  # fmt: skip
+    results["environment"] = run_environment(argv, time.perf_counter() - start, script="scripts/bench_cxr_lt.py")
     paths = cxr_lt_report.write_results(results, out_dir)
     sys.stdout.write(paths["table"].read_text(encoding="utf-8"))
     sys.stdout.write(f"\nwrote {', '.join(str(p) for p in paths.values())}\n")

@@ -22,14 +22,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import monai
 import torch
 
 from scripts.bench.dadam_throughput import dadam_throughput_benchmark, dadam_throughput_table
@@ -42,7 +39,7 @@ from scripts.bench.fpsm_step import (
     fpsm_step_setting,
     fpsm_step_table,
 )
-from scripts.bench.results_io import write_json
+from scripts.bench.results_io import run_environment, write_json
 
 __all__ = ["main", "build_parser", "RESULT_FILES", "ratio_lines"]
 
@@ -83,19 +80,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--throughput-repeats", type=int, default=5)
     p.add_argument("--work-dir", default=None, help="where the throughput data are written; default a temporary folder")
     return p
-
-
-def _environment(args: argparse.Namespace, argv: list[str] | None, start: float) -> dict:
-    return {
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "monai": monai.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "device": args.device,
-        "command": " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])]),
-        "wall_s": time.perf_counter() - start,
-    }
 
 
 def results_table(results: dict) -> str:
@@ -161,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         if "train" in args.modes:
             res["flops"] = fpsm_step_flops(setting, variants, batch_size=1, seed=args.seed, device=args.device)
         results["step_time"][name] = res
-        results["environment"] = _environment(args, argv, start)
+        results["environment"] = run_environment(argv, time.perf_counter() - start, device=args.device)
         write_json(results, out_dir / RESULT_FILES["json"])  # keep the first network if a later one fails
         sys.stdout.write("\n".join(ratio_lines({"step_time": {name: res}})) + "\n")
         sys.stdout.flush()
@@ -173,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                 clock=time.process_time if use_process else time.perf_counter,
             )  # fmt: skip
         sys.stdout.write("\n".join(ratio_lines({"step_time": {}, **results})[-1:]) + "\n")
-    results["environment"] = _environment(args, argv, start)
+    results["environment"] = run_environment(argv, time.perf_counter() - start, device=args.device)
     write_json(results, out_dir / RESULT_FILES["json"])
     table = results_table(results) + "\n" + "\n".join(f"- {line}" for line in ratio_lines(results)) + "\n"
     (out_dir / RESULT_FILES["table"]).write_text(table, encoding="utf-8")

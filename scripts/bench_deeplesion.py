@@ -19,17 +19,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import monai
-import torch
-
 from scripts.bench import deeplesion_report, deeplesion_study
+from scripts.bench.results_io import run_environment
 
 __all__ = ["main", "build_parser"]
 
@@ -80,11 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             results["study"] = deeplesion_study.run_study(args.work_dir or tmp, plan, workers=args.workers)
     if args.interpretation is not None:
         results["interpretation"] = " ".join(Path(args.interpretation).read_text(encoding="utf-8").split())
-    results["environment"] = {
-        "platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
-        "monai": monai.__version__, "command": " ".join(["scripts/bench_deeplesion.py", *(argv or sys.argv[1:])]),
-        "wall_s": time.perf_counter() - start,
-    }  # fmt: skip
+    results["environment"] = run_environment(argv, time.perf_counter() - start, script="scripts/bench_deeplesion.py")
     paths = deeplesion_report.write_results(results, args.out)
     sys.stdout.write(paths["table"].read_text(encoding="utf-8"))
     sys.stdout.write(f"\nwrote {', '.join(str(p) for p in paths.values())}\n")

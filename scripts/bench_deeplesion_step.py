@@ -19,20 +19,17 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import monai
 import torch
 
 from monai_ext.demo.deeplesion import write_deeplesion_demo
 from scripts.bench.bundles import DEMO_TRAIN
 from scripts.bench.deeplesion_step import DEEPLESION_BUNDLE, VARIANTS, epoch_time_benchmark, results_table
-from scripts.bench.results_io import write_json
+from scripts.bench.results_io import run_environment, write_json
 
 __all__ = ["main", "build_parser", "RESULT_FILES", "DEMO_CONTRAST"]
 
@@ -67,20 +64,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _environment(argv: list[str] | None, start: float) -> dict:
-    return {
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "monai": monai.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
-        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "command": " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])]),
-        "wall_s": time.perf_counter() - start,
-    }
-
-
 def _image_size(bundle_dir: str) -> int:
     from monai.bundle import ConfigParser
 
@@ -113,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
     result["settings"]["demo"] = {"size": args.data_size, "seed": args.data_seed, "image_size": image_size,
                                   "lesion_contrast": DEMO_CONTRAST, "key_images": demo["key_images"]}  # fmt: skip
-    result["environment"] = _environment(argv, start)
+    result["environment"] = run_environment(argv, time.perf_counter() - start)
     out_dir = Path(args.out)
     write_json(result, out_dir / RESULT_FILES["json"])
     env = result["environment"]

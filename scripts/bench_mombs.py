@@ -22,20 +22,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import monai
 import torch
 
 from monai_ext.demo.covid_ct import write_covid_medseg_demo
 from scripts.bench import mombs_report, mombs_step, mombs_study
 from scripts.bench.mombs_bundle import BUNDLE_DIR
-from scripts.bench.results_io import write_json
+from scripts.bench.results_io import run_environment, write_json
 
 __all__ = ["main", "build_parser", "PARTS"]
 
@@ -88,19 +85,6 @@ def build_parser() -> argparse.ArgumentParser:
                    "and merge them into the earlier study.json in --out (same plan otherwise), e.g. a new "
                    "arm")  # fmt: skip
     return p
-
-
-def _environment(argv: list[str] | None, wall: dict[str, float]) -> dict:
-    return {
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "monai": monai.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
-        "command": " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])]),
-        "wall_s": wall,
-    }
 
 
 def _nan_for_null(value):
@@ -189,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger("scripts.bench").info(
                 f"epoch time ratio MoMBS / random: {results['timing']['ratio']:.3f}"
             )
-            mombs_report.write_results(out_dir, timing=results["timing"], environment=_environment(argv, wall))
+            mombs_report.write_results(out_dir, timing=results["timing"], environment=run_environment(argv, wall))
         if "study" in args.parts:
             start = time.perf_counter()
             results["study"] = mombs_study.run_study(work / "study", plan, workers=args.workers)
@@ -200,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                 results["study"] = mombs_study.merge_studies(_earlier_study(out_dir), results["study"])
                 added.unlink()
                 wall["study"] = results["study"]["wall_s"]
-    environment = _environment(argv, wall)
+    environment = run_environment(argv, wall)
     if "timing" in args.parts or "study" in args.parts:
         wall["total"] = sum(v for k, v in wall.items() if k in PARTS)
     paths = mombs_report.write_results(

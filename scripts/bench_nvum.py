@@ -22,18 +22,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import monai
 import torch
 
 from scripts.bench import nvum_report, nvum_step, nvum_study
 from scripts.bench.nvum_bundle import BUNDLE_DIR, bundle_network
+from scripts.bench.results_io import run_environment
 
 __all__ = ["main", "build_parser"]
 
@@ -66,19 +64,6 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--epochs", type=int, default=None, help="override the plan's epochs")
     g.add_argument("--workers", type=int, default=None, help="parallel runs; default the plan's (2)")
     return p
-
-
-def _environment(args: argparse.Namespace, argv: list[str] | None, start: float) -> dict:
-    return {
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "monai": monai.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "device": args.device,
-        "command": " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])]),
-        "wall_s": time.perf_counter() - start,
-    }
 
 
 def _kept_parts(out_dir: Path, parts: list[str]) -> dict:
@@ -118,7 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         results["step_time"]["network"] = "the bundle's DenseNet121 (MONAI, 14 outputs, not pretrained)"
         logging.getLogger("scripts.bench").info(f"step time: {json.dumps(results['step_time']['ratio_to_bce'])}")
-        results["environment"] = {**results.get("environment", {}), **_environment(args, argv, start)}
+        results["environment"] = {
+            **results.get("environment", {}),
+            **run_environment(argv, time.perf_counter() - start, device=args.device),
+        }
         nvum_report.write_results(results, out_dir)  # keep the step times if a later part fails
     if "efficacy" in args.parts:
         plan = nvum_study.with_plan_overrides(
@@ -127,7 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         arms = args.arms or [a.value for a in nvum_study.Arm]
         with tempfile.TemporaryDirectory(prefix="nvum_study_") as tmp:
             results["study"] = nvum_study.run_study(args.work_dir or tmp, plan, arms, workers=args.workers)
-    results["environment"] = {**results.get("environment", {}), **_environment(args, argv, start)}
+    results["environment"] = {
+        **results.get("environment", {}),
+        **run_environment(argv, time.perf_counter() - start, device=args.device),
+    }
     paths = nvum_report.write_results(results, out_dir)
     sys.stdout.write(paths["table"].read_text(encoding="utf-8"))
     sys.stdout.write(f"\nwrote {', '.join(str(p) for p in paths.values())}\n")

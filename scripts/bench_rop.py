@@ -20,17 +20,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import monai
-import torch
-
 from scripts.bench import rop_report, rop_study
+from scripts.bench.results_io import run_environment
 
 __all__ = ["main", "build_parser"]
 
@@ -68,11 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         rop_report.plot_validation_curves(results["study"], args.work_dir or tmp, out_dir / "rop_val_curves.png")
     if args.interpretation is not None:
         results["interpretation"] = " ".join(Path(args.interpretation).read_text(encoding="utf-8").split())
-    results["environment"] = {
-        "platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
-        "monai": monai.__version__, "command": " ".join(["scripts/bench_rop.py", *(argv or sys.argv[1:])]),
-        "wall_s": time.perf_counter() - start,
-    }  # fmt: skip
+    results["environment"] = run_environment(argv, time.perf_counter() - start, script="scripts/bench_rop.py")
     paths = rop_report.write_results(results, out_dir)
     sys.stdout.write(paths["table"].read_text(encoding="utf-8"))
     sys.stdout.write(f"\nwrote {', '.join(str(p) for p in paths.values())}\n")

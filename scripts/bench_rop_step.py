@@ -18,18 +18,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 
-import monai
 import torch
 
 from scripts.bench.bundles import ROP_BUNDLE
 from scripts.bench.meta_step import build_network, meta_step_benchmark, rop_step_setting, step_table
-from scripts.bench.results_io import write_json
+from scripts.bench.results_io import run_environment, write_json
 
 __all__ = ["main", "build_parser", "RESULT_FILES"]
 
@@ -58,19 +55,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle-dir", default=str(ROP_BUNDLE), help="the rop_meta_softlabel_classification folder")
     p.add_argument("--seed", type=int, default=0)
     return p
-
-
-def _environment(args: argparse.Namespace, argv: list[str] | None, start: float) -> dict:
-    return {
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "monai": monai.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "device": args.device,
-        "command": " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])]),
-        "wall_s": time.perf_counter() - start,
-    }
 
 
 def results_table(results: dict) -> str:
@@ -116,11 +100,11 @@ def main(argv: list[str] | None = None) -> int:
         res["network"] = name
         res["network_def"] = setting["network_def"]
         results["step_time"][name] = res
-        results["environment"] = _environment(args, argv, start)
+        results["environment"] = run_environment(argv, time.perf_counter() - start, device=args.device)
         write_json(results, out_dir / RESULT_FILES["json"])  # keep the first network if a later one fails
         sys.stdout.write(ratio_lines({"step_time": {name: res}})[0] + "\n")
         sys.stdout.flush()
-    results["environment"] = _environment(args, argv, start)
+    results["environment"] = run_environment(argv, time.perf_counter() - start, device=args.device)
     write_json(results, out_dir / RESULT_FILES["json"])
     table = results_table(results) + "\n" + "\n".join(f"- {line}" for line in ratio_lines(results)) + "\n"
     (out_dir / RESULT_FILES["table"]).write_text(table, encoding="utf-8")

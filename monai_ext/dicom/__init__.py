@@ -20,7 +20,7 @@ from monai_ext.dicom.seg_writer import (
     write_case_seg,
     write_segmentation_segs,
 )
-from monai_ext.dicom.sources import is_dicom_source, read_source_instances, slice_normal_positions
+from monai_ext.dicom.sources import is_dicom_source, read_source_instances, slice_normal_positions, was_dicom_input
 from monai_ext.dicom.sr import SRSummary
 from monai_ext.dicom.sr_classification import (
     build_classification_sr,
@@ -31,6 +31,7 @@ from monai_ext.dicom.sr_detection import box_polyline, build_detection_sr, read_
 
 __all__ = [
     "is_dicom_source",
+    "was_dicom_input",
     "read_source_instances",
     "slice_normal_positions",
     "SEG_SUFFIX",

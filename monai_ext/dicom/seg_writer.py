@@ -33,10 +33,9 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 
-from monai_ext.data.inference.filetypes import NIFTI_SUFFIXES
 from monai_ext.dicom.seg import build_segmentation, check_mask_fits_series
 from monai_ext.dicom.seg_volumes import build_volume_report, class_volumes_ml
-from monai_ext.dicom.sources import is_dicom_source, read_source_instances
+from monai_ext.dicom.sources import read_source_instances, was_dicom_input
 from monai_ext.handlers.prediction_writer import publish_file
 
 __all__ = ["SEG_SUFFIX", "VOLUMES_SR_SUFFIX", "SegWriteSummary", "write_case_seg", "write_segmentation_segs"]
@@ -223,7 +222,7 @@ def write_segmentation_segs(
         if not source:
             report(f"case '{case_id}': sidecar '{sidecar}' names no source 'image'; no DICOM SEG.")
             continue
-        if source.lower().endswith(NIFTI_SUFFIXES) or (Path(source).exists() and not is_dicom_source(source)):
+        if not was_dicom_input(source):
             summary.not_dicom.append(case_id)
             continue
         try:

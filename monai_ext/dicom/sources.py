@@ -22,7 +22,9 @@ from pydicom.dataset import Dataset
 
 from monai_ext.data.inference.filetypes import is_dicom_file
 
-__all__ = ["is_dicom_source", "read_source_instances", "slice_normal_positions"]
+__all__ = ["is_dicom_source", "was_dicom_input", "read_source_instances", "slice_normal_positions"]
+
+_DICOM_SUFFIXES = {".dcm", ".dicom", ""}
 
 _MAX_NAMED = 5
 
@@ -35,6 +37,18 @@ def is_dicom_source(path: str | os.PathLike) -> bool:
     if p.is_dir():
         return any(f.is_file() and not f.name.startswith(".") and is_dicom_file(f) for f in p.iterdir())
     return False
+
+
+def was_dicom_input(image: str | os.PathLike) -> bool:
+    """Whether a case's recorded input (``"image"`` of its per-case result) is DICOM: a DICOM file or a folder of
+    DICOM files; when the path is gone, judged by its name (suffix ``.dcm``, ``.dicom`` or none: a series folder or a
+    DICOM without suffix), so that a DICOM result whose source disappeared is reported rather than skipped."""
+    path = Path(image)
+    if not str(image):
+        return False
+    if path.exists():
+        return is_dicom_source(path)
+    return path.suffix.lower() in _DICOM_SUFFIXES
 
 
 def slice_normal_positions(instances: list[Dataset]) -> np.ndarray:

@@ -34,12 +34,12 @@ import highdicom as hd
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
-from monai_ext.data.inference.filetypes import is_dicom_file
 from monai_ext.dicom.identity import (
     device_observation_context,
     local_coding_scheme,
     new_object_attributes,
 )
+from monai_ext.dicom.sources import was_dicom_input
 from monai_ext.handlers.prediction_writer import publish_file
 
 __all__ = [
@@ -58,8 +58,6 @@ SR_SERIES_NUMBER = 9001
 """``SeriesNumber`` of a report (a new series per report, in the source's study)."""
 
 _PROCEDURES = {"CT": codes.SCT.ComputedTomography, "CR": codes.SCT.PlainRadiography, "DX": codes.SCT.PlainRadiography}
-
-_DICOM_SUFFIXES = {".dcm", ".dicom", ""}
 
 _REQUIRED_SOURCE_KEYS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
 
@@ -139,17 +137,6 @@ class SRSummary:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def _looks_dicom(image: str) -> bool:
-    """Whether a case's input is (or, when it is gone, was by its name) DICOM: a DICOM file or series folder; a
-    missing path counts when its suffix is ``.dcm``, ``.dicom`` or none (a series folder, a DICOM without suffix)."""
-    from monai_ext.dicom.sources import is_dicom_source
-
-    path = Path(image)
-    if path.exists():
-        return is_dicom_source(path) if path.is_dir() else is_dicom_file(path)
-    return bool(image) and path.suffix.lower() in _DICOM_SUFFIXES
-
-
 def write_missing_srs(
     results: Iterable[Path],
     sr_path: Callable[[Path], Path],
@@ -183,7 +170,7 @@ def write_missing_srs(
         if not (isinstance(record, dict) and all(k in record for k in required)):
             continue
         case, image = str(record["case_id"]), str(record.get("image", ""))
-        if not _looks_dicom(image):
+        if not was_dicom_input(image):
             summary.not_dicom.append(case)
             continue
         target = sr_path(path)

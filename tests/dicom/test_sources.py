@@ -46,3 +46,16 @@ def test_single_file_and_errors(tmp_path, rg1_unci_path):
         f.rename(tmp_path / "two" / f"b_{f.name}")
     with pytest.raises(ValueError, match="2 series"):
         read_source_instances(tmp_path / "two")
+
+
+def test_was_dicom_input_by_content_and_by_name_when_gone(tmp_path, rg1_unci_path):
+    from monai_ext.dicom import was_dicom_input
+
+    write_ct_dicom_series(np.zeros((4, 4, 2), np.float32), (1, 1, 1), tmp_path / "series")
+    (tmp_path / "x.png").write_bytes(b"png")
+    assert was_dicom_input(rg1_unci_path) and was_dicom_input(tmp_path / "series")
+    assert not was_dicom_input(tmp_path / "x.png") and not was_dicom_input(tmp_path)  # no DICOM file directly in it
+    # gone: judged by the name, so a vanished DICOM source is reported, not skipped
+    assert was_dicom_input(tmp_path / "gone.dcm") and was_dicom_input(tmp_path / "gone_series")
+    assert not was_dicom_input(tmp_path / "gone.nii.gz") and not was_dicom_input(tmp_path / "gone.png")
+    assert not was_dicom_input("")
